@@ -1,0 +1,3 @@
+from fatsr.cli import main
+
+raise SystemExit(main())

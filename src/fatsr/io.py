@@ -1,0 +1,132 @@
+"""One path for writing files: everything fatsr writes goes through :func:`atomic_write`,
+so an interrupted run never leaves a half-written file and nothing of the user's is
+overwritten unless they asked for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fatsr.errors import FatsrError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    Raises :class:`FatsrError` if ``path`` exists and ``overwrite`` is false, or if its
+    folder cannot be written.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FatsrError(f"{path} exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise FatsrError(f"{path} is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=folder)
+    except OSError as exc:
+        raise FatsrError(f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an HWC array: uint8 or uint16, with 1, 3 or 4 channels.
+
+    Pillow decodes (and reports truncated or foreign files clearly) but reduces 16-bit
+    colour to 8 bits, so those files are decoded by OpenCV instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FatsrError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            sixteen_bit_colour = im.mode in ("RGB", "RGBA") and any("16" in str(t.args) for t in im.tile)
+            im.load()
+            array = _pil_to_array(im)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise FatsrError(f"{path}: not a readable image ({exc}); give a PNG, JPEG or TIFF file") from None
+    if sixteen_bit_colour:
+        array = _read_with_opencv(path)
+    return array
+
+
+def _read_with_opencv(path: Path) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8)
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise FatsrError(f"{path}: not a readable image; give a PNG, JPEG or TIFF file")
+    if array.ndim == 2:
+        return array[:, :, None]
+    order = [2, 1, 0, 3][: array.shape[2]]  # OpenCV stores BGR(A)
+    return np.ascontiguousarray(array[:, :, order])
+
+
+def _pil_to_array(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(im)
+        if array.dtype != np.uint16:
+            if array.min() < 0 or array.max() > 65535:
+                raise FatsrError(f"{im.mode} image with values outside 0..65535 is not supported")
+            array = array.astype(np.uint16)
+    elif im.mode in ("L", "RGB", "RGBA"):
+        array = np.asarray(im)
+    elif im.mode in ("LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        array = np.asarray(im.convert("RGBA"))
+    elif im.mode == "1":
+        array = np.asarray(im.convert("L"))
+    else:
+        array = np.asarray(im.convert("RGB"))
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array)
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False) -> None:
+    """Write an HWC uint8/uint16 array (1, 3 or 4 channels) atomically; format from the suffix.
+
+    16-bit colour goes through OpenCV (Pillow cannot encode it); everything else through Pillow.
+    """
+    path = Path(path)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"write_image needs uint8 or uint16, got {array.dtype}")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise FatsrError(f"{path}: unknown image suffix; use .png, .jpg or .tif")
+    channels = array.shape[2]
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        if array.dtype == np.uint16 and channels > 1:
+            import cv2
+
+            if fmt not in ("PNG", "TIFF"):
+                raise FatsrError(f"{path}: 16-bit colour can be written as PNG or TIFF only")
+            order = [2, 1, 0, 3][:channels]
+            ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(array[:, :, order]))
+            if not ok:
+                raise FatsrError(f"{path}: could not encode the image")
+            tmp.write_bytes(encoded.tobytes())
+        elif array.dtype == np.uint16:
+            Image.fromarray(np.ascontiguousarray(array[:, :, 0])).save(tmp, format=fmt)
+        else:
+            Image.fromarray(array[:, :, 0] if channels == 1 else array).save(tmp, format=fmt)

@@ -1,0 +1,413 @@
+"""FAT: Frequency-Aware Transformer for remote-sensing super-resolution (IEEE TGRS 2025).
+
+Written from the specification in ``docs/fat-architecture.md``; it computes the published
+numbers and keeps the published parameter names, so a published state dict loads after the
+keys the published forward never touches are dropped (:func:`from_official_state_dict`).
+Only modules the forward pass uses exist here (10.23 M parameters at the published size,
+against 19.59 M in the published class).
+
+Blocks first, then the model, then the checkpoint filter. Shapes: B batch, D channels,
+H x W spatial size, L tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fatsr.errors import FatsrError
+
+CHUNK_SIZE = 144  # LSH attention chunk (tokens); the Fourier grid must hold at least this many
+MAX_BUCKETS = 64
+
+
+class ChannelAttention(nn.Module):
+    """ECA-style gate: global average pool, 1-D conv across channels, sigmoid."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        k = int(abs((math.log2(channels) + 1) / 2))
+        k = k if k % 2 else k + 1
+        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W)
+        y = x.mean(dim=(2, 3)).unsqueeze(1)  # (B, 1, C)
+        y = torch.sigmoid(self.conv(y)).transpose(1, 2).unsqueeze(-1)  # (B, C, 1, 1)
+        return x * y
+
+
+class SpatialAttention(nn.Module):
+    """Gate from the channel-mean and channel-max maps through a 3x3 conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 1, 3, padding=1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W)
+        y = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv1(y))
+
+
+class UAFB(nn.Module):
+    """U-shaped attention fusion block: full-resolution and half-resolution branches."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.down_conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.up_conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.up_transpose = nn.ConvTranspose2d(dim, dim, 2, stride=2)
+        self.sa1 = SpatialAttention()
+        self.sa2 = SpatialAttention()
+        self.ca1 = ChannelAttention(dim)  # built for D channels, applied to 2D (as published)
+        self.end_conv = nn.Conv2d(2 * dim, dim, 3, padding=1)
+
+    def forward(self, h0: Tensor) -> Tensor:  # (B, D, H, W), H and W even
+        a = F.leaky_relu(self.down_conv(h0), 0.2)
+        b = F.leaky_relu(self.up_conv(F.max_pool2d(a, 2)), 0.2)  # (B, D, H/2, W/2)
+        u = self.up_transpose(self.sa1(b))
+        c = self.ca1(torch.cat([u, self.sa2(a)], dim=1))  # (B, 2D, H, W)
+        return self.end_conv(c) + h0
+
+
+class SparseAttention(nn.Module):
+    """LSH attention over tokens (Reformer-style): hash with random rotations, sort, attend
+    within 144-token chunks and their two neighbours, combine hash rounds by log-sum-exp."""
+
+    def __init__(self, channels: int, n_hashes: int, reduction: int = 4) -> None:
+        super().__init__()
+        self.n_hashes = n_hashes
+        self.conv_match = nn.Sequential(nn.Conv2d(channels, channels // reduction, 3, padding=1))
+        self.conv_assembly = nn.Sequential(nn.Conv2d(channels, channels, 1))
+        self.generator: torch.Generator | None = None  # None: global RNG, as published
+
+    def rotations(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """Random rotations for hashing; drawn from ``self.generator`` when one is set."""
+        if self.generator is None:
+            return torch.randn(shape, dtype=like.dtype, device=like.device)
+        rot = torch.randn(shape, generator=self.generator, dtype=torch.float32, device=self.generator.device)
+        return rot.to(device=like.device, dtype=like.dtype)
+
+    def hash_codes(self, xe: Tensor, n_buckets: int) -> Tensor:  # (N, L, Cm) -> (N, h*L)
+        n, length, cm = xe.shape
+        rot = self.rotations((1, cm, self.n_hashes, n_buckets // 2), xe)[0]  # (Cm, h, nb/2)
+        proj = torch.einsum("ntf,fhi->nhti", xe, rot)  # (N, h, L, nb/2)
+        codes = torch.cat([proj, -proj], dim=-1).argmax(dim=-1)  # (N, h, L)
+        offsets = torch.arange(self.n_hashes, device=xe.device).view(1, -1, 1) * n_buckets
+        return (codes + offsets).reshape(n, self.n_hashes * length)
+
+    def forward(self, u: Tensor) -> Tensor:  # (N, C, H, Wf)
+        n, c, height, width = u.shape
+        length = height * width
+        h = self.n_hashes
+        xe = self.conv_match(u).flatten(2).transpose(1, 2)  # (N, L, C/r)
+        ye = self.conv_assembly(u).flatten(2).transpose(1, 2)  # (N, L, C)
+        q = length // CHUNK_SIZE
+        n_buckets = min(q + q % 2, MAX_BUCKETS)
+        if n_buckets == 0:
+            raise ValueError(f"Fourier grid {height}x{width} has {length} < {CHUNK_SIZE} tokens")
+
+        with torch.no_grad():
+            codes = self.hash_codes(xe, n_buckets)
+            order = codes.sort(dim=-1).indices  # default (non-stable) sort, as published
+            undo = order.argsort(dim=-1)
+            token = order % length
+        xs = xe.gather(1, token.unsqueeze(-1).expand(-1, -1, xe.shape[-1])).view(n, h, length, -1)
+        ys = ye.gather(1, token.unsqueeze(-1).expand(-1, -1, c)).view(n, h, length, c)
+
+        pad = (-length) % CHUNK_SIZE
+        if pad:  # each round is padded with a copy of its own last sorted tokens
+            xs = torch.cat([xs, xs[:, :, -pad:]], dim=2)
+            ys = torch.cat([ys, ys[:, :, -pad:]], dim=2)
+        n_chunks = (length + pad) // CHUNK_SIZE
+        xs = xs.view(n, h, n_chunks, CHUNK_SIZE, -1)
+        ys = ys.view(n, h, n_chunks, CHUNK_SIZE, c)
+
+        keys = F.normalize(xs, p=2, dim=-1, eps=5e-5)
+        keys = torch.cat([keys, keys.roll(1, dims=2), keys.roll(-1, dims=2)], dim=3)  # (.., 3K, Cm)
+        values = torch.cat([ys, ys.roll(1, dims=2), ys.roll(-1, dims=2)], dim=3)  # (.., 3K, C)
+        scores = xs @ keys.transpose(-1, -2)  # (N, h, nc, K, 3K); queries are not normalised
+        lse = scores.logsumexp(dim=-1, keepdim=True)
+        out = torch.exp(scores - lse) @ values  # (N, h, nc, K, C)
+
+        out = out.view(n, h, -1, c)[:, :, :length].reshape(n, h * length, c)
+        lse = lse.view(n, h, -1)[:, :, :length].reshape(n, h * length)
+        out = out.gather(1, undo.unsqueeze(-1).expand(-1, -1, c)).view(n, h, length, c)
+        weights = lse.gather(1, undo).view(n, h, length, 1).softmax(dim=1)
+        out = (out * weights).sum(dim=1)  # (N, L, C)
+        return out.transpose(1, 2).reshape(n, c, height, width) + u
+
+
+class FourierSparseSelfAttention(nn.Module):
+    """LSH attention over the bins of the 2-D real FFT (real and imaginary parts interleaved)."""
+
+    def __init__(self, dim: int, n_hashes: int) -> None:
+        super().__init__()
+        self.sparse_attention = SparseAttention(2 * dim, n_hashes)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, D, H, W)
+        b, d, height, width = x.shape
+        with torch.autocast(x.device.type, enabled=False):  # FFT and LSH stay in float32
+            z = torch.fft.rfft2(x.float(), norm="ortho")  # (B, D, H, Wf)
+            u = torch.view_as_real(z).permute(0, 1, 4, 2, 3).reshape(b, 2 * d, height, -1)
+            u = self.sparse_attention(u)  # channel 2c = real, 2c+1 = imaginary
+            z = torch.view_as_complex(u.view(b, d, 2, height, -1).permute(0, 1, 3, 4, 2).contiguous())
+            y = torch.fft.irfft2(z, s=(height, width), norm="ortho")
+        return y.to(x.dtype)
+
+
+def relative_position_index(window: int) -> Tensor:
+    """(w^2, w^2) index into the (2w-1)^2 bias table for each query/key pair of a window."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # (2, N, N)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows with relative position bias."""
+
+    def __init__(self, dim: int, window: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B', N=w^2, D)
+        bw, n, d = x.shape
+        qkv = self.qkv(x).view(bw, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(n, n, -1).permute(2, 0, 1).to(x.dtype)  # (heads, N, N)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias, scale=self.scale)
+        return self.proj(out.transpose(1, 2).reshape(bw, n, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SwinLayer(nn.Module):
+    """Window attention + MLP (no shift: the published model never shifts). With ``fusion``
+    (the "MAT" layer) a Fourier sparse attention branch is added; as published, it reads the
+    un-normalised token buffer (B, L, D) as if it were a (B, D, H, W) image and back."""
+
+    def __init__(self, dim: int, num_heads: int, window: int, mlp_ratio: float, fusion: bool = False) -> None:
+        super().__init__()
+        self.window = window
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.FSSA = FourierSparseSelfAttention(dim, n_hashes=2) if fusion else None
+
+    def forward(self, t: Tensor, height: int, width: int) -> Tensor:  # (B, L, D), L = H*W
+        b, length, d = t.shape
+        w = self.window
+        y = self.norm1(t).view(b, height // w, w, width // w, w, d)
+        y = y.permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, d)  # windows, row-major
+        y = self.attn(y).view(b, height // w, width // w, w, w, d)
+        y = y.permute(0, 1, 3, 2, 4, 5).reshape(b, length, d)
+        if self.FSSA is not None:
+            y = y + self.FSSA(t.reshape(b, d, height, width)).reshape(b, length, d)
+        t = t + y
+        return t + self.mlp(self.norm2(t))
+
+
+class SRTBlock(nn.Module):
+    """Swin layers, one fusion (MAT) layer with twice the window, a conv, a Fourier attention."""
+
+    def __init__(self, dim: int, num_layers: int, num_heads: int, window: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.STL = nn.ModuleList(SwinLayer(dim, num_heads, window, mlp_ratio) for _ in range(num_layers))
+        self.MAT = SwinLayer(dim, num_heads, 2 * window, mlp_ratio, fusion=True)
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.fssa = FourierSparseSelfAttention(dim, n_hashes=4)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, D, H, W)
+        b, d, height, width = x.shape
+        t = x.flatten(2).transpose(1, 2)  # (B, L, D)
+        for layer in self.STL:
+            t = layer(t, height, width)
+        t = self.MAT(t, height, width)
+        return self.fssa(self.conv(t.transpose(1, 2).reshape(b, d, height, width)))
+
+
+class Upsample(nn.Module):
+    """Pixel-shuffle upsampler: x4 two stages, x3 one, x2 with a LeakyReLU (as published)."""
+
+    def __init__(self, scale: int, dim: int, out_channels: int) -> None:
+        super().__init__()
+        if scale == 4:
+            layers = [nn.Conv2d(dim, 4 * dim, 3, padding=1), nn.PixelShuffle(2)]
+            layers += [nn.Conv2d(dim, 4 * dim, 3, padding=1), nn.PixelShuffle(2)]
+        elif scale == 3:
+            layers = [nn.Conv2d(dim, 9 * dim, 3, padding=1), nn.PixelShuffle(3)]
+        elif scale == 2:
+            layers = [nn.Conv2d(dim, dim, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(dim, 4 * dim, 3, padding=1), nn.PixelShuffle(2)]
+        else:
+            raise FatsrError(f"scale {scale} is not supported; FAT upsamples x2, x3 or x4")
+        self.upsample = nn.Sequential(*layers)
+        self.conv_last = nn.Conv2d(dim, out_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, D, H, W) -> (B, out, sH, sW)
+        return self.conv_last(self.upsample(x))
+
+
+class FAT(nn.Module):
+    """Frequency-Aware Transformer. Input and output in [-1, 1] (mean 0.5 / std 0.5 of [0, 1]).
+
+    H and W must be multiples of :attr:`size_multiple` and give at least 144 Fourier tokens
+    (H * (W // 2 + 1)); :class:`fatsr.models.wrapper.SRModel` pads any input to that.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        dim: int = 128,
+        num_blocks: int = 6,
+        num_layers: int = 3,
+        num_heads: int = 8,
+        window_size: int | Sequence[int] = 6,
+        mlp_ratio: float = 4.0,
+        scale: int = 4,
+    ) -> None:
+        super().__init__()
+        windows = [window_size] * num_blocks if isinstance(window_size, int) else list(window_size)
+        if len(windows) != num_blocks:
+            raise ValueError(f"{len(windows)} window sizes for {num_blocks} blocks")
+        if dim % num_heads or dim % 2:
+            raise ValueError(f"dim {dim} must be even and divisible by num_heads {num_heads}")
+        self.config = dict(
+            in_channels=in_channels, out_channels=out_channels, dim=dim, num_blocks=num_blocks,
+            num_layers=num_layers, num_heads=num_heads,
+            window_size=windows[0] if len(set(windows)) == 1 else windows, mlp_ratio=mlp_ratio, scale=scale,
+        )
+        self.scale = scale
+        self.size_multiple = math.lcm(2, *(2 * w for w in windows))
+        self.conv0 = nn.Conv2d(in_channels, in_channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, dim, 1)
+        self.uafb = UAFB(dim)
+        self.SRTB_list = nn.ModuleList(SRTBlock(dim, num_layers, num_heads, w, mlp_ratio) for w in windows)
+        self.conv4 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.upsample = Upsample(scale, dim, out_channels)
+        for module in self.modules():  # the published init of Linear / LayerNorm
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    def set_generator(self, generator: torch.Generator | None) -> None:
+        """Draw the LSH rotations from ``generator`` (None: the global RNG, as published)."""
+        for module in self.modules():
+            if isinstance(module, SparseAttention):
+                module.generator = generator
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, Cin, H, W) -> (B, Cout, sH, sW)
+        h0 = self.conv1(self.conv0(x))  # (B, D, H, W)
+        f = self.uafb(h0)
+        for block in self.SRTB_list:  # sequential, no skip around a block
+            f = block(f)
+        return self.upsample(self.conv4(f) + h0)
+
+
+# --- published checkpoints --------------------------------------------------------------
+
+_UNUSED_KEYS = re.compile(
+    r"^(ca\.|conv3\.|uafb\.ca2\."
+    r"|SRTB_list\.\d+\.(ca|sa|fssa\.conv_layer)\."
+    r"|SRTB_list\.\d+\.(STL\.\d+|MAT)\.(conv|ca|sa)\."
+    r"|SRTB_list\.\d+\.STL\.\d+\.FSSA\."
+    r"|SRTB_list\.\d+\.MAT\.FSSA\.conv_layer\.)"
+)
+
+
+def unwrap_state_dict(obj: object) -> dict[str, Tensor]:
+    """The tensor dict inside the usual wrappers, with a DDP ``module.`` prefix removed."""
+    for _ in range(3):
+        if isinstance(obj, Mapping) and not any(isinstance(v, Tensor) for v in obj.values()):
+            for key in ("params_ema", "params", "state_dict", "model", "ema"):
+                if isinstance(obj.get(key), Mapping):
+                    obj = obj[key]
+                    break
+            else:
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise FatsrError("the checkpoint holds no state dict of tensors; give a FAT checkpoint (.pth or .safetensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def infer_config(sd: Mapping[str, Tensor]) -> dict:
+    """FAT constructor arguments read from the keys and shapes of an official-layout state dict."""
+    try:
+        dim, in_channels = sd["conv1.weight"].shape[:2]
+        blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"SRTB_list\.(\d+)\.", k))})
+        layers = {int(m.group(1)) for k in sd if (m := re.match(r"SRTB_list\.0\.STL\.(\d+)\.", k))}
+        windows = [
+            (math.isqrt(sd[f"SRTB_list.{i}.MAT.attn.relative_position_bias_table"].shape[0]) + 1) // 4
+            for i in blocks
+        ]
+        heads = sd["SRTB_list.0.MAT.attn.relative_position_bias_table"].shape[1]
+        hidden = sd["SRTB_list.0.MAT.mlp.fc1.weight"].shape[0]
+        first = sd["upsample.upsample.0.weight"].shape[0]
+        if "upsample.upsample.2.weight" not in sd:
+            scale = math.isqrt(first // dim)
+        elif first == dim:
+            scale = math.isqrt(sd["upsample.upsample.2.weight"].shape[0] // dim)
+        else:
+            scale = 4
+        out_channels = sd["upsample.conv_last.weight"].shape[0]
+    except (KeyError, IndexError) as exc:
+        raise FatsrError(f"not a FAT checkpoint (missing or malformed {exc}); give a FAT state dict") from None
+    if not blocks:
+        raise FatsrError("not a FAT checkpoint (no SRTB_list blocks); give a FAT state dict")
+    return dict(
+        in_channels=int(in_channels), out_channels=int(out_channels), dim=int(dim), num_blocks=len(blocks),
+        num_layers=len(layers), num_heads=int(heads),
+        window_size=windows[0] if len(set(windows)) == 1 else windows, mlp_ratio=hidden / dim, scale=scale,
+    )
+
+
+def from_official_state_dict(sd: object) -> FAT:
+    """Build a :class:`FAT` from a published checkpoint (official key layout).
+
+    Accepts the ``params``/``params_ema``/``state_dict``/``model`` wrappers and a ``module.``
+    prefix; drops the keys of modules the published forward never calls; checks the
+    ``relative_position_index`` buffers; loads the rest strictly.
+    """
+    sd = unwrap_state_dict(sd)
+    config = infer_config(sd)
+    model = FAT(**config)
+    kept = {}
+    for key, value in sd.items():
+        if _UNUSED_KEYS.match(key):
+            continue
+        if key.endswith(".relative_position_index"):
+            expected = model.get_buffer(key)
+            if value.shape != expected.shape or not torch.equal(value.to(expected.dtype), expected):
+                raise FatsrError(f"checkpoint entry {key} is not a window's relative position index")
+            continue
+        kept[key] = value
+    load_strict(model, kept)
+    return model
+
+
+def load_strict(model: nn.Module, sd: Mapping[str, Tensor]) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming what does not fit."""
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).split("\n\t", 2)[:2]
+        raise FatsrError(f"checkpoint does not fit the FAT configuration ({' '.join(first)[:300]})") from None

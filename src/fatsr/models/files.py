@@ -1,0 +1,81 @@
+"""Model files: ``.safetensors`` with the architecture, its full configuration and the scale
+in the metadata, so a file alone rebuilds the network. Published ``.pth`` checkpoints
+(official key layout) load through the same :func:`load_network`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from fatsr.errors import FatsrError
+from fatsr.io import atomic_write
+from fatsr.models.fat import FAT, from_official_state_dict, load_strict
+
+ARCHITECTURE = "FAT"
+FORMAT_VERSION = "1"
+
+
+def save_model(
+    path: str | os.PathLike, network: FAT, *, name: str, extra: dict | None = None, overwrite: bool = False
+) -> None:
+    """Write ``network``'s weights and configuration as a fatsr model file (atomically)."""
+    metadata = {
+        "format": "fatsr-model",
+        "format_version": FORMAT_VERSION,
+        "architecture": ARCHITECTURE,
+        "name": name,
+        "config": json.dumps(network.config),
+        "scale": str(network.scale),
+    }
+    if extra:
+        metadata["extra"] = json.dumps(extra)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in network.state_dict().items()}
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata block of a model file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
+
+
+def load_network(path: str | os.PathLike) -> tuple[FAT, dict[str, str]]:
+    """A :class:`FAT` (eval mode) and the file's metadata, from a fatsr model file or a
+    published ``.pth`` checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FatsrError(f"model file {path} not found; give the path of a .safetensors or .pth model")
+    if path.suffix == ".safetensors":
+        metadata = read_metadata(path)
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
+        if metadata.get("architecture") == ARCHITECTURE and "config" in metadata:
+            try:
+                network = FAT(**json.loads(metadata["config"]))
+            except (ValueError, TypeError) as exc:
+                raise FatsrError(f"{path}: model configuration in the metadata is invalid ({exc})") from None
+            load_strict(network, tensors)
+        else:  # a bare state dict in the official layout
+            network = from_official_state_dict(tensors)
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for foreign or damaged files
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise FatsrError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+        network = from_official_state_dict(obj)
+        metadata = {"architecture": ARCHITECTURE, "name": path.stem, "config": json.dumps(network.config)}
+    return network.eval(), metadata

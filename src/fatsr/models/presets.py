@@ -1,0 +1,20 @@
+"""Named FAT configurations: a plain dict from name to constructor arguments."""
+
+from __future__ import annotations
+
+from fatsr.errors import FatsrError
+from fatsr.models.fat import FAT
+
+PRESETS: dict[str, dict] = {
+    # the published network (10.23 M parameters used)
+    "fat": dict(dim=128, num_blocks=6, num_layers=3, num_heads=8, window_size=6, mlp_ratio=4.0),
+    # same design, small enough to train on a laptop CPU
+    "compact": dict(dim=32, num_blocks=2, num_layers=1, num_heads=4, window_size=6, mlp_ratio=2.0),
+}
+
+
+def build_network(preset: str = "fat", scale: int = 4) -> FAT:
+    """A freshly initialised :class:`FAT` of the named preset."""
+    if preset not in PRESETS:
+        raise FatsrError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return FAT(scale=scale, **PRESETS[preset])
