@@ -74,6 +74,21 @@ class UAFB(nn.Module):
         return self.end_conv(c) + h0
 
 
+def _take_rows(x: Tensor, index: Tensor) -> Tensor:
+    """x[n, index[n, i]] for x (N, L, C) and index (N, M) -> (N, M, C)."""
+    n, length, c = x.shape
+    flat = (index + torch.arange(n, device=index.device).unsqueeze(1) * length).reshape(-1)
+    return x.reshape(n * length, c).index_select(0, flat).view(n, -1, c)
+
+
+def _with_neighbours(chunks: Tensor) -> Tensor:
+    """(N, h, nc, K, C) -> (N, h, nc, 3K, C): each chunk with the one before and after it
+    (cyclic within a round), as a strided view of one padded copy instead of three."""
+    n, h, nc, k, c = chunks.shape
+    padded = torch.cat([chunks[:, :, -1:], chunks, chunks[:, :, :1]], dim=2).contiguous()
+    return padded.as_strided((n, h, nc, 3 * k, c), (h * (nc + 2) * k * c, (nc + 2) * k * c, k * c, c, 1))
+
+
 class SparseAttention(nn.Module):
     """LSH attention over tokens (Reformer-style): hash with random rotations, sort, attend
     within 144-token chunks and their two neighbours, combine hash rounds by log-sum-exp."""
@@ -116,8 +131,8 @@ class SparseAttention(nn.Module):
             order = codes.sort(dim=-1).indices  # default (non-stable) sort, as published
             undo = order.argsort(dim=-1)
             token = order % length
-        xs = xe.gather(1, token.unsqueeze(-1).expand(-1, -1, xe.shape[-1])).view(n, h, length, -1)
-        ys = ye.gather(1, token.unsqueeze(-1).expand(-1, -1, c)).view(n, h, length, c)
+        xs = _take_rows(xe, token).view(n, h, length, -1)  # sorted tokens, per round
+        ys = _take_rows(ye, token).view(n, h, length, c)
 
         pad = (-length) % CHUNK_SIZE
         if pad:  # each round is padded with a copy of its own last sorted tokens
@@ -125,18 +140,15 @@ class SparseAttention(nn.Module):
             ys = torch.cat([ys, ys[:, :, -pad:]], dim=2)
         n_chunks = (length + pad) // CHUNK_SIZE
         xs = xs.view(n, h, n_chunks, CHUNK_SIZE, -1)
-        ys = ys.view(n, h, n_chunks, CHUNK_SIZE, c)
-
-        keys = F.normalize(xs, p=2, dim=-1, eps=5e-5)
-        keys = torch.cat([keys, keys.roll(1, dims=2), keys.roll(-1, dims=2)], dim=3)  # (.., 3K, Cm)
-        values = torch.cat([ys, ys.roll(1, dims=2), ys.roll(-1, dims=2)], dim=3)  # (.., 3K, C)
+        keys = _with_neighbours(F.normalize(xs, p=2, dim=-1, eps=5e-5))  # (N, h, nc, 3K, C/r)
+        values = _with_neighbours(ys.view(n, h, n_chunks, CHUNK_SIZE, c))  # (N, h, nc, 3K, C)
         scores = xs @ keys.transpose(-1, -2)  # (N, h, nc, K, 3K); queries are not normalised
-        lse = scores.logsumexp(dim=-1, keepdim=True)
-        out = torch.exp(scores - lse) @ values  # (N, h, nc, K, C)
+        lse = scores.logsumexp(dim=-1)
+        out = scores.softmax(dim=-1) @ values  # (N, h, nc, K, C)
 
         out = out.view(n, h, -1, c)[:, :, :length].reshape(n, h * length, c)
         lse = lse.view(n, h, -1)[:, :, :length].reshape(n, h * length)
-        out = out.gather(1, undo.unsqueeze(-1).expand(-1, -1, c)).view(n, h, length, c)
+        out = _take_rows(out, undo).view(n, h, length, c)
         weights = lse.gather(1, undo).view(n, h, length, 1).softmax(dim=1)
         out = (out * weights).sum(dim=1)  # (N, L, C)
         return out.transpose(1, 2).reshape(n, c, height, width) + u
@@ -184,8 +196,12 @@ class WindowAttention(nn.Module):
         bw, n, d = x.shape
         qkv = self.qkv(x).view(bw, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n, n, -1).permute(2, 0, 1).to(x.dtype)  # (heads, N, N)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias, scale=self.scale)
+        bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(x.dtype)  # (1, heads, N, N)
+        q, k, v = qkv.unbind(0)  # (B', heads, N, hd)
+        if n <= 64:  # small windows: plain matmuls beat the fused kernel's overhead on CPU
+            out = ((q * self.scale) @ k.transpose(-1, -2) + bias).softmax(dim=-1) @ v
+        else:  # a 4-D mask keeps SDPA on its fused (flash) path
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, d))
 
 

@@ -1,0 +1,241 @@
+"""Training and validation datasets of HR/LR image pairs.
+
+A root folder is either paired (``HR/`` or ``GT/`` beside ``LR/``, files matched by stem, HR
+exactly ``scale`` times the LR size) or holds HR images only, whose LR is synthesised with
+:func:`bicubic_downscale` and rounded to the file's bit depth (so it equals a stored LR file).
+Items are ``{"lr": CHW float32, "hr": CHW float32, "name": str}`` in [0, 1]; grey images are
+replicated to RGB and alpha is dropped. Errors in the data raise :class:`FatsrError`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from fatsr.data.resize import bicubic_downscale, quantize
+from fatsr.errors import FatsrError
+from fatsr.io import IMAGE_SUFFIXES, read_image
+
+_SHOWN = 5  # names listed in an error message
+# LR pixels kept around a training crop before downscaling: more than the reach of the
+# antialiased bicubic kernel (1.5 LR pixels), so the crop's LR equals that of the whole image.
+_LR_MARGIN = 2
+
+
+@dataclass(frozen=True)
+class _Pair:
+    name: str
+    hr: Path
+    lr: Path | None
+    hr_size: tuple[int, int]  # (height, width) of the HR file
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly in ``folder`` (by suffix, hidden files skipped), sorted by name."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _listing(names: list[str]) -> str:
+    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    return ", ".join(names[:_SHOWN]) + more
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the file header."""
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise FatsrError(f"{path}: not a readable image ({exc}); replace or remove it") from None
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in find_images(folder):
+        if path.stem in files:
+            raise FatsrError(f"{folder}: both {files[path.stem].name} and {path.name}; keep one image per name")
+        files[path.stem] = path
+    if not files:
+        raise FatsrError(
+            f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}); give a folder of HR images "
+            "or one with HR/ (or GT/) and LR/ sub-folders"
+        )
+    return files
+
+
+def _layout(root: Path) -> tuple[Path, Path | None]:
+    """(HR folder, LR folder or None) of a dataset root."""
+    if not root.is_dir():
+        raise FatsrError(f"{root}: no such folder; give a folder of images")
+    hr_dirs = [root / d for d in ("HR", "GT") if (root / d).is_dir()]
+    lr_dir = root / "LR" if (root / "LR").is_dir() else None
+    if len(hr_dirs) == 2:
+        raise FatsrError(f"{root}: has both HR/ and GT/; keep one of them")
+    if not hr_dirs and lr_dir is not None:
+        raise FatsrError(f"{root}: has LR/ but no HR/ or GT/; add the HR images as HR/")
+    return (hr_dirs[0], lr_dir) if hr_dirs else (root, None)
+
+
+def _scan(root: Path, scale: int) -> list[_Pair]:
+    """All pairs of a dataset root, sizes checked against ``scale``."""
+    if scale < 1:
+        raise FatsrError(f"scale must be a positive integer, got {scale}")
+    hr_dir, lr_dir = _layout(root)
+    hr_files = _by_stem(hr_dir)
+    sizes = {stem: _image_size(path) for stem, path in hr_files.items()}
+    if lr_dir is None:
+        small = [f"{s} ({w}x{h})" for s, (h, w) in sizes.items() if h < scale or w < scale]
+        if small:
+            raise FatsrError(f"{hr_dir}: images smaller than the scale {scale}: {_listing(small)}; remove them")
+        return [_Pair(s, p, None, sizes[s]) for s, p in hr_files.items()]
+    lr_files = _by_stem(lr_dir)
+    problems = []
+    no_lr = sorted(set(hr_files) - set(lr_files))
+    no_hr = sorted(set(lr_files) - set(hr_files))
+    if no_lr:
+        problems.append(f"HR without LR: {_listing(no_lr)}")
+    if no_hr:
+        problems.append(f"LR without HR: {_listing(no_hr)}")
+    mis_sized = []
+    for stem in sorted(set(hr_files) & set(lr_files)):
+        (hh, hw), (lh, lw) = sizes[stem], _image_size(lr_files[stem])
+        if (hh, hw) != (lh * scale, lw * scale):
+            mis_sized.append(f"{stem} (HR {hw}x{hh}, LR {lw}x{lh})")
+    if mis_sized:
+        problems.append(f"HR not {scale}x the LR size: {_listing(mis_sized)}")
+    if problems:
+        raise FatsrError(f"{root}: {'; '.join(problems)}; fix or remove these pairs")
+    return [_Pair(s, p, lr_files[s], sizes[s]) for s, p in hr_files.items()]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    """HWC uint8/uint16 RGB: grey replicated, alpha dropped."""
+    img = read_image(path)
+    if img.shape[2] == 1:
+        return np.repeat(img, 3, axis=2)
+    return img[:, :, :3]
+
+
+def _levels(img: np.ndarray) -> int:
+    return 65535 if img.dtype == np.uint16 else 255
+
+
+def _to_tensor(img: np.ndarray) -> Tensor:
+    """CHW float32 in [0, 1] from an HWC uint8/uint16 array."""
+    chw = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+    return chw.to(torch.float32) / _levels(img)
+
+
+class TrainDataset(Dataset):
+    """Random aligned ``patch_size`` LR crops (and ``scale`` times larger HR crops), with random
+    flips and 90-degree rotations if ``augment``. Draws come from
+    ``numpy.random.default_rng([seed, epoch, index])``: independent of worker processes and
+    exactly repeatable; call :meth:`set_epoch` each epoch. ``cache`` keeps decoded images in memory.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        scale: int,
+        patch_size: int = 48,
+        augment: bool = True,
+        cache: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if patch_size < 1 or seed < 0:
+            raise FatsrError(f"patch size must be >= 1 and seed >= 0, got {patch_size} and {seed}")
+        self.root, self.scale, self.patch_size = Path(root), scale, patch_size
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.pairs = _scan(self.root, scale)
+        small = [
+            f"{p.name} ({p.hr_size[1]}x{p.hr_size[0]})" for p in self.pairs if min(p.hr_size) // scale < patch_size
+        ]
+        if small:
+            hr_patch = patch_size * scale
+            raise FatsrError(
+                f"{self.root}: images smaller than the {hr_patch}x{hr_patch} HR crop ({patch_size}x{patch_size} LR): "
+                f"{_listing(small)}; use a smaller patch size or remove them"
+            )
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random draws of ``epoch`` (>= 0)."""
+        self.epoch = int(epoch)
+
+    def _arrays(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        pair = self.pairs[index]
+        arrays = _read_rgb(pair.hr), None if pair.lr is None else _read_rgb(pair.lr)
+        if self._cache is not None:
+            self._cache[index] = arrays
+        return arrays
+
+    def _synthesise_lr(self, hr: np.ndarray, top: int, left: int) -> Tensor:
+        """LR crop at (top, left) equal to that of the whole image's bicubic downscale."""
+        s, p = self.scale, self.patch_size
+        t0, l0 = max(top - _LR_MARGIN, 0), max(left - _LR_MARGIN, 0)
+        t1 = min(top + p + _LR_MARGIN, hr.shape[0] // s)
+        l1 = min(left + p + _LR_MARGIN, hr.shape[1] // s)
+        region = bicubic_downscale(_to_tensor(hr[t0 * s : t1 * s, l0 * s : l1 * s]), s)
+        return quantize(region, _levels(hr))[:, top - t0 : top - t0 + p, left - l0 : left - l0 + p]
+
+    def __getitem__(self, index: int) -> dict[str, Tensor | str]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        hr, lr = self._arrays(index)
+        s, p = self.scale, self.patch_size
+        top = int(rng.integers(0, hr.shape[0] // s - p + 1))
+        left = int(rng.integers(0, hr.shape[1] // s - p + 1))
+        hr_patch = _to_tensor(hr[top * s : (top + p) * s, left * s : (left + p) * s])
+        lr_patch = self._synthesise_lr(hr, top, left) if lr is None else _to_tensor(lr[top : top + p, left : left + p])
+        if self.augment:
+            hflip, vflip, transpose = rng.integers(0, 2, size=3)
+            hr_patch, lr_patch = (_dihedral(x, bool(hflip), bool(vflip), bool(transpose)) for x in (hr_patch, lr_patch))
+        return {"lr": lr_patch, "hr": hr_patch, "name": self.pairs[index].name}
+
+
+def _dihedral(x: Tensor, hflip: bool, vflip: bool, transpose: bool) -> Tensor:
+    """One of the 8 flips/90-degree rotations of a CHW tensor."""
+    if hflip:
+        x = x.flip(-1)
+    if vflip:
+        x = x.flip(-2)
+    if transpose:
+        x = x.transpose(-1, -2)
+    return x.contiguous()
+
+
+class ValDataset(Dataset):
+    """Whole images: HR cropped to a multiple of ``scale``; LR from ``LR/`` if paired, else its
+    deterministic bicubic downscale rounded to the HR file's bit depth."""
+
+    def __init__(self, root: str | os.PathLike, scale: int) -> None:
+        self.root, self.scale = Path(root), scale
+        self.pairs = _scan(self.root, scale)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor | str]:
+        pair, s = self.pairs[index], self.scale
+        hr = _read_rgb(pair.hr)
+        hr = hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s]
+        hr_tensor = _to_tensor(hr)
+        if pair.lr is None:
+            lr_tensor = quantize(bicubic_downscale(hr_tensor, s), _levels(hr))
+        else:
+            lr_tensor = _to_tensor(_read_rgb(pair.lr))
+        return {"lr": lr_tensor, "hr": hr_tensor, "name": pair.name}

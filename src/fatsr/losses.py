@@ -1,0 +1,218 @@
+"""Training losses of FAT: L1, LEV (local extreme values and variance) and a VGG19 perceptual
+loss, combined by :class:`FATLoss`. All inputs are NCHW in the network's [-1, 1] space."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fatsr.errors import FatsrError
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
+# torchvision's VGG19 "E" configuration: conv widths, "M" = 2x2 max pool.
+_VGG19_CFG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+    512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+)  # fmt: skip
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _windows(x: Tensor, size: int) -> Tensor:
+    """All size x size windows with stride 1 as (N, C, H-size+1, W-size+1, size*size)."""
+    n, c, h, w = x.shape
+    return x.unfold(2, size, 1).unfold(3, size, 1).reshape(n, c, h - size + 1, w - size + 1, size * size)
+
+
+def lev_maps(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-channel (variance, top-4 mean, bottom-4 mean) maps of LEV.
+
+    Variance: population variance of non-overlapping 4x4 windows. Top/bottom: mean of the
+    4 largest / 4 smallest values of every 4x4 window at stride 1.
+    """
+    n, c, h, w = x.shape
+    if h < 4 or w < 4:
+        raise ValueError(f"LEV needs images of at least 4x4 pixels, got {h}x{w}")
+    hb, wb = h // 4, w // 4
+    blocks = x[:, :, : hb * 4, : wb * 4].reshape(n, c, hb, 4, wb, 4)
+    variance = blocks.var(dim=(3, 5), correction=0)
+    ordered = _windows(x, 4).sort(dim=-1).values
+    return variance, ordered[..., 12:].mean(-1), ordered[..., :4].mean(-1)
+
+
+class LEVLoss(nn.Module):
+    """LEV = L1(variance maps) + L1(top-4 maps) + L1(bottom-4 maps), each a mean."""
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        with torch.no_grad():
+            targets = lev_maps(hr)
+        return sum(F.l1_loss(a, b) for a, b in zip(lev_maps(sr), targets, strict=True))
+
+
+def _vgg19_layers(last_index: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in _VGG19_CFG:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = int(item)
+    if not 0 <= last_index < len(layers):
+        raise ValueError(f"last_index must be in 0..{len(layers) - 1}, got {last_index}")
+    return layers[: last_index + 1]
+
+
+class VGG19Features(nn.Module):
+    """torchvision's VGG19 ``features`` up to and including layer ``last_index``.
+
+    The default 14 ends at conv3_3 before its ReLU. Keys are ``features.N.weight/bias`` as in
+    torchvision's ImageNet file, so :meth:`load_state_dict` takes that file's entries.
+    """
+
+    def __init__(self, last_index: int = 14) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*_vgg19_layers(last_index))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+    def load_pretrained(self, state: Mapping[str, Tensor]) -> None:
+        """Load the entries of a full VGG19 state dict that this truncated stack needs."""
+        own = self.state_dict()
+        missing = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing:
+            raise FatsrError(
+                f"the VGG19 weights lack or mis-shape {', '.join(missing[:4])}; "
+                f"use torchvision's ImageNet file {VGG19_FILE}"
+            )
+        self.load_state_dict({k: state[k] for k in own})
+
+
+def _default_vgg19_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of a foreign file is the user's to fix
+        raise FatsrError(
+            f"{path}: not a readable VGG19 state dict ({exc}); replace it with {VGG19_URL}"
+        ) from None
+    if not isinstance(state, Mapping):
+        raise FatsrError(f"{path}: not a VGG19 state dict; replace it with {VGG19_URL}")
+    return dict(state)
+
+
+def load_vgg19_state_dict(path: str | os.PathLike | None = None) -> dict[str, Tensor]:
+    """The ImageNet VGG19 state dict (torchvision key names) on the CPU.
+
+    Looks at ``path`` if given, else torch hub's ``checkpoints/vgg19-dcbb9e9d.pth``, else tries
+    to download it there; raises :class:`FatsrError` naming the file and folder if all fail.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FatsrError(f"VGG19 weights {path}: no such file; download {VGG19_URL} to it")
+        return _read_state_dict(path)
+    default = _default_vgg19_path()
+    if default.is_file():
+        return _read_state_dict(default)
+    try:
+        return dict(
+            torch.hub.load_state_dict_from_url(
+                VGG19_URL, map_location="cpu", progress=False, check_hash=True, weights_only=True
+            )
+        )
+    except Exception:  # noqa: BLE001 - offline, proxy, disk full ...: all end in the same advice
+        raise FatsrError(
+            f"the perceptual loss needs the ImageNet VGG19 weights {VGG19_FILE}, which could not be "
+            f"downloaded; put {VGG19_URL} at {default} (or give the file's path with --vgg-weights), "
+            "or train without it with --perceptual-weight 0"
+        ) from None
+
+
+class PerceptualLoss(nn.Module):
+    """MSE between frozen VGG19 conv3_3 (pre-ReLU) features of SR and HR.
+
+    ``weights``: a VGG19 state dict, a path to one, or None (see :func:`load_vgg19_state_dict`).
+    By default [-1, 1] inputs are mapped to [0, 1] and ImageNet-normalised; with
+    ``published_normalization=True`` they are fed raw, as the published training did.
+    """
+
+    def __init__(
+        self,
+        weights: Mapping[str, Tensor] | str | os.PathLike | None = None,
+        published_normalization: bool = False,
+    ) -> None:
+        super().__init__()
+        state = weights if isinstance(weights, Mapping) else load_vgg19_state_dict(weights)
+        self.vgg = VGG19Features()
+        self.vgg.load_pretrained(state)
+        self.vgg.requires_grad_(False)
+        self.vgg.eval()
+        self.published_normalization = published_normalization
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        super().train(mode)
+        self.vgg.eval()
+        return self
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        if self.published_normalization:
+            return x
+        return ((x + 1) * 0.5 - self.mean) / self.std
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        with torch.no_grad():
+            target = self.vgg(self._normalize(hr))
+        return F.mse_loss(self.vgg(self._normalize(sr)), target)
+
+
+class FATLoss(nn.Module):
+    """Weighted sum of L1, perceptual and LEV losses; forward returns (total, unweighted terms).
+
+    A term with weight 0 is neither computed nor reported; the VGG19 is only loaded when
+    ``perceptual_weight > 0``. ``vgg_weights`` and ``published_normalization`` go to
+    :class:`PerceptualLoss`.
+    """
+
+    def __init__(
+        self,
+        l1_weight: float = 1.0,
+        perceptual_weight: float = 0.001,
+        lev_weight: float = 0.1,
+        vgg_weights: Mapping[str, Tensor] | str | os.PathLike | None = None,
+        published_normalization: bool = False,
+    ) -> None:
+        super().__init__()
+        self.weights = {"l1": float(l1_weight), "perceptual": float(perceptual_weight), "lev": float(lev_weight)}
+        bad = {k: w for k, w in self.weights.items() if not w >= 0}
+        if bad:
+            raise FatsrError(f"loss weights must be >= 0, got {bad}; use 0 to switch a term off")
+        if not any(self.weights.values()):
+            raise FatsrError("all loss weights are 0; give at least one term a positive weight")
+        self.lev = LEVLoss() if self.weights["lev"] > 0 else None
+        self.perceptual = (
+            PerceptualLoss(vgg_weights, published_normalization) if self.weights["perceptual"] > 0 else None
+        )
+
+    def forward(self, sr: Tensor, hr: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        terms: dict[str, Tensor] = {}
+        if self.weights["l1"] > 0:
+            terms["l1"] = F.l1_loss(sr, hr)
+        if self.lev is not None:
+            terms["lev"] = self.lev(sr, hr)
+        if self.perceptual is not None:
+            terms["perceptual"] = self.perceptual(sr, hr)
+        total = sum(self.weights[k] * v for k, v in terms.items())
+        return total, terms

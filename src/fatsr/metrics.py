@@ -1,0 +1,102 @@
+"""PSNR and SSIM with the BasicSR/SwinIR/HAT convention.
+
+Images are numpy arrays HW or HWC (1 or 3 channels; a 4th, alpha, is dropped): uint8, uint16
+(scaled to 0..255) or float in [0, 1]. Everything is computed in float64 on the 0..255 scale,
+either on BT.601 "MATLAB" luma Y (``y_channel=True``, ignored for grey images) or per RGB
+channel. ``border`` pixels are cropped from every side first. Float inputs are used as given:
+round them to 8 bit first to reproduce numbers published with that convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fatsr.errors import FatsrError
+
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
+_SSIM_RADIUS = 5  # 11x11 window
+_SSIM_SIGMA = 1.5
+
+
+def _to_unit(img: np.ndarray) -> np.ndarray:
+    """HWC float64 in [0, 1] (nominally) from uint8, uint16 or float input."""
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an HW or HWC image with 1, 3 or 4 channels, got shape {img.shape}")
+    if img.shape[2] == 4:
+        img = img[:, :, :3]
+    if img.dtype == np.uint8:
+        return img.astype(np.float64) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float64) / 65535.0
+    if np.issubdtype(img.dtype, np.floating):
+        return img.astype(np.float64)
+    raise ValueError(f"unsupported image dtype {img.dtype}; use uint8, uint16 or float in [0, 1]")
+
+
+def rgb_to_y(img: np.ndarray) -> np.ndarray:
+    """BT.601 studio-range luma of an RGB image, HW float64 on the 0..255 scale (16..235)."""
+    unit = _to_unit(img)
+    if unit.shape[2] != 3:
+        raise ValueError(f"rgb_to_y needs an RGB image, got {unit.shape[2]} channel(s)")
+    return 16.0 + unit @ _Y_WEIGHTS
+
+
+def _prepare(sr: np.ndarray, hr: np.ndarray, border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as HWC float64 on 0..255 (Y or RGB), border cropped."""
+    a, b = _to_unit(sr), _to_unit(hr)
+    if a.shape != b.shape:
+        raise FatsrError(f"SR image {a.shape[:2]} and HR image {b.shape[:2]} differ in size or channels; "
+                         "compare images of the same size")  # fmt: skip
+    if y_channel and a.shape[2] == 3:
+        a, b = rgb_to_y(a)[:, :, None], rgb_to_y(b)[:, :, None]
+    else:
+        a, b = a * 255.0, b * 255.0
+    if border < 0 or 2 * border >= min(a.shape[:2]):
+        raise FatsrError(f"border {border} does not fit a {a.shape[0]}x{a.shape[1]} image; use a smaller border")
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    return a, b
+
+
+def psnr(
+    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, data_range: float = 255.0
+) -> float:
+    """Peak signal-to-noise ratio in dB; ``data_range`` is the peak on the 0..255 scale. inf if equal."""
+    a, b = _prepare(sr, hr, border, y_channel)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0:
+        return float("inf")
+    return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def _gaussian_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Separable correlation of an HW image with ``kernel``, keeping only the 'valid' part."""
+    n = len(kernel)
+    h, w = img.shape
+    rows = sum(k * img[i : h - n + 1 + i] for i, k in enumerate(kernel))
+    return sum(k * rows[:, i : w - n + 1 + i] for i, k in enumerate(kernel))
+
+
+def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    offsets = np.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1)
+    kernel = np.exp(-(offsets**2) / (2 * _SSIM_SIGMA**2))
+    kernel /= kernel.sum()
+    mu_a, mu_b = _gaussian_valid(a, kernel), _gaussian_valid(b, kernel)
+    var_a = _gaussian_valid(a * a, kernel) - mu_a**2
+    var_b = _gaussian_valid(b * b, kernel) - mu_b**2
+    cov = _gaussian_valid(a * b, kernel) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map.mean())
+
+
+def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True) -> float:
+    """Structural similarity: 11x11 Gaussian window (sigma 1.5), 'valid' filtering, mean of the
+    map; per-channel mean for RGB. The image after the border crop must be at least 11x11."""
+    a, b = _prepare(sr, hr, border, y_channel)
+    if min(a.shape[:2]) < 2 * _SSIM_RADIUS + 1:
+        raise FatsrError(f"SSIM needs at least 11x11 pixels after the border crop, got {a.shape[0]}x{a.shape[1]}")
+    return float(np.mean([_ssim_channel(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))

@@ -1,0 +1,148 @@
+"""The FAT network against numbers computed by the published code (tests/data fixture)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from conftest import TEST_DATA
+from fatsr.errors import FatsrError
+from fatsr.models.fat import FAT, from_official_state_dict, relative_position_index
+from fatsr.models.presets import build_network
+
+FIXTURE = TEST_DATA / "fat_parity_fixture.safetensors"
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    with safe_open(str(FIXTURE), "pt") as f:
+        metadata = f.metadata()
+    return load_file(str(FIXTURE)), metadata
+
+
+def case_state_dict(tensors, case):
+    prefix = f"{case}.sd."
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def replay(monkeypatch, rotations):
+    """Serve the recorded LSH rotations, in order, to the network's torch.randn calls."""
+    queue = list(rotations)
+
+    def fake_randn(shape, *args, **kwargs):
+        stored = queue.pop(0)
+        assert tuple(stored.shape) == tuple(shape)
+        return stored.clone()
+
+    monkeypatch.setattr(torch, "randn", fake_randn)
+    return queue
+
+
+@pytest.mark.parametrize("case", ["a", "b", "c"])
+def test_parity_with_published_code(fixture, monkeypatch, case):
+    tensors, metadata = fixture
+    model = from_official_state_dict(case_state_dict(tensors, case)).eval()
+    config = json.loads(metadata[f"{case}.config"])
+    assert model.config["dim"] == config["dim"] and model.scale == config["scale"]
+    assert model.config["num_blocks"] == config["SRTB_num"] and model.config["num_layers"] == config["STL_num"]
+    rotations = [tensors[k] for k in sorted(tensors) if k.startswith(f"{case}.rotation.")]
+    left = replay(monkeypatch, rotations)
+    with torch.no_grad():
+        out = model(tensors[f"{case}.input"])
+    monkeypatch.undo()
+    assert left == []  # every recorded rotation consumed, in order
+    assert (out - tensors[f"{case}.output"]).abs().max().item() < 1e-4
+
+
+def test_intermediates_match(fixture, monkeypatch):
+    tensors, _ = fixture
+    model = from_official_state_dict(case_state_dict(tensors, "a")).eval()
+    replay(monkeypatch, [tensors[k] for k in sorted(tensors) if k.startswith("a.rotation.")])
+    with torch.no_grad():
+        h0 = model.conv1(model.conv0(tensors["a.input"]))
+        f = model.uafb(h0)
+        assert (h0 - tensors["a.intermediate.h0"]).abs().max() < 1e-5
+        assert (f - tensors["a.intermediate.uafb"]).abs().max() < 1e-5
+        for i, block in enumerate(model.SRTB_list):
+            f = block(f)
+            assert (f - tensors[f"a.intermediate.srtb.{i:03d}"]).abs().max() < 1e-4
+
+
+def test_unused_keys_dropped_exactly(fixture):
+    tensors, metadata = fixture
+    for case in "abc":
+        sd = case_state_dict(tensors, case)
+        model = from_official_state_dict(sd)
+        kept = set(model.state_dict())
+        unused = set(json.loads(metadata[f"{case}.unused_keys"]))
+        index_keys = {k for k in sd if k.endswith("relative_position_index")}
+        assert kept == set(sd) - unused - index_keys
+
+
+def official_full_size_state_dict() -> dict[str, torch.Tensor]:
+    """A random state dict with every key and shape of the published model (663 entries)."""
+    gen = torch.Generator().manual_seed(0)
+    sd = {}
+    for line in (TEST_DATA / "fat_official_state_dict.tsv").read_text().splitlines()[1:]:
+        key, shape, dtype, _, _ = line.split("\t")
+        dims = tuple(int(d) for d in shape.split("x"))
+        if dtype == "int64":
+            sd[key] = relative_position_index(int(round(dims[0] ** 0.5)))
+        else:
+            sd[key] = torch.randn(dims, generator=gen) * 0.02
+    return sd
+
+
+def test_full_size_published_state_dict_loads_in_wrappers():
+    sd = official_full_size_state_dict()
+    assert len(sd) == 663
+    used = {l.split("\t")[0] for l in (TEST_DATA / "fat_official_state_dict.tsv").read_text().splitlines()[1:]
+            if l.endswith("\tyes") and "relative_position_index" not in l}
+    for wrapped in (sd, {"params_ema": sd}, {"state_dict": {f"module.{k}": v for k, v in sd.items()}}, {"model": sd}):
+        model = from_official_state_dict(wrapped)
+        assert model.config == FAT().config
+        assert set(model.state_dict()) == used
+        assert torch.equal(model.conv4.weight, sd["conv4.weight"])
+
+
+def test_published_size_has_only_used_parameters():
+    net = build_network("fat")
+    assert sum(p.numel() for p in net.parameters()) == 10_234_816
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda sd: sd.pop("conv4.weight"), "does not fit"),
+        (lambda sd: sd.__setitem__("conv4.weight", torch.zeros(3, 3)), "does not fit"),
+        (lambda sd: sd.pop("conv1.weight"), "not a FAT checkpoint"),
+        (lambda sd: sd.__setitem__("SRTB_list.0.STL.0.attn.relative_position_index", torch.zeros(36, 36, dtype=torch.long)), "relative position"),
+    ],
+)
+def test_bad_checkpoints_give_clear_errors(fixture, mutate, message):
+    sd = case_state_dict(fixture[0], "a")
+    mutate(sd)
+    with pytest.raises(FatsrError, match=message):
+        from_official_state_dict(sd)
+
+
+def test_not_a_state_dict():
+    with pytest.raises(FatsrError, match="no state dict"):
+        from_official_state_dict({"epoch": 3})
+
+
+def test_seeded_generator_makes_output_repeatable():
+    torch.manual_seed(0)
+    net = FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=2).eval()
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    outs = []
+    with torch.no_grad():
+        for seed in (5, 5, 6):
+            net.set_generator(torch.Generator().manual_seed(seed))
+            outs.append(net(x))
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.equal(outs[0], outs[2])  # the rotations matter
