@@ -152,7 +152,6 @@ def test_atomic_write_into_unwritable_place_is_a_user_error(tmp_path):
             pass
 
 
-@pytest.mark.xfail(strict=True, reason="atomic_write keeps mkstemp's 0600 mode; drop this mark once fixed")
 def test_written_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0o022)
     try:

@@ -39,6 +39,9 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -64,7 +67,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             im.load()
             array = _pil_to_array(im)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise FatsrError(f"{path}: not a readable image ({exc}); give a PNG, JPEG or TIFF file") from None
+        reason = "cannot identify the image format" if isinstance(exc, Image.UnidentifiedImageError) else str(exc)
+        raise FatsrError(f"{path}: not a readable image ({reason}); give a PNG, JPEG or TIFF file") from None
     if sixteen_bit_colour:
         array = _read_with_opencv(path)
     return array

@@ -54,6 +54,14 @@ def load_network(path: str | os.PathLike) -> tuple[FAT, dict[str, str]]:
     """A :class:`FAT` (eval mode) and the file's metadata, from a fatsr model file or a
     published ``.pth`` checkpoint."""
     path = Path(path)
+    try:
+        return _load_network(path)
+    except FatsrError as exc:
+        message = str(exc)
+        raise FatsrError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def _load_network(path: Path) -> tuple[FAT, dict[str, str]]:
     if not path.is_file():
         raise FatsrError(f"model file {path} not found; give the path of a .safetensors or .pth model")
     if path.suffix == ".safetensors":
@@ -62,7 +70,10 @@ def load_network(path: str | os.PathLike) -> tuple[FAT, dict[str, str]]:
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
-        if metadata.get("architecture") == ARCHITECTURE and "config" in metadata:
+        architecture = metadata.get("architecture")
+        if architecture not in (None, ARCHITECTURE):
+            raise FatsrError(f"architecture {architecture!r} is not supported; fatsr runs FAT models")
+        if "config" in metadata:
             try:
                 network = FAT(**json.loads(metadata["config"]))
             except (ValueError, TypeError) as exc:
@@ -74,7 +85,8 @@ def load_network(path: str | os.PathLike) -> tuple[FAT, dict[str, str]]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for foreign or damaged files
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            text = str(exc).strip()
+            reason = "not a plain weights file (torch.load with weights_only=True refused it)" if "Weights only load failed" in text else (text.splitlines()[0][:200] if text else type(exc).__name__)
             raise FatsrError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
         network = from_official_state_dict(obj)
         metadata = {"architecture": ARCHITECTURE, "name": path.stem, "config": json.dumps(network.config)}

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fatsr.errors import FatsrError
 from fatsr.models.fat import CHUNK_SIZE, FAT
 
 
@@ -57,7 +58,7 @@ class SRModel(nn.Module):
         if c == 4 and self.channels == 3:  # RGBA: colour through the model, alpha bicubic
             alpha = F.interpolate(x[:, 3:], scale_factor=self.scale, mode="bicubic", align_corners=False)
             return torch.cat([self._run(x[:, :3]), alpha.clamp(0, 1)], dim=1)
-        raise ValueError(f"{c}-channel input for a {self.channels}-channel model")
+        raise FatsrError(f"{c}-channel image for a {self.channels}-channel model; give an image with {self.channels} channels")
 
     def _run(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
