@@ -82,11 +82,14 @@ def _take_rows(x: Tensor, index: Tensor) -> Tensor:
 
 
 def _with_neighbours(chunks: Tensor) -> Tensor:
-    """(N, h, nc, K, C) -> (N, h, nc, 3K, C): each chunk with the one before and after it
-    (cyclic within a round), as a strided view of one padded copy instead of three."""
-    n, h, nc, k, c = chunks.shape
-    padded = torch.cat([chunks[:, :, -1:], chunks, chunks[:, :, :1]], dim=2).contiguous()
-    return padded.as_strided((n, h, nc, 3 * k, c), (h * (nc + 2) * k * c, (nc + 2) * k * c, k * c, c, 1))
+    """(N, nc, K, C) -> (N, nc, 3K, C): each chunk followed by the one before and the one
+    after it (cyclic). Without autograd a strided view of one padded copy saves two copies;
+    with autograd the concatenation, whose backward is 5x cheaper than as_strided's."""
+    n, nc, k, c = chunks.shape
+    padded = torch.cat([chunks[:, -1:], chunks, chunks[:, :1]], dim=1)  # (N, nc+2, K, C)
+    if torch.is_grad_enabled() and chunks.requires_grad:
+        return torch.cat([padded[:, 1:-1], padded[:, :-2], padded[:, 2:]], dim=2)
+    return padded.as_strided((n, nc, 3 * k, c), ((nc + 2) * k * c, k * c, c, 1))
 
 
 class SparseAttention(nn.Module):
@@ -115,6 +118,23 @@ class SparseAttention(nn.Module):
         offsets = torch.arange(self.n_hashes, device=xe.device).view(1, -1, 1) * n_buckets
         return (codes + offsets).reshape(n, self.n_hashes * length)
 
+    @staticmethod
+    def attend(xs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor]:
+        """Chunked attention over one round's sorted tokens: match features xs (N, L, Cm),
+        values ys (N, L, C) -> output (N, L, C) and log-sum-exp of the scores (N, L)."""
+        n, length, c = ys.shape
+        pad = (-length) % CHUNK_SIZE
+        if pad:  # padded with a copy of the round's last sorted tokens
+            xs = torch.cat([xs, xs[:, -pad:]], dim=1)
+            ys = torch.cat([ys, ys[:, -pad:]], dim=1)
+        xs = xs.view(n, -1, CHUNK_SIZE, xs.shape[-1])  # (N, nc, K, Cm)
+        keys = _with_neighbours(F.normalize(xs, p=2, dim=-1, eps=5e-5))  # (N, nc, 3K, Cm)
+        values = _with_neighbours(ys.view(n, -1, CHUNK_SIZE, c))  # (N, nc, 3K, C)
+        scores = xs @ keys.transpose(-1, -2)  # (N, nc, K, 3K); queries are not normalised
+        lse = scores.logsumexp(dim=-1)
+        out = scores.softmax(dim=-1) @ values  # (N, nc, K, C)
+        return out.view(n, -1, c)[:, :length], lse.view(n, -1)[:, :length]
+
     def forward(self, u: Tensor) -> Tensor:  # (N, C, H, Wf)
         n, c, height, width = u.shape
         length = height * width
@@ -131,26 +151,17 @@ class SparseAttention(nn.Module):
             order = codes.sort(dim=-1).indices  # default (non-stable) sort, as published
             undo = order.argsort(dim=-1)
             token = order % length
-        xs = _take_rows(xe, token).view(n, h, length, -1)  # sorted tokens, per round
-        ys = _take_rows(ye, token).view(n, h, length, c)
-
-        pad = (-length) % CHUNK_SIZE
-        if pad:  # each round is padded with a copy of its own last sorted tokens
-            xs = torch.cat([xs, xs[:, :, -pad:]], dim=2)
-            ys = torch.cat([ys, ys[:, :, -pad:]], dim=2)
-        n_chunks = (length + pad) // CHUNK_SIZE
-        xs = xs.view(n, h, n_chunks, CHUNK_SIZE, -1)
-        keys = _with_neighbours(F.normalize(xs, p=2, dim=-1, eps=5e-5))  # (N, h, nc, 3K, C/r)
-        values = _with_neighbours(ys.view(n, h, n_chunks, CHUNK_SIZE, c))  # (N, h, nc, 3K, C)
-        scores = xs @ keys.transpose(-1, -2)  # (N, h, nc, K, 3K); queries are not normalised
-        lse = scores.logsumexp(dim=-1)
-        out = scores.softmax(dim=-1) @ values  # (N, h, nc, K, C)
-
-        out = out.view(n, h, -1, c)[:, :, :length].reshape(n, h * length, c)
-        lse = lse.view(n, h, -1)[:, :, :length].reshape(n, h * length)
-        out = _take_rows(out, undo).view(n, h, length, c)
-        weights = lse.gather(1, undo).view(n, h, length, 1).softmax(dim=1)
-        out = (out * weights).sum(dim=1)  # (N, L, C)
+        # Rounds occupy disjoint code ranges, so sorted positions r*L..(r+1)*L-1 are round r's.
+        # One round at a time keeps the (chunks x 144 x 432) score tensors of a single round.
+        outs, lses = [], []
+        for r in range(h):
+            sorted_tokens = token[:, r * length : (r + 1) * length]
+            out, lse = self.attend(_take_rows(xe, sorted_tokens), _take_rows(ye, sorted_tokens))
+            unsort = undo[:, r * length : (r + 1) * length] - r * length
+            outs.append(_take_rows(out, unsort))
+            lses.append(lse.gather(1, unsort))
+        weights = torch.stack(lses, dim=1).softmax(dim=1)  # (N, h, L): combine the rounds
+        out = sum(weights[:, r, :, None] * outs[r] for r in range(h))  # (N, L, C)
         return out.transpose(1, 2).reshape(n, c, height, width) + u
 
 
@@ -266,6 +277,7 @@ class Upsample(nn.Module):
 
     def __init__(self, scale: int, dim: int, out_channels: int) -> None:
         super().__init__()
+        self.scale = scale
         if scale == 4:
             layers = [nn.Conv2d(dim, 4 * dim, 3, padding=1), nn.PixelShuffle(2)]
             layers += [nn.Conv2d(dim, 4 * dim, 3, padding=1), nn.PixelShuffle(2)]
@@ -278,8 +290,25 @@ class Upsample(nn.Module):
         self.upsample = nn.Sequential(*layers)
         self.conv_last = nn.Conv2d(dim, out_channels, 3, padding=1)
 
+    strip_rows = 32  # inference runs in strips of this many input rows (bounded memory)
+    halo = 3  # input rows of context a strip needs for exact results (three 3x3 convs)
+
     def forward(self, x: Tensor) -> Tensor:  # (B, D, H, W) -> (B, out, sH, sW)
-        return self.conv_last(self.upsample(x))
+        height = x.shape[2]
+        if torch.is_grad_enabled() or height <= self.strip_rows + 2 * self.halo:
+            return self.conv_last(self.upsample(x))
+        # Without autograd, upsample strips of rows with a halo and keep their exact centres:
+        # the x4 full-size feature maps (2 x 118 MB at 120x120) never exist at once.
+        s = self.scale
+        out = None
+        for top in range(0, height, self.strip_rows):
+            bottom = min(top + self.strip_rows, height)
+            lo, hi = max(top - self.halo, 0), min(bottom + self.halo, height)
+            y = self.conv_last(self.upsample(x[:, :, lo:hi]))
+            if out is None:
+                out = y.new_empty(y.shape[0], y.shape[1], s * height, y.shape[3])
+            out[:, :, s * top : s * bottom] = y[:, :, s * (top - lo) : s * (bottom - lo)]
+        return out
 
 
 class FAT(nn.Module):
