@@ -146,3 +146,15 @@ def test_seeded_generator_makes_output_repeatable():
             outs.append(net(x))
     assert torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0], outs[2])  # the rotations matter
+
+
+def test_bicubic_skip_adds_bicubic_upscale():
+    net = FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=3, bicubic_skip=True).eval()
+    torch.nn.init.zeros_(net.upsample.conv_last.weight)
+    torch.nn.init.zeros_(net.upsample.conv_last.bias)
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        out = net(x)
+    expected = torch.nn.functional.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert FAT().config["bicubic_skip"] is False  # the published model has none
