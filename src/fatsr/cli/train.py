@@ -1,0 +1,190 @@
+"""``fatsr train``: train FAT on a folder of images (see :mod:`fatsr.engine.train`).
+
+Every field of :class:`~fatsr.engine.config.TrainConfig` is a flag; ``--config run.yaml`` gives
+defaults that flags override; resuming a run starts from the checkpoint's saved config.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fatsr.engine.config import CHOICES, FIELDS, TrainConfig, field_type, load_yaml, updated
+
+DESCRIPTION = """\
+Train a FAT super-resolution network.
+
+Data: a folder with HR/ (or GT/) and LR/ sub-folders of same-named images, or a folder of
+HR images only (LR made by bicubic downscaling). Training uses random aligned crops
+(--patch-size LR pixels) with flips and 90-degree rotations, in the network's [-1, 1] space.
+--batch-size is the GLOBAL batch: with torchrun each of K processes takes batch/K samples,
+so K processes train exactly like one.
+
+Run folder (--save-dir): config.yaml (resolved config), metrics.jsonl (losses every
+--log-every steps, validation PSNR/SSIM), progress.png, last.pt (every --save-every steps and
+at the end), step_XXXXXX.pt (--keep-every steps / --save_cycle epochs), best.safetensors
+(EMA weights with the best validation PSNR-Y) and model.safetensors (the final export, for
+`fatsr upscale --model`). Ctrl-C saves last.pt; continue with --resume auto.
+
+The published train.py flags also work: --data_dir, --save_dir, --save_cycle (epochs),
+--resume, --lr, --batch_size, --no-cuda, --epochs.
+"""
+
+EXAMPLES = """\
+examples:
+  fatsr train --data-dir data/train --val-dir data/val --preset compact --steps 20000 \\
+      --perceptual-weight 0 --save-dir runs/compact
+  fatsr train --config run.yaml --lr 2e-4           # flags override the YAML file
+  fatsr train --save-dir runs/compact --resume auto  # continue where it stopped
+  torchrun --nproc_per_node=4 -m fatsr train --config run.yaml
+"""
+
+HELP: dict[str, str] = {
+    "data_dir": "training images: HR/ (or GT/) + LR/, or HR only",
+    "val_dir": "validation images (same layouts); none = no validation",
+    "scale": "upscaling factor",
+    "patch_size": "LR crop side in pixels (a multiple of 12 for the presets)",
+    "augment": "random flips and 90-degree rotations",
+    "cache": "keep decoded training images in memory",
+    "workers": "data loading processes",
+    "preset": "network size: fat (published, 10.2 M parameters) or compact",
+    "network": "override a preset argument, e.g. --network dim=48 (repeatable)",
+    "steps": "training steps (wins over --epochs)",
+    "epochs": "training epochs when --steps is not given (default 100)",
+    "batch_size": "GLOBAL batch size, split across DDP processes",
+    "optimizer": "optimiser",
+    "lr": "peak learning rate",
+    "betas": "Adam betas",
+    "weight_decay": "weight decay (decoupled with adamw)",
+    "schedule": "learning-rate schedule after warm-up",
+    "warmup_steps": "linear learning-rate warm-up steps",
+    "milestones": "steps where multistep multiplies the learning rate by --gamma",
+    "gamma": "multistep factor",
+    "grad_clip": "clip the gradient norm to this; 0 = off",
+    "ema_decay": "decay of the weights' moving average (updated every step)",
+    "amp": "mixed precision on CUDA (auto = bf16 on CUDA, none on CPU; fp16 uses a grad scaler)",
+    "compile": "torch.compile the network",
+    "l1_weight": "weight of the L1 loss",
+    "perceptual_weight": "weight of the VGG19 perceptual loss (needs vgg19-dcbb9e9d.pth; 0 = off)",
+    "lev_weight": "weight of the LEV loss",
+    "vgg_weights": "path of torchvision's ImageNet VGG19 weights vgg19-dcbb9e9d.pth",
+    "published_normalization": "feed VGG the [-1, 1] images as published (default: ImageNet normalisation)",
+    "save_dir": "run folder",
+    "val_every": "validate the EMA weights every N steps",
+    "save_every": "write last.pt every N steps",
+    "keep_every": "also keep step_XXXXXX.pt every N steps; 0 = never",
+    "save_cycle": "also keep step_XXXXXX.pt every N epochs; 0 = never",
+    "log_every": "log the mean losses every N steps",
+    "seed": "seed of weights, sample order, crops and LSH rotations",
+    "device": "auto, cpu, cuda or cuda:N",
+    "resume": "continue from a checkpoint PATH, or 'auto' = <save-dir>/last.pt if present; "
+    "a model file or published .pth starts from its weights",
+    "overwrite": "start afresh in a --save-dir that holds a run",
+    "tensorboard": "also log to <save-dir>/tensorboard (needs tensorboard)",
+    "progress": "show a progress bar",
+}
+PUBLISHED_ALIASES = {"data_dir": "--data_dir", "save_dir": "--save_dir", "save_cycle": "--save_cycle",
+                     "batch_size": "--batch_size"}  # fmt: skip
+
+
+METAVARS = {"resume": "PATH|auto", "device": "DEVICE"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``fatsr train``."""
+    parser = subparsers.add_parser(
+        "train", help="train a FAT network", description=DESCRIPTION, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--config", metavar="YAML", help="YAML file of options (flags override it)")
+    defaults = TrainConfig()
+    for name in FIELDS:
+        add_field(parser, name, getattr(defaults, name))
+    parser.add_argument("--no-cuda", action="store_true", help="train on the CPU (same as --device cpu)")
+    parser.set_defaults(func=run)
+
+
+def add_field(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
+    """One flag for config field ``name``; absent from the namespace unless given."""
+    base, _ = field_type(name)
+    flags = [f"--{name.replace('_', '-')}"] + ([PUBLISHED_ALIASES[name]] if name in PUBLISHED_ALIASES else [])
+    shown = f" (default: {default})" if default not in (None, {}, []) else ""
+    options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": HELP[name] + shown}
+    if base is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    elif base is tuple:
+        options.update(nargs=2, type=float, metavar=("B1", "B2"))
+    elif base is list:
+        options.update(nargs="*", type=int, metavar="STEP")
+    elif base is dict:
+        options.update(action="append", type=_key_value, metavar="KEY=VALUE")
+    else:
+        metavar = {int: "N", float: "X"}.get(base, "DIR" if name.endswith("_dir") else "PATH")
+        options.update(type=base, metavar=METAVARS.get(name, metavar))
+        if name in CHOICES:
+            options.update(choices=CHOICES[name], metavar=None)
+    parser.add_argument(*flags, **options)
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The config values given on the command line."""
+    flags = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    if "network" in flags:
+        flags["network"] = dict(flags["network"])
+    if getattr(args, "no_cuda", False) and "device" not in flags:
+        flags["device"] = "cpu"
+    return flags
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults <- checkpoint's saved config (when resuming a run) <- YAML <- flags."""
+    from fatsr.engine import checkpoint
+
+    flags = given_flags(args)
+    file_values = load_yaml(args.config) if args.config else {}
+    layers = [(file_values, str(args.config)), (flags, "command line")]
+    config = _apply(TrainConfig(), layers)
+    resume = _resume_file(config)
+    if resume is not None and resume.suffix != ".safetensors":
+        saved = checkpoint.read(resume)
+        if checkpoint.is_checkpoint(saved):
+            base = updated(TrainConfig(), saved["config"], f"{resume} (saved config)")
+            config = _apply(base, layers)
+    return config
+
+
+def _apply(config: TrainConfig, layers: list[tuple[dict[str, Any], str]]) -> TrainConfig:
+    for values, source in layers:
+        if isinstance(values.get("network"), dict):  # network overrides add up
+            values = {**values, "network": {**config.network, **values["network"]}}
+        config = updated(config, values, source)
+        if "epochs" in values and "steps" not in values:  # a later --epochs replaces an earlier steps
+            config = updated(config, {"steps": None}, source)
+    return config
+
+
+def _resume_file(config: TrainConfig) -> Path | None:
+    if config.resume is None:
+        return None
+    path = Path(config.save_dir) / "last.pt" if config.resume == "auto" else Path(config.resume)
+    return path if path.is_file() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from fatsr.engine.train import train
+
+    result = train(resolve_config(args))
+    if result.model_path is not None:
+        best = f", best validation PSNR-Y {result.best_psnr:.3f} dB" if result.best_psnr is not None else ""
+        print(f"done: {result.steps} steps{best}; model: {result.model_path}")
+    return 0

@@ -1,0 +1,192 @@
+"""The training configuration: :class:`TrainConfig` is the source of truth; YAML files and
+command-line flags fill it, and the resolved config is saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fatsr.errors import FatsrError
+from fatsr.io import atomic_write
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "preset": ("fat", "compact"),
+    "optimizer": ("adam", "adamw"),
+    "schedule": ("constant", "cosine", "multistep"),
+    "amp": ("auto", "none", "bf16", "fp16"),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults reproduce the published recipe
+    (preset ``fat``, x4, Adam 1e-4, batch 2, 100 epochs, L1 + 0.001 perceptual + 0.1 LEV)."""
+
+    # data
+    data_dir: str = "./datasets/train"
+    val_dir: str | None = None
+    scale: int = 4
+    patch_size: int = 48  # LR patch side
+    augment: bool = True
+    cache: bool = False
+    workers: int = 4
+    # network
+    preset: str = "fat"
+    network: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's arguments
+    # length: steps wins; else epochs (default 100, as published)
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int = 2  # global batch, split across DDP processes
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.5
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    ema_decay: float = 0.999
+    amp: str = "auto"  # auto = bf16 on CUDA, none on CPU
+    compile: bool = False
+    # loss
+    l1_weight: float = 1.0
+    perceptual_weight: float = 0.001
+    lev_weight: float = 0.1
+    vgg_weights: str | None = None
+    published_normalization: bool = False
+    # bookkeeping
+    save_dir: str = "./checkpoints/v1"
+    val_every: int = 1000
+    save_every: int = 1000  # last.pt
+    keep_every: int = 0  # step_XXXXXX.pt every N steps; 0 = never
+    save_cycle: int = 0  # step_XXXXXX.pt every N epochs (the published flag); 0 = never
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    resume: str | None = None  # PATH or "auto" (= <save_dir>/last.pt if present)
+    overwrite: bool = False  # start afresh in a save_dir that holds a run
+    tensorboard: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`FatsrError` for values no run can use."""
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise FatsrError(f"--{_flag(name)} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        positive = ("scale", "patch_size", "batch_size", "val_every", "save_every", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise FatsrError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise FatsrError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")
+        non_negative = ("workers", "warmup_steps", "weight_decay", "grad_clip", "keep_every", "save_cycle")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise FatsrError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise FatsrError(f"--lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise FatsrError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise FatsrError(f"--betas must be in [0, 1), got {self.betas}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise FatsrError("--schedule multistep needs --milestones STEP [STEP ...]")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_HINTS: dict[str, Any] = typing.get_type_hints(TrainConfig)
+
+
+def field_type(name: str) -> tuple[type, bool]:
+    """(base type, optional) of a field, e.g. ``str | None`` -> (str, True)."""
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return typing.get_origin(hint) or hint, False
+
+
+def coerce(name: str, value: Any) -> Any:
+    """``value`` checked and converted to the type of field ``name`` (FatsrError if it cannot be)."""
+    base, optional = field_type(name)
+    if value is None and optional:
+        return None
+    try:
+        if base is tuple:
+            if len(value) != 2:
+                raise TypeError
+            return tuple(_convert(float, v) for v in value)
+        if base is list:
+            return [_convert(int, v) for v in value]
+        return _convert(base, value)
+    except TypeError:
+        raise FatsrError(f"config value {name}: {value!r} is not a valid {_HINTS[name]}") from None
+
+
+def _convert(base: type, value: Any) -> Any:
+    """``value`` as a ``base`` (bool, int, float, str or dict); TypeError if it is not one."""
+    if base is bool and isinstance(value, bool):
+        return value
+    if base is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base is str and isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    if base is dict and isinstance(value, dict):
+        return dict(value)
+    raise TypeError(f"{value!r} is not a {base.__name__}")
+
+
+def updated(config: TrainConfig, values: dict[str, Any], source: str) -> TrainConfig:
+    """A copy of ``config`` with ``values`` (checked and converted) applied."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise FatsrError(f"{source}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(FIELDS)}")
+    return dataclasses.replace(config, **{k: coerce(k, v) for k, v in values.items()})
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in a YAML config file (FatsrError if missing or not a mapping)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FatsrError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise FatsrError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FatsrError(f"{path}: a config file must be a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain YAML-safe values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def from_dict(values: dict[str, Any], source: str) -> TrainConfig:
+    """A :class:`TrainConfig` from a plain mapping (e.g. a checkpoint's saved config)."""
+    return updated(TrainConfig(), values, source)
+
+
+def write_yaml(config: TrainConfig, path: str | os.PathLike) -> None:
+    """Save the resolved config (readable back with ``--config``)."""
+    with atomic_write(path, overwrite=True) as tmp:
+        tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")

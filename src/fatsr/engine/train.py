@@ -1,0 +1,572 @@
+"""The training loop: FAT on random LR/HR crops in [-1, 1], Adam(W) with warm-up and a schedule,
+EMA weights validated by PSNR-Y/SSIM-Y, exact resume, DDP across processes started by torchrun.
+
+Entry point: :func:`train` with a :class:`~fatsr.engine.config.TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from fatsr.engine import checkpoint
+from fatsr.engine.config import TrainConfig, to_dict, write_yaml
+from fatsr.engine.distributed import BatchSampler, Dist, any_true, barrier, mean_over_processes, setup, teardown
+from fatsr.engine.ema import EMA
+from fatsr.engine.report import MetricsLog, TensorBoard, plot_progress
+from fatsr.errors import FatsrError
+from fatsr.io import atomic_write
+
+LAST = "last.pt"
+BEST = "best.safetensors"
+MODEL = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced."""
+
+    save_dir: Path
+    steps: int
+    model_path: Path | None  # None on processes other than rank 0
+    best_psnr: float | None
+    skipped_steps: int
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run (or continue) the training that ``config`` describes; see :class:`Trainer`."""
+    config.validate()
+    layout = setup(config.device)
+    try:
+        result = Trainer(config, layout).run()
+        barrier(layout)  # processes leave together: rank 0 validates and exports last
+        return result
+    finally:
+        teardown(layout)
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def build_network(config: TrainConfig) -> nn.Module:
+    """The preset's FAT with ``config.network`` overrides, for ``config.scale``."""
+    from fatsr.models.fat import FAT
+    from fatsr.models.presets import PRESETS
+    from fatsr.models.presets import build_network as build_preset
+
+    if not config.network:
+        return build_preset(config.preset, config.scale)
+    arguments = {**PRESETS[config.preset], **config.network, "scale": config.scale}
+    try:
+        return FAT(**arguments)
+    except (TypeError, ValueError) as exc:
+        raise FatsrError(f"network overrides {config.network} do not give a valid FAT ({exc})") from None
+
+
+def describe(network_config: dict | None) -> str:
+    """A short text of a FAT configuration for error messages."""
+    if not network_config:
+        return "unknown"
+    keys = ("dim", "num_blocks", "num_layers", "num_heads", "window_size", "scale")
+    return ", ".join(f"{k} {network_config.get(k)}" for k in keys)
+
+
+def check_patch_size(network: nn.Module, patch_size: int) -> None:
+    """FAT needs LR sides that are multiples of ``size_multiple`` and >= 144 Fourier tokens."""
+    multiple = int(network.size_multiple)
+    tokens = patch_size * (patch_size // 2 + 1)
+    if patch_size % multiple or tokens < 144:
+        smallest = next(m for m in range(multiple, 10 * multiple, multiple) if m * (m // 2 + 1) >= 144)
+        raise FatsrError(
+            f"--patch-size {patch_size} does not fit this network: LR patches must be a multiple of "
+            f"{multiple} and at least {smallest} pixels; use e.g. {max(smallest, patch_size // multiple * multiple)}"
+        )
+
+
+@dataclass
+class LRFactor:
+    """Multiplier of the base learning rate at a step: linear warm-up, then constant, cosine
+    (to 0 at ``total``) or multistep (times ``gamma`` at each milestone)."""
+
+    schedule: str
+    total: int
+    warmup: int
+    milestones: list[int]
+    gamma: float
+
+    def __call__(self, step: int) -> float:
+        factor = 1.0
+        if self.schedule == "cosine":
+            progress = min(1.0, max(0, step - self.warmup) / max(1, self.total - self.warmup))
+            factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+        elif self.schedule == "multistep":
+            factor = self.gamma ** sum(step >= m for m in self.milestones)
+        if step < self.warmup:
+            factor *= (step + 1) / self.warmup
+        return factor
+
+
+def make_optimizer(network: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(network.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: ``auto`` = bf16 on CUDA, none on the CPU; fp16/bf16 need CUDA."""
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" else "none"
+    if amp == "none":
+        return None
+    if device.type != "cuda":
+        raise FatsrError(f"--amp {amp} needs a CUDA device; use --amp none on the CPU")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def training_step(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr: Tensor,
+    hr: Tensor,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    grad_clip: float = 0.0,
+) -> tuple[dict[str, Tensor], bool]:
+    """One optimisation step on a batch in [-1, 1]; returns the detached loss terms (``loss``
+    = weighted total) and whether the gradients were finite. Non-finite gradients skip the
+    update (with fp16 the scaler skips it and lowers its scale)."""
+    autocast = torch.autocast(lr.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with autocast:
+        sr = model(lr)
+    total, terms = loss_fn(sr.float(), hr)
+    (scaler.scale(total) if scaler is not None else total).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else math.inf)
+    finite = bool(torch.isfinite(norm))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    elif finite:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}, finite
+
+
+def to_uint8(img: Tensor) -> np.ndarray:
+    """CHW float in [0, 1] -> HWC uint8, clamped and rounded."""
+    return img.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def evaluate(upscale: Callable[[Tensor], Tensor], samples: Iterable[dict], scale: int) -> dict[str, float]:
+    """Mean PSNR-Y and SSIM-Y (border = scale, 8-bit rounded) of ``upscale`` (NCHW [0, 1] in
+    and out) over validation samples."""
+    from fatsr.metrics import psnr, ssim
+
+    psnrs, ssims = [], []
+    for sample in samples:
+        sr = to_uint8(upscale(sample["lr"].unsqueeze(0))[0])
+        hr = to_uint8(sample["hr"])
+        psnrs.append(psnr(sr, hr, border=scale))
+        ssims.append(ssim(sr, hr, border=scale))
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
+
+
+def bicubic_upscale(scale: int) -> Callable[[Tensor], Tensor]:
+    def upscale(lr: Tensor) -> Tensor:
+        return torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+
+    return upscale
+
+
+class StopRequest:
+    """SIGINT / SIGTERM ask the loop to stop between two steps (it then saves last.pt);
+    a second signal interrupts at once."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.requested = False
+        self._say = say
+        self._pid = os.getpid()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:  # a forked data worker: keep serving the last batches
+            return
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._say(f"{signal.Signals(signum).name}: stopping at the end of this step to save {LAST} (again: abort now)")
+
+
+# --- the trainer -----------------------------------------------------------------------------
+
+
+class Trainer:
+    """Owns the network, its EMA, optimiser, data and run folder of one training run.
+
+    Only rank 0 writes files, logs and validates. Every random draw comes from generators
+    seeded by ``config.seed`` (weights and global RNG), ``(seed, epoch)`` (sample order) or
+    ``(seed, epoch, index)`` (crops, in the dataset), and all their states are checkpointed,
+    so a resumed run continues exactly as an uninterrupted one.
+    """
+
+    def __init__(self, config: TrainConfig, layout: Dist) -> None:
+        from fatsr.data import TrainDataset, ValDataset
+        from fatsr.losses import FATLoss
+
+        self.config = config
+        self.layout = layout
+        self.device = layout.device
+        self.save_dir = Path(config.save_dir)
+        if config.batch_size % layout.world:
+            raise FatsrError(
+                f"--batch-size {config.batch_size} (the global batch) must be divisible by the {layout.world} processes"
+            )
+        self.amp_dtype = resolve_amp(config.amp, self.device)
+        checkpoint.seed_everything(config.seed)
+
+        self.network = build_network(config).to(self.device)
+        check_patch_size(self.network, config.patch_size)
+        self.lsh = torch.Generator().manual_seed(config.seed)  # LSH rotations, identical on every rank
+        self.network.set_generator(self.lsh)
+
+        self.train_set = TrainDataset(
+            config.data_dir, config.scale, patch_size=config.patch_size, augment=config.augment,
+            cache=config.cache, seed=config.seed,
+        )  # fmt: skip
+        self.steps_per_epoch = len(self.train_set) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise FatsrError(
+                f"{config.data_dir} holds {len(self.train_set)} training images, fewer than --batch-size "
+                f"{config.batch_size}; add images or lower the batch size"
+            )
+        self.total_steps = config.steps or (config.epochs or 100) * self.steps_per_epoch
+        self.val_set = ValDataset(config.val_dir, config.scale) if config.val_dir and layout.main else None
+        self.loss_fn = FATLoss(
+            config.l1_weight, config.perceptual_weight, config.lev_weight,
+            vgg_weights=config.vgg_weights, published_normalization=config.published_normalization,
+        ).to(self.device)  # fmt: skip
+
+        self.optimizer = make_optimizer(self.network, config)
+        self.lr_factor = LRFactor(
+            config.schedule, self.total_steps, config.warmup_steps, list(config.milestones), config.gamma
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.ema = EMA(self.network, config.ema_decay)
+
+        self.step = 0
+        self.best_psnr: float | None = None
+        self.last_val_step = -1
+        self.skipped_steps = 0
+        self.train_seconds = 0.0
+        self._window: dict[str, float] = {}  # loss sums since the last log record
+        self._window_steps = 0
+        resume = self._resume_path()
+        self._prepare_save_dir(fresh=resume is None)
+        if resume is not None:
+            self._load(resume)
+        self.log = MetricsLog(self.save_dir / "metrics.jsonl", resume_step=self.step) if layout.main else None
+        self.tensorboard = TensorBoard(self.save_dir / "tensorboard") if config.tensorboard and layout.main else None
+
+        model: nn.Module = torch.compile(self.network) if config.compile else self.network
+        if layout.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=ids)
+        self.model = model
+
+    # -- run folder and checkpoints --
+
+    def _resume_path(self) -> Path | None:
+        resume = self.config.resume
+        if resume is None:
+            return None
+        if resume == "auto":
+            last = self.save_dir / LAST
+            return last if last.is_file() else None
+        return Path(resume)
+
+    def _prepare_save_dir(self, fresh: bool) -> None:
+        if fresh and (self.save_dir / LAST).is_file() and not self.config.overwrite:
+            raise FatsrError(
+                f"{self.save_dir} already holds a run; continue it with --resume auto, "
+                "start afresh with --overwrite, or choose another --save-dir"
+            )
+        if self.layout.main:
+            try:
+                self.save_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise FatsrError(f"cannot create --save-dir {self.save_dir}: {exc.strerror or exc}") from None
+            write_yaml(self.config, self.save_dir / "config.yaml")
+            if fresh:
+                for name in (LAST, "metrics.jsonl", "progress.png", BEST, MODEL):
+                    (self.save_dir / name).unlink(missing_ok=True)
+
+    def _state(self) -> dict[str, Any]:
+        scheduler = self.scheduler.state_dict()
+        scheduler["lr_lambdas"] = [None] * len(self.optimizer.param_groups)  # the shape comes from the config
+        return {
+            "architecture": "FAT",
+            "network_config": dict(self.network.config),
+            "config": to_dict(self.config),
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "position": self.step % self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "model": self.network.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": scheduler,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "lsh_generator": self.lsh.get_state(),
+            "rng": checkpoint.rng_state(),
+            "best_psnr": self.best_psnr,
+            "last_val_step": self.last_val_step,
+            "skipped_steps": self.skipped_steps,
+            "train_seconds": self.train_seconds,
+        }
+
+    def _save(self, name: str = LAST) -> None:
+        if self.layout.main:
+            checkpoint.save(self.save_dir / name, self._state())
+
+    def _load(self, path: Path) -> None:
+        if not path.is_file():
+            raise FatsrError(f"--resume {path}: no such file; give a last.pt or step_*.pt of a fatsr run")
+        state = checkpoint.read(path) if path.suffix != ".safetensors" else None
+        if not checkpoint.is_checkpoint(state):
+            self._load_weights_only(path)
+            return
+        if state.get("architecture") != "FAT" or state["network_config"] != self.network.config:
+            raise FatsrError(
+                f"{path} is a checkpoint of another network ({describe(state.get('network_config'))}), "
+                f"not of this run's ({describe(self.network.config)}); "
+                "pass its --preset/--scale/--network or use another --save-dir"
+            )
+        self.network.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.base_lrs = [self.config.lr for _ in self.optimizer.param_groups]
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.lsh.set_state(state["lsh_generator"])
+        checkpoint.set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * self.lr_factor(self.step)
+        self.best_psnr = state["best_psnr"]
+        self.last_val_step = int(state["last_val_step"])
+        self.skipped_steps = int(state["skipped_steps"])
+        self.train_seconds = float(state["train_seconds"])
+        self._say(f"resumed {path} at step {self.step}")
+
+    def _load_weights_only(self, path: Path) -> None:
+        """Start from the weights of a model file or published state dict (as the published
+        ``--resume`` did): optimiser and step start afresh."""
+        from fatsr.models.files import load_network
+
+        loaded, _ = load_network(path)
+        if loaded.config != self.network.config:
+            raise FatsrError(
+                f"{path} holds weights of another network ({describe(loaded.config)}), not of this run's "
+                f"({describe(self.network.config)}); pass its --preset/--scale"
+            )
+        self.network.load_state_dict(loaded.state_dict())
+        self.ema.module.load_state_dict(loaded.state_dict())
+        self._say(f"initialised the weights from {path}; training starts at step 0")
+
+    # -- messages and records --
+
+    def _say(self, message: str) -> None:
+        if self.layout.main:
+            tqdm.write(message)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.add(record)
+        if self.tensorboard is not None:
+            self.tensorboard.add(record)
+
+    # -- validation and export --
+
+    def _upscaler(self) -> Callable[[Tensor], Tensor]:
+        from fatsr.models.wrapper import SRModel
+
+        wrapped = SRModel(self.ema.module, name="ema", seed=self.config.seed)
+
+        @torch.inference_mode()
+        def upscale(lr: Tensor) -> Tensor:
+            return wrapped(lr.to(self.device)).float()
+
+        return upscale
+
+    def _validate(self) -> None:
+        if self.val_set is None:
+            return
+        self.last_val_step = self.step
+        scores = evaluate(self._upscaler(), self.val_set, self.config.scale)
+        improved = self.best_psnr is None or scores["psnr"] > self.best_psnr
+        self._say(
+            f"step {self.step}: validation PSNR-Y {scores['psnr']:.3f} dB, SSIM-Y {scores['ssim']:.4f}"
+            + (" (best)" if improved else f" (best {self.best_psnr:.3f} dB)")
+        )
+        if improved:
+            self.best_psnr = scores["psnr"]
+            self._export(self.save_dir / BEST, extra={"step": self.step, "val_psnr_y": scores["psnr"]})
+        self._record({"kind": "val", "step": self.step, **scores, "time": round(self.train_seconds, 3)})
+        plot_progress(self.log, self.save_dir / "progress.png")
+
+    def _export(self, path: Path, extra: dict[str, Any]) -> None:
+        from fatsr.models.files import save_model
+
+        name = f"FAT {self.config.preset} x{self.config.scale} ({self.save_dir.name})"
+        save_model(path, self.ema.module, name=name, extra=extra, overwrite=True)
+
+    def _finish(self) -> Path:
+        model_path = self.save_dir / MODEL
+        best = self.save_dir / BEST
+        if self.val_set is not None and best.is_file():
+            with atomic_write(model_path, overwrite=True) as tmp:
+                shutil.copyfile(best, tmp)
+        else:
+            self._export(model_path, extra={"step": self.step})
+        if self.log is not None and self.log.records:
+            plot_progress(self.log, self.save_dir / "progress.png")
+        which = " with the best validation PSNR" if best.is_file() else ""
+        self._say(f"exported the EMA weights{which} to {model_path}")
+        return model_path
+
+    # -- the loop --
+
+    def _batches(self, epoch: int, start: int) -> Iterator[dict[str, Tensor]]:
+        self.train_set.set_epoch(epoch)
+        sampler = BatchSampler(len(self.train_set), self.config.batch_size, self.layout, self.config.seed, epoch, start)
+        loader = DataLoader(
+            self.train_set, batch_sampler=sampler, num_workers=self.config.workers,
+            pin_memory=self.device.type == "cuda", generator=torch.Generator(),
+        )  # fmt: skip
+        return iter(loader)
+
+    def _one_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        lr = batch["lr"].to(self.device, non_blocking=True) * 2 - 1
+        hr = batch["hr"].to(self.device, non_blocking=True) * 2 - 1
+        self.model.train()
+        terms, finite = training_step(
+            self.model, self.loss_fn, self.optimizer, lr, hr,
+            amp_dtype=self.amp_dtype, scaler=self.scaler, grad_clip=self.config.grad_clip,
+        )  # fmt: skip
+        self.scheduler.step()
+        self.ema.update(self.network)
+        self.step += 1
+        values = {k: float(v) for k, v in terms.items()}
+        if not finite and (self.scaler is None or not math.isfinite(values["loss"])):
+            self.skipped_steps += 1
+            self._say(f"warning: step {self.step}: non-finite loss or gradients, update skipped "
+                      f"({self.skipped_steps} skipped so far)")  # fmt: skip
+        return values
+
+    def _log_start(self) -> None:
+        used = sum(p.numel() for p in self.network.parameters())
+        self._say(
+            f"training FAT '{self.config.preset}' x{self.config.scale} ({used / 1e6:.2f} M parameters) on "
+            f"{len(self.train_set)} images: {self.total_steps} steps of batch {self.config.batch_size} "
+            f"({self.steps_per_epoch} per epoch) on {self.device}"
+            + (f" x{self.layout.world} processes" if self.layout.world > 1 else "")
+        )
+        if self.val_set is not None and not (self.log and self.log.of_kind("bicubic")):
+            scores = evaluate(bicubic_upscale(self.config.scale), self.val_set, self.config.scale)
+            self._say(f"bicubic on the validation set: PSNR-Y {scores['psnr']:.3f} dB, SSIM-Y {scores['ssim']:.4f}")
+            self._record({"kind": "bicubic", "step": 0, **scores})
+
+    def run(self) -> TrainResult:
+        """Train up to ``total_steps``; on SIGINT/SIGTERM save last.pt and raise KeyboardInterrupt."""
+        self._log_start()
+        bar = tqdm(
+            total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+            disable=not (self.layout.main and self.config.progress),
+        )  # fmt: skip
+        with StopRequest(self._say) as stop, bar:
+            while self.step < self.total_steps:
+                epoch, first = divmod(self.step, self.steps_per_epoch)
+                batches = self._batches(epoch, first)
+                for position in range(first, min(self.steps_per_epoch, first + self.total_steps - self.step)):
+                    started = time.perf_counter()
+                    try:
+                        batch = next(batches)
+                    except RuntimeError:  # DataLoader workers killed by the same Ctrl-C
+                        if not stop.requested:
+                            raise
+                    if any_true(stop.requested, self.layout):  # every process stops at the same step
+                        self._save()
+                        self._say(f"saved {self.save_dir / LAST} at step {self.step}; continue with --resume auto")
+                        raise KeyboardInterrupt
+                    values = self._one_step(batch)
+                    self.train_seconds += time.perf_counter() - started
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+                    self._log_train(values, epoch)
+                    self._periodic(epoch_end=position + 1 == self.steps_per_epoch, epoch=epoch)
+        if self.layout.main and self.last_val_step != self.step:
+            self._validate()
+        self._save()
+        model_path = self._finish() if self.layout.main else None
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self.skipped_steps:
+            self._say(f"warning: {self.skipped_steps} steps were skipped for non-finite loss or gradients")
+        return TrainResult(self.save_dir, self.step, model_path, self.best_psnr, self.skipped_steps)
+
+    def _log_train(self, values: dict[str, float], epoch: int) -> None:
+        """Add a step's loss terms to the window; every ``log_every`` steps record their means."""
+        for k, v in values.items():
+            self._window[k] = self._window.get(k, 0.0) + v
+        self._window_steps += 1
+        if self.step % self.config.log_every and self.step != self.total_steps:
+            return
+        means = mean_over_processes({k: v / self._window_steps for k, v in self._window.items()}, self.layout)
+        self._window, self._window_steps = {}, 0
+        self._record({
+            "kind": "train", "step": self.step, "epoch": epoch, "lr": self.config.lr * self.lr_factor(self.step - 1),
+            **means, "skipped": self.skipped_steps, "time": round(self.train_seconds, 3),
+        })  # fmt: skip
+
+    def _periodic(self, epoch_end: bool, epoch: int) -> None:
+        config = self.config
+        if self.layout.main and self.step % config.val_every == 0 and self.step < self.total_steps:
+            self._validate()
+        if self.step % config.save_every == 0 and self.step < self.total_steps:
+            self._save()
+        keep = config.keep_every and self.step % config.keep_every == 0
+        cycle = config.save_cycle and epoch_end and (epoch + 1) % config.save_cycle == 0
+        if keep or cycle:
+            self._save(f"step_{self.step:06d}.pt")
