@@ -1,7 +1,8 @@
-"""PSNR and SSIM with the BasicSR/SwinIR/HAT convention.
+"""Image quality metrics: PSNR and SSIM with the BasicSR/SwinIR/HAT convention, the
+remote-sensing metrics SAM and ERGAS, and PSNR split by texture strata.
 
-Images are numpy arrays HW or HWC (1 or 3 channels; a 4th, alpha, is dropped): uint8, uint16
-(scaled to 0..255) or float in [0, 1]. Everything is computed in float64 on the 0..255 scale,
+Images are numpy arrays HW or HWC (grey, RGB, RGBA whose alpha is dropped, or any other number
+of bands, used as given): uint8, uint16 (scaled to 0..255) or float in [0, 1]. Everything is computed in float64 on the 0..255 scale,
 either on BT.601 "MATLAB" luma Y (``y_channel=True``, ignored for grey images) or per RGB
 channel. ``border`` pixels are cropped from every side first. Float inputs are used as given:
 round them to 8 bit first to reproduce numbers published with that convention.
@@ -23,8 +24,8 @@ def _to_unit(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
     if img.ndim == 2:
         img = img[:, :, None]
-    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an HW or HWC image with 1, 3 or 4 channels, got shape {img.shape}")
+    if img.ndim != 3 or img.shape[2] == 0:
+        raise ValueError(f"expected an HW or HWC image, got shape {img.shape}")
     if img.shape[2] == 4:
         img = img[:, :, :3]
     if img.dtype == np.uint8:
@@ -100,3 +101,54 @@ def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = T
     if min(a.shape[:2]) < 2 * _SSIM_RADIUS + 1:
         raise FatsrError(f"SSIM needs at least 11x11 pixels after the border crop, got {a.shape[0]}x{a.shape[1]}")
     return float(np.mean([_ssim_channel(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
+
+
+def sam(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
+    """Spectral angle mapper: mean over pixels of the angle between the SR and HR band vectors,
+    in degrees. Pixels where either vector is zero have no angle and are left out (nan if all)."""
+    a, b = _prepare(sr, hr, border, y_channel=False)
+    dot = np.sum(a * b, axis=2)
+    norms = np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2)
+    valid = norms > 0
+    if not valid.any():
+        return float("nan")
+    cosine = np.clip(dot[valid] / norms[valid], -1.0, 1.0)
+    return float(np.degrees(np.arccos(cosine)).mean())
+
+
+def ergas(sr: np.ndarray, hr: np.ndarray, *, scale: int, border: int = 0) -> float:
+    """ERGAS = 100 / scale * sqrt(mean over bands of RMSE_k^2 / mean(HR_k)^2) (lower is better);
+    nan when an HR band has mean 0."""
+    a, b = _prepare(sr, hr, border, y_channel=False)
+    mse = np.mean((a - b) ** 2, axis=(0, 1))
+    mean_sq = np.mean(b, axis=(0, 1)) ** 2
+    if np.any(mean_sq == 0):
+        return float("nan")
+    return float(100.0 / scale * np.sqrt(np.mean(mse / mean_sq)))
+
+
+STRATA = ("low", "mid", "high")
+
+
+def local_variance(img: np.ndarray, size: int = 7) -> np.ndarray:
+    """Variance of every ``size`` x ``size`` neighbourhood (reflect-padded) of an HW image."""
+    pad = size // 2
+    padded = np.pad(img, pad, mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
+    return windows.var(axis=(2, 3))
+
+
+def psnr_by_texture(
+    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, window: int = 7
+) -> dict[str, float]:
+    """PSNR in the low-, mid- and high-texture thirds of the pixels, ranked by the local
+    variance (``window`` x ``window``) of the HR image (band mean when there is no Y)."""
+    a, b = _prepare(sr, hr, border, y_channel)
+    variance = local_variance(b.mean(axis=2), window).ravel()
+    order = np.argsort(variance, kind="stable")
+    error = ((a - b) ** 2).mean(axis=2).ravel()
+    result = {}
+    for name, part in zip(STRATA, np.array_split(order, len(STRATA)), strict=True):
+        mse = float(error[part].mean())
+        result[name] = float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
+    return result

@@ -1,0 +1,321 @@
+"""Evaluation of super-resolved images against their HR originals.
+
+Pairs HR, SR and LR files by name, runs a model (or bicubic) on the LR images when no SR
+files are given, and scores every pair with the conventions of the SR literature (see
+:mod:`fatsr.metrics`). Results go to a per-image CSV, a JSON summary, a terminal table and
+an optional PNG of crops of the worst and best images.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fatsr import metrics
+from fatsr.data import bicubic_downscale, find_images
+from fatsr.errors import FatsrError
+from fatsr.io import atomic_write, read_image
+from fatsr.lpips import LPIPS
+
+COLUMNS = (
+    "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas", "lr_psnr",
+    "psnr_low", "psnr_mid", "psnr_high",
+)  # fmt: skip
+_HEADERS = {
+    "psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB", "sam_deg": "SAM(deg)",
+    "ergas": "ERGAS", "lr_psnr": "LR-PSNR", "psnr_low": "PSNR-lo", "psnr_mid": "PSNR-mid", "psnr_high": "PSNR-hi",
+}  # fmt: skip
+
+
+class BicubicModel(nn.Module):
+    """The bicubic baseline as a model: [0, 1] NCHW in, ``scale`` times larger out (kernel a=-0.5,
+    as PIL and MATLAB's imresize), differentiable, any number of channels."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.name = "bicubic"
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
+        return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+
+
+def load_sr_model(spec: str | None, *, scale: int | None, device: torch.device, seed: int = 0) -> nn.Module:
+    """``bicubic`` (scale 4 unless given), a model file, or None for the shipped model; a given
+    ``scale`` must be the model's."""
+    if spec == "bicubic":
+        return BicubicModel(scale or 4)
+    import fatsr
+
+    model = fatsr.load_model(spec, device=device.type, seed=seed)
+    if scale is not None and scale != model.scale:
+        raise FatsrError(f"{spec} is a x{model.scale} model but --scale is {scale}; drop --scale or change it")
+    return model
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One HR image and, where given, its SR output and LR input files."""
+
+    name: str
+    hr: Path
+    sr: Path | None = None
+    lr: Path | None = None
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        images = find_images(path)
+        if not images:
+            raise FatsrError(f"{path}: no images in this folder")
+        return images
+    if not path.is_file():
+        raise FatsrError(f"{path}: no such file or folder")
+    return [path]
+
+
+def _match(hr_files: list[Path], others: Path, role: str) -> list[Path]:
+    """The file of ``others`` for each HR file, by stem (``<stem>_x<scale>`` also matches)."""
+    files = _files(others)
+    if len(hr_files) == 1 and others.is_file():
+        return files
+    by_stem = {p.stem: p for p in files}
+    for p in files:
+        by_stem.setdefault(re.sub(r"_x\d+$", "", p.stem), p)
+    matched, missing = [], []
+    for hr in hr_files:
+        found = by_stem.get(hr.stem)
+        if found is None:
+            missing.append(hr.stem)
+        matched.append(found)
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise FatsrError(f"{others}: no {role} image for {', '.join(missing[:5])}{more}; name {role} files like the HR files")
+    return matched
+
+
+def pair_files(hr: str | os.PathLike, *, sr: str | os.PathLike | None = None,
+               lr: str | os.PathLike | None = None) -> list[Pair]:  # fmt: skip
+    """Pairs for every HR image (a file or a folder's images); SR and LR matched by name."""
+    hr_files = _files(Path(hr))
+    srs = _match(hr_files, Path(sr), "SR") if sr is not None else [None] * len(hr_files)
+    lrs = _match(hr_files, Path(lr), "LR") if lr is not None else [None] * len(hr_files)
+    return [Pair(h.stem, h, s, lr_) for h, s, lr_ in zip(hr_files, srs, lrs, strict=True)]
+
+
+def _read(path: Path) -> np.ndarray:
+    """HWC uint8/uint16 image with any alpha channel dropped."""
+    image = read_image(path)
+    return image[:, :, :3] if image.shape[2] == 4 else image
+
+
+def _to_tensor(image: np.ndarray) -> Tensor:
+    peak = float(np.iinfo(image.dtype).max)
+    return torch.from_numpy(image.astype(np.float32) / peak).permute(2, 0, 1).unsqueeze(0)
+
+
+def _to_array(x: Tensor, dtype: np.dtype) -> np.ndarray:
+    """Clamped, rounded HWC array of ``dtype`` from a (1, C, H, W) tensor in [0, 1]."""
+    peak = np.iinfo(dtype).max
+    return x[0].clamp(0, 1).mul(peak).round().permute(1, 2, 0).cpu().numpy().astype(dtype)
+
+
+@dataclass
+class ImageResult:
+    """Scores of one image and, if asked for, crops (bicubic, SR, HR) of its worst region."""
+
+    name: str
+    scores: dict[str, float]
+    crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> float:
+        """The score that ranks images: PSNR-Y where defined, else PSNR over all bands."""
+        y = self.scores["psnr_y"]
+        return self.scores["psnr_rgb"] if math.isnan(y) else y
+
+
+def _load_pair(pair: Pair, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(HR cropped to a multiple of ``scale``, LR from its file or bicubic from the HR)."""
+    hr = _read(pair.hr)
+    hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+    if pair.lr is None:
+        lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
+    else:
+        lr = _read(pair.lr)
+    if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+        raise FatsrError(f"{pair.name}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR {hr.shape[1]}x{hr.shape[0]} "
+                         f"divided by {scale}; check --scale or the LR file")  # fmt: skip
+    return hr, lr
+
+
+def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: nn.Module | None,
+              device: torch.device | str) -> np.ndarray:  # fmt: skip
+    if model is None:
+        sr = _read(pair.sr)
+        if sr.shape[:2] != hr.shape[:2]:  # an SR of the uncropped HR: crop it the same way
+            sr = sr[: hr.shape[0], : hr.shape[1]]
+        return sr
+    with torch.inference_mode():
+        return _to_array(model(_to_tensor(lr).to(device)), hr.dtype)
+
+
+def score(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, *, scale: int, border: int,
+          lpips: Sequence[LPIPS] = ()) -> dict[str, float]:  # fmt: skip
+    """All metrics of one SR image (HWC arrays; LR for the consistency PSNR)."""
+    has_y = hr.shape[2] in (1, 3)
+    nan = float("nan")
+    texture = metrics.psnr_by_texture(sr, hr, border=border, y_channel=has_y)
+    back = bicubic_downscale(_to_tensor(sr), scale)[0].permute(1, 2, 0).numpy()
+    scores = {
+        "psnr_y": metrics.psnr(sr, hr, border=border) if has_y else nan,
+        "ssim_y": metrics.ssim(sr, hr, border=border) if has_y else nan,
+        "psnr_rgb": metrics.psnr(sr, hr, border=border, y_channel=False),
+        "ssim_rgb": metrics.ssim(sr, hr, border=border, y_channel=False),
+        "sam_deg": metrics.sam(sr, hr, border=border) if hr.shape[2] > 1 else nan,
+        "ergas": metrics.ergas(sr, hr, scale=scale, border=border),
+        "lr_psnr": metrics.psnr(back, lr, y_channel=False),
+        **{f"psnr_{k}": v for k, v in texture.items()},
+    }
+    for model in lpips:
+        scores[f"lpips_{model.net}"] = _lpips(model, sr, hr, border) if has_y else nan
+    return scores
+
+
+def _lpips(model: LPIPS, sr: np.ndarray, hr: np.ndarray, border: int) -> float:
+    a, b = (_to_tensor(x[border : x.shape[0] - border, border : x.shape[1] - border]) for x in (sr, hr))
+    if a.shape[1] == 1:
+        a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
+    device = model.shift.device
+    with torch.inference_mode():
+        return float(model(a.to(device), b.to(device)))
+
+
+def _worst_region(sr: np.ndarray, hr: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left of the ``size`` x ``size`` window with the largest squared error."""
+    error = ((_to_tensor(sr) - _to_tensor(hr)) ** 2).sum(dim=1, keepdim=True)
+    sums = F.avg_pool2d(error, size, stride=1)[0, 0]
+    index = int(sums.argmax())
+    return index // sums.shape[1], index % sums.shape[1]
+
+
+def _crops(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, scale: int, size: int) -> tuple[np.ndarray, ...]:
+    size = min(size, *hr.shape[:2])
+    top, left = _worst_region(sr, hr, size)
+    bicubic = _to_array(BicubicModel(scale)(_to_tensor(lr)), hr.dtype)
+    return tuple(x[top : top + size, left : left + size] for x in (bicubic, sr, hr))
+
+
+def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | None = None,
+             device: torch.device | str = "cpu", lpips: Sequence[LPIPS] = (),
+             crop_size: int | None = None) -> Iterator[ImageResult]:  # fmt: skip
+    """Score each pair (running ``model`` on its LR when given); crops kept if ``crop_size``."""
+    for pair in pairs:
+        try:
+            hr, lr = _load_pair(pair, scale)
+            sr = _sr_image(pair, hr, lr, model, device)
+            scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips)
+        except FatsrError as exc:
+            message = str(exc)
+            raise FatsrError(message if message.startswith(pair.name) else f"{pair.name}: {message}") from None
+        crops = _crops(sr, hr, lr, scale, crop_size) if crop_size else None
+        yield ImageResult(pair.name, scores, crops)
+
+
+def summarize(results: list[ImageResult], settings: dict) -> dict:
+    """Settings, image count, mean of every score, and the best and worst image."""
+    keys = list(results[0].scores)
+    means = {k: float(np.nanmean([r.scores[k] for r in results])) if any(
+        not math.isnan(r.scores[k]) for r in results) else float("nan") for k in keys}  # fmt: skip
+    ranked = sorted(results, key=lambda r: r.key)
+    return {"settings": settings, "images": len(results), "mean": means,
+            "worst": ranked[0].name, "best": ranked[-1].name}  # fmt: skip
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def write_json(path: Path, summary: dict, *, overwrite: bool = False) -> None:
+    """The summary as JSON; non-finite numbers (nan, inf) become null."""
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+
+
+def write_csv(path: Path, results: list[ImageResult], *, overwrite: bool = False) -> None:
+    """One row per image; nan written as an empty cell."""
+    keys = list(results[0].scores)
+    with atomic_write(path, overwrite=overwrite) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", *keys])
+        for r in results:
+            writer.writerow([r.name, *("" if math.isnan(r.scores[k]) else f"{r.scores[k]:.6g}" for k in keys)])
+
+
+def format_table(results: list[ImageResult], summary: dict) -> str:
+    """A plain-text table of every image and the mean."""
+    keys = list(results[0].scores)
+    headers = ["image", *(_HEADERS.get(k, k.upper()) for k in keys)]
+    rows = [[r.name, *(_cell(k, r.scores[k]) for k in keys)] for r in results]
+    rows.append(["mean", *(_cell(k, summary["mean"][k]) for k in keys)])
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in [headers, *rows]]  # fmt: skip
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _cell(key: str, value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.4f}" if key.startswith(("ssim", "lpips")) else f"{value:.2f}"
+
+
+def write_crops(path: Path, results: list[ImageResult], *, overwrite: bool = False) -> None:
+    """A PNG with the worst and best images' crops side by side: bicubic, SR, HR."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = sorted(results, key=lambda r: r.key)
+    shown = [("worst", ranked[0]), ("best", ranked[-1])]
+    fig, axes = plt.subplots(len(shown), 3, figsize=(9, 3.2 * len(shown)), squeeze=False)
+    for row, (label, result) in zip(axes, shown, strict=True):
+        titles = ("LR, bicubic", f"SR ({result.key:.2f} dB)", "HR")
+        for ax, image, title in zip(row, result.crops, titles, strict=True):
+            _show(ax, image)
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(f"{label}: {result.name}", fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _show(ax, image: np.ndarray) -> None:
+    """Display an HWC uint8/uint16 image: RGB, or the first three bands, or band 0 in grey."""
+    unit = image.astype(np.float64) / np.iinfo(image.dtype).max
+    if unit.shape[2] < 3:
+        ax.imshow(unit[:, :, 0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(unit[:, :, :3])
