@@ -8,7 +8,7 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "default_model_path"]
+__all__ = ["__version__", "default_model_path", "load_model", "upscale"]
 
 
 def default_model_path() -> Path | None:
@@ -31,3 +31,59 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", se
     network, metadata = load_network(path)
     model = SRModel(network, name=metadata.get("name", Path(path).stem), seed=seed)
     return model.to(device).eval()
+
+
+def upscale(
+    image,
+    model=None,
+    *,
+    tile: int = 96,
+    overlap: int = 24,
+    batch: int = 4,
+    seed: int = 0,
+    device: str = "cpu",
+    output: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    **raster_options,
+):
+    """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels.
+
+    ``image``: an HWC array (uint8/uint16 full range, float in [0, 1]) -> the upscaled array
+    (same integer dtype, or float32 unclipped); or a path -> the array, or, with ``output``,
+    the written file's path. GeoTIFFs with a CRS, > 4 bands or other dtypes need ``output``
+    and take ``raster_options`` (see :class:`fatsr.raster.RasterOptions`).
+    ``model``: an ``SRModel``, a model file path, or None for the shipped default model.
+    """
+    import numpy as np
+
+    from fatsr.engine.tiling import Tiling, upscale_image
+    from fatsr.errors import FatsrError
+
+    tiling = Tiling(tile, overlap, batch)
+    model_file = None
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model_file = default_model_path() if model is None else Path(model)
+        model = load_model(model, device=device, seed=seed)
+    if not isinstance(image, (str, os.PathLike)):
+        if output is not None:
+            raise FatsrError("output= is for path inputs; write the returned array yourself")
+        return upscale_image(model, np.asarray(image), tiling)
+    from fatsr.io import read_image, write_image
+    from fatsr.raster import RasterOptions, is_georaster, upscale_raster
+
+    source = Path(image)
+    if output is not None and Path(output).resolve() == source.resolve():
+        raise FatsrError(f"{source}: output= would replace this input; choose another output")
+    if is_georaster(source):
+        if output is None:
+            raise FatsrError(f"{source}: a georeferenced raster is written window by window; pass output=PATH.tif")
+        options = RasterOptions(**raster_options)
+        upscale_raster(source, output, model, model_file=model_file, tiling=tiling, options=options, overwrite=overwrite)
+        return Path(output)
+    if raster_options:
+        raise FatsrError(f"{', '.join(raster_options)}: options for georeferenced rasters only; {source} is a plain image")
+    result = upscale_image(model, read_image(source), tiling)
+    if output is None:
+        return result
+    write_image(output, result, overwrite=overwrite)
+    return Path(output)

@@ -8,7 +8,6 @@ without ``--overwrite``; every output is written atomically.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import os
 import sys
@@ -19,8 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fatsr.engine.tiling import DEFAULT_TILING, Tiling, upscale_image
 from fatsr.errors import FatsrError
 from fatsr.io import IMAGE_SUFFIXES, read_image, write_image
+from fatsr.raster import is_georaster
 
 DESCRIPTION = """\
 Upscale images with a FAT model.
@@ -32,7 +33,14 @@ Where the outputs go:
                    .png/.tif keep everything; .jpg/.bmp/.webp only where they
                    can hold the image's bit depth and channels.
 Outputs keep the input's bit depth (8/16-bit) and channels (grey, RGB, RGBA).
-Existing files are never replaced unless --overwrite is given.
+Existing files are never replaced unless --overwrite is given; --skip-existing
+leaves them and upscales the rest (resuming an interrupted batch).
+
+Images larger than --tile are upscaled in overlapping tiles blended without seams.
+GeoTIFFs (.tif with a CRS, more than 4 bands, or int16/float/... pixels) are read and
+written window by window as tiled, compressed GeoTIFF (default output <stem>_x<scale>.tif,
+or <stem>.tif in a folder): CRS and origin kept, pixel size divided by the scale, nodata,
+dtype and every band kept, provenance in FATSR_* tags.
 
 The published inference.py flags also work: --test_img DIR, --model_path PATH,
 --save_dir DIR, --no-cuda, --fp16.
@@ -43,6 +51,7 @@ examples:
   fatsr upscale scene.png --model fat_x4.safetensors           # -> scene_x4.png
   fatsr upscale tiles/ 'extra/*.tif' -o upscaled/ --model m.safetensors
   fatsr upscale lr.png -o sr.tif --model m.safetensors --device cuda --fp16
+  fatsr upscale landsat.tif --bands 3,2,1 --other-bands bicubic --compress zstd
 """
 
 # Formats with limits: suffix -> (dtypes it can hold, channel counts it can hold).
@@ -77,8 +86,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="where to run; auto = cuda if available, else mps, else cpu (default: auto)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing; same seed, same output (default: 0)")
-    parser.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+    exists = parser.add_mutually_exclusive_group()
+    exists.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+    exists.add_argument("--skip-existing", action="store_true", help="leave inputs whose output exists, upscale the rest")
     parser.add_argument("--fp16", action="store_true", help="run in half precision (CUDA only)")
+    parser.add_argument("--tile", type=int, default=96, help="tile side in input pixels, a multiple of 12 (default: 96)")
+    parser.add_argument("--overlap", type=int, default=24, help="overlap of neighbouring tiles in input pixels (default: 24)")
+    geo = parser.add_argument_group("GeoTIFF inputs")
+    geo.add_argument("--bands", type=_band_list, metavar="B,B,B", help="bands fed to the network as RGB (default: 1,2,3)")
+    geo.add_argument(
+        "--range", type=float, nargs=2, metavar=("LO", "HI"), dest="value_range",
+        help="values mapped to the network's 0..1 (default: the dtype range for 8-bit, else a per-band 0.5-99.5 percentile stretch)",
+    )
+    geo.add_argument(
+        "--other-bands", choices=("network", "bicubic"), default="network",
+        help="bands not in --bands: each through the network as grey, or bicubic (default: network)",
+    )
+    geo.add_argument("--compress", choices=("deflate", "zstd"), default="deflate", help="GeoTIFF compression (default: deflate)")
     # The published inference.py flags, kept working but out of the help.
     parser.add_argument("--test_img", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--model_path", dest="model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -95,20 +119,53 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.fp16 and device.type != "cuda":
         raise FatsrError(f"--fp16 runs on CUDA only, but the device is {device.type}; use --device cuda or drop --fp16")
+    tiling = Tiling(args.tile, args.overlap)
     target = _output_target(args.output, args.save_dir)
     model = _load_model(args.model, device, args.seed)
-    jobs = plan_outputs(inputs, target, model.scale, overwrite=args.overwrite)
+    jobs = plan_outputs(inputs, target, model.scale, overwrite=args.overwrite, skip_existing=args.skip_existing)
     _prepare_folders([dst for _, dst in jobs])
     for src, dst in tqdm(jobs, desc="upscale", unit="image", file=sys.stderr, disable=None):
-        image = read_image(src)
-        _check_format(dst, image)
-        result = upscale_array(model, image, device=device, fp16=args.fp16)
-        try:
-            write_image(dst, result, overwrite=args.overwrite)
-        except OSError as exc:
-            raise FatsrError(f"{dst}: could not write ({exc}); choose another -o") from None
+        if is_georaster(src):
+            _upscale_georaster(args, model, src, dst, tiling)
+        else:
+            _upscale_image_file(args, model, src, dst, device, tiling)
         tqdm.write(str(dst), file=sys.stdout)
     return 0
+
+
+def _band_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give band numbers separated by commas, e.g. 3,2,1") from None
+
+
+def _upscale_georaster(args: argparse.Namespace, model, src: Path, dst: Path, tiling: Tiling) -> None:
+    import fatsr
+    from fatsr.raster import RasterOptions, upscale_raster
+
+    options = RasterOptions(
+        bands=args.bands,
+        value_range=tuple(args.value_range) if args.value_range else None,
+        other_bands=args.other_bands,
+        compress=args.compress,
+    )
+    upscale_raster(
+        src, dst, model, model_file=args.model or fatsr.default_model_path(), tiling=tiling, options=options,
+        autocast=torch.float16 if args.fp16 else None, overwrite=args.overwrite,
+    )
+
+
+def _upscale_image_file(
+    args: argparse.Namespace, model, src: Path, dst: Path, device: torch.device, tiling: Tiling
+) -> None:
+    image = read_image(src)
+    _check_format(dst, image)
+    result = upscale_array(model, image, device=device, fp16=args.fp16, tiling=tiling)
+    try:
+        write_image(dst, result, overwrite=args.overwrite)
+    except OSError as exc:
+        raise FatsrError(f"{dst}: could not write ({exc}); choose another -o") from None
 
 
 def collect_inputs(specs: list[str]) -> list[Path]:
@@ -182,13 +239,20 @@ def _load_model(path: str | None, device: torch.device, seed: int):
 
 
 def plan_outputs(
-    inputs: list[Path], target: tuple[Path, bool] | None, scale: int, *, overwrite: bool = False
+    inputs: list[Path],
+    target: tuple[Path, bool] | None,
+    scale: int,
+    *,
+    overwrite: bool = False,
+    skip_existing: bool = False,
 ) -> list[tuple[Path, Path]]:
-    """Pair each input with its output path; refuse clashes before any work is done."""
+    """Pair each input with its output path; refuse clashes before any work is done.
+    With ``skip_existing``, pairs whose output exists are left out."""
+    suffixes = [".tif" if is_georaster(src) else ".png" for src in inputs]
     if target is None:
-        outputs = [src.with_name(f"{src.stem}_x{scale}.png") for src in inputs]
+        outputs = [src.with_name(f"{src.stem}_x{scale}{ext}") for src, ext in zip(inputs, suffixes)]
     elif target[1]:
-        outputs = [target[0] / f"{src.stem}.png" for src in inputs]
+        outputs = [target[0] / f"{src.stem}{ext}" for src, ext in zip(inputs, suffixes)]
     elif len(inputs) == 1:
         outputs = [target[0]]
     else:
@@ -203,9 +267,9 @@ def plan_outputs(
         if key in claimed:
             raise FatsrError(f"{claimed[key]} and {src} would both be written to {dst}; upscale them separately")
         claimed[key] = src
-        if dst.exists() and not overwrite:
+        if dst.exists() and not (overwrite or skip_existing):
             raise FatsrError(f"{dst} exists; pass --overwrite to replace it")
-    return list(zip(inputs, outputs))
+    return [(src, dst) for src, dst in zip(inputs, outputs) if not (skip_existing and dst.exists())]
 
 
 def _prepare_folders(outputs: list[Path]) -> None:
@@ -229,12 +293,9 @@ def _check_format(dst: Path, image: np.ndarray) -> None:
         raise FatsrError(f"{dst}: {dst.suffix} cannot hold this {kind} image; use .png or .tif")
 
 
-def upscale_array(model, image: np.ndarray, *, device: torch.device, fp16: bool = False) -> np.ndarray:
-    """Upscale an HWC uint8/uint16 array; returns the same dtype and channels, rounded."""
-    peak = float(np.iinfo(image.dtype).max)
-    x = torch.from_numpy(image.astype(np.float32) / peak).permute(2, 0, 1).unsqueeze(0).to(device)
-    half = torch.autocast("cuda", dtype=torch.float16) if fp16 else contextlib.nullcontext()
-    with torch.inference_mode(), half:
-        y = model(x)
-    y = y.float().clamp(0.0, 1.0).mul(peak).round()
-    return y[0].permute(1, 2, 0).cpu().numpy().astype(image.dtype)
+def upscale_array(
+    model, image: np.ndarray, *, device: torch.device, fp16: bool = False, tiling: Tiling = DEFAULT_TILING
+) -> np.ndarray:
+    """Upscale an HWC uint8/uint16 array (in tiles when larger than one); returns the same
+    dtype and channels, rounded."""
+    return upscale_image(model, image, tiling, device=device, autocast=torch.float16 if fp16 else None)

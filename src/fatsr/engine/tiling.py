@@ -1,0 +1,190 @@
+"""Tiled inference: any super-resolution model over an image of any size.
+
+The LR image is cut into overlapping tiles (all of one size, spread evenly so that each
+overlap is at least ``overlap``); tiles of one tile row run in batches and are blended into a
+float row-band with separable raised-cosine ramps that form a partition of unity (no ramp at
+image borders). Finished output rows are handed out as soon as the next tile row no longer
+touches them, so memory holds one tile batch and one output row-band, never the whole image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fatsr.errors import FatsrError
+
+TILE_MULTIPLE = 12  # the FAT window (6) times 2: tiles of this multiple need no padding
+
+ReadRows = Callable[[int, int], np.ndarray]  # (first LR row, end LR row) -> (C, rows, W) float32 in [0, 1]
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Tile size and overlap in LR pixels, and tiles per forward pass."""
+
+    tile: int = 96
+    overlap: int = 24
+    batch: int = 4
+
+    def __post_init__(self) -> None:
+        if self.tile <= 0 or self.tile % TILE_MULTIPLE:
+            raise FatsrError(f"tile {self.tile}: must be a positive multiple of {TILE_MULTIPLE} (e.g. 96)")
+        if not 0 <= self.overlap <= self.tile // 2:
+            raise FatsrError(f"overlap {self.overlap}: must be between 0 and half the tile ({self.tile // 2})")
+        if self.batch < 1:
+            raise FatsrError(f"tile batch {self.batch}: must be at least 1")
+
+
+DEFAULT_TILING = Tiling()
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """First LR index of each tile along one axis: as few tiles as keep every overlap
+    >= ``overlap``, spread evenly, the last one ending at the border."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    return [k * (length - tile) // (count - 1) for k in range(count)]
+
+
+def axis_weights(starts: list[int], size: int, overlap: int, scale: int) -> list[np.ndarray]:
+    """Blend weights (float32, ``size * scale`` output pixels) of each tile along one axis.
+
+    Between neighbours a raised-cosine ramp of width ``overlap`` (narrower where the next
+    ramp would be closer than that) is centred in their overlap; the weights sum to one.
+    """
+    mids = [(a + b + size) / 2 for a, b in itertools.pairwise(starts)]
+    gaps = np.diff([-math.inf, *mids, math.inf])
+    ramps = [min(overlap, gaps[k], gaps[k + 1]) for k in range(len(mids))]
+    weights = []
+    for k, start in enumerate(starts):
+        centres = start + (np.arange(size * scale) + 0.5) / scale  # output pixel centres, LR units
+        w = np.ones(size * scale)
+        if k > 0:
+            w *= 1 - _falling(centres, mids[k - 1], ramps[k - 1])
+        if k < len(starts) - 1:
+            w *= _falling(centres, mids[k], ramps[k])
+        weights.append(w)
+    total = np.zeros((starts[-1] + size) * scale)
+    for start, w in zip(starts, weights):
+        total[start * scale : start * scale + w.size] += w
+    return [(w / total[s * scale : s * scale + w.size]).astype(np.float32) for s, w in zip(starts, weights)]
+
+
+def _falling(x: np.ndarray, mid: float, width: float) -> np.ndarray:
+    """1 before ``mid - width/2``, a half cosine down to 0 at ``mid + width/2``."""
+    if width == 0:
+        return (x < mid).astype(np.float64)
+    t = np.clip((x - mid + width / 2) / width, 0.0, 1.0)
+    return 0.5 + 0.5 * np.cos(np.pi * t)
+
+
+def model_device(model: Callable) -> torch.device:
+    """The device of the model's parameters (CPU for a parameterless callable)."""
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def _forward(model: Callable, x: np.ndarray, device: torch.device, autocast: torch.dtype | None) -> np.ndarray:
+    mixed = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
+    with torch.inference_mode(), mixed:
+        y = model(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+    return y.float().cpu().numpy()
+
+
+def upscale_bands(
+    model: Callable,
+    read_rows: ReadRows,
+    height: int,
+    width: int,
+    tiling: Tiling = DEFAULT_TILING,
+    *,
+    device: torch.device | None = None,
+    autocast: torch.dtype | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first output row, band)`` in order, ``band`` a (C, rows, scale*width) float32
+    view in the model's [0, 1] space (not clamped), valid until the next band is asked for;
+    the bands tile the output exactly.
+
+    ``model`` maps (N, C, h, w) in [0, 1] to (N, C, scale*h, scale*w) and has ``.scale``.
+    """
+    if height < 1 or width < 1:
+        raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
+    device = device or model_device(model)
+    s: int = model.scale
+    th, tw = min(tiling.tile, height), min(tiling.tile, width)
+    ys, xs = tile_starts(height, th, tiling.overlap), tile_starts(width, tw, tiling.overlap)
+    wy, wx = axis_weights(ys, th, tiling.overlap, s), axis_weights(xs, tw, tiling.overlap, s)
+    band: np.ndarray | None = None
+    for i, y0 in enumerate(ys):
+        strip = read_rows(y0, y0 + th)
+        if band is None:
+            band = np.zeros((strip.shape[0], th * s, width * s), np.float32)
+        for first in range(0, len(xs), tiling.batch):
+            batch = range(first, min(first + tiling.batch, len(xs)))
+            out = _forward(model, np.stack([strip[:, :, xs[j] : xs[j] + tw] for j in batch]), device, autocast)
+            for tile_out, j in zip(out, batch):
+                band[:, :, xs[j] * s : (xs[j] + tw) * s] += tile_out * wy[i][:, None] * wx[j][None, :]
+        done = (ys[i + 1] - y0) * s if i + 1 < len(ys) else th * s
+        yield y0 * s, band[:, :done]
+        for row in range(band.shape[1] - done):  # move the unfinished rows up, row by row: no copy of the band
+            band[:, row] = band[:, done + row]
+        band[:, band.shape[1] - done :] = 0
+
+
+def upscale_tiled(
+    model: Callable,
+    image: np.ndarray,
+    tiling: Tiling = DEFAULT_TILING,
+    *,
+    device: torch.device | None = None,
+    autocast: torch.dtype | None = None,
+) -> np.ndarray:
+    """Upscale a (C, H, W) float32 [0, 1] array; one tile is a plain forward pass."""
+    _, height, width = image.shape
+    if height < 1 or width < 1:
+        raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
+    device = device or model_device(model)
+    if height <= tiling.tile and width <= tiling.tile:
+        return _forward(model, image[None], device, autocast)[0]
+    out: np.ndarray | None = None
+    for top, band in upscale_bands(model, lambda a, b: image[:, a:b], height, width, tiling, device=device, autocast=autocast):
+        if out is None:
+            out = np.empty((band.shape[0], height * model.scale, width * model.scale), np.float32)
+        out[:, top : top + band.shape[1]] = band
+    return out
+
+
+def upscale_image(
+    model: Callable,
+    image: np.ndarray,
+    tiling: Tiling = DEFAULT_TILING,
+    *,
+    device: torch.device | None = None,
+    autocast: torch.dtype | None = None,
+) -> np.ndarray:
+    """Upscale an HWC image: uint8/uint16 (full range; rounded and clipped, same dtype out)
+    or float ([0, 1]; float32 out, not clipped)."""
+    if image.ndim != 3:
+        raise FatsrError(f"image of shape {image.shape}: give an HWC array (height, width, channels)")
+    if image.dtype in (np.uint8, np.uint16):
+        peak = float(np.iinfo(image.dtype).max)
+    elif np.issubdtype(image.dtype, np.floating):
+        peak = 1.0
+    else:
+        raise FatsrError(f"{image.dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
+    x = np.transpose(image, (2, 0, 1)).astype(np.float32) / np.float32(peak)
+    y = np.transpose(upscale_tiled(model, x, tiling, device=device, autocast=autocast), (1, 2, 0))
+    if peak == 1.0:
+        return np.ascontiguousarray(y)
+    return np.rint(np.clip(y, 0.0, 1.0) * peak).astype(image.dtype)

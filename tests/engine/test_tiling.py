@@ -1,0 +1,231 @@
+"""Tiled inference: the grid, the blend weights, streaming, and seams on a real image."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import torch.nn.functional as F
+
+import fatsr
+from fatsr.engine.tiling import (
+    Tiling,
+    axis_weights,
+    tile_starts,
+    upscale_bands,
+    upscale_image,
+    upscale_tiled,
+)
+from fatsr.errors import FatsrError
+
+NEON = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "neon"
+SCALE = 2
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    from fatsr.models.fat import FAT
+    from fatsr.models.files import save_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "m.safetensors"
+    save_model(path, FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=SCALE), name="tiny")
+    return path
+
+
+def osbs(top: int, left: int, size: int = 96) -> np.ndarray:
+    """A (3, size, size) float32 [0, 1] window of the real NEON orthophoto."""
+    with rasterio.open(NEON / "OSBS_029.tif") as ds:
+        return ds.read(window=((top, top + size), (left, left + size))).astype(np.float32) / 255
+
+
+class Nearest:
+    scale = SCALE
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=SCALE, mode="nearest")
+
+
+class TileContext:
+    """A stand-in whose output depends on the whole tile (like Fourier attention): bicubic
+    plus a shift by the tile's mean, so hard-pasted tiles show steps."""
+
+    scale = SCALE
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)
+        return up + 0.5 * (x.mean(dim=(2, 3), keepdim=True) - 0.5)
+
+
+def to_8bit(y: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(y, 0, 1) * 255)
+
+
+# --- grid and weights -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [1, 50, 96, 97, 170, 400, 1000])
+@pytest.mark.parametrize(("tile", "overlap"), [(96, 24), (36, 12), (24, 0), (48, 24)])
+def test_tile_starts_cover_with_enough_overlap(length, tile, overlap):
+    size = min(tile, length)
+    starts = tile_starts(length, size, overlap)
+    assert starts[0] == 0 and starts[-1] + size == length
+    if len(starts) > 1:
+        overlaps = [a + size - b for a, b in itertools.pairwise(starts)]
+        assert min(overlaps) >= overlap
+        # one tile fewer could not keep the overlap
+        assert (len(starts) - 2) * (size - overlap) + size < length
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap"), [(170, 96, 24), (400, 96, 24), (97, 96, 48), (130, 36, 12), (50, 24, 0)])
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_axis_weights_sum_to_one_without_ramps_at_the_borders(length, tile, overlap, scale):
+    starts = tile_starts(length, tile, overlap)
+    weights = axis_weights(starts, tile, overlap, scale)
+    total = np.zeros(length * scale)
+    for start, w in zip(starts, weights):
+        assert w.shape == (tile * scale,) and (w >= 0).all() and (w <= 1 + 1e-6).all()
+        total[start * scale : (start + tile) * scale] += w
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+    assert weights[0][0] == 1 and weights[-1][-1] == 1
+    if overlap:  # smooth: no jump bigger than a raised cosine of width `overlap` allows
+        steps = max(np.abs(np.diff(w)).max() for w in weights)
+        assert steps <= np.pi / (2 * overlap * scale) + 1e-6
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(30, 6), (0, 0), (96, 60), (96, -1)])
+def test_bad_tiling_is_a_user_error(tile, overlap):
+    with pytest.raises(FatsrError, match="tile|overlap"):
+        Tiling(tile, overlap)
+
+
+# --- tiled forward ----------------------------------------------------------------------
+
+
+def test_local_model_tiled_equals_whole():
+    image = osbs(10, 20, 96)[:, :90, :77]
+    whole = Nearest()(torch.from_numpy(image)[None])[0].numpy()
+    np.testing.assert_allclose(upscale_tiled(Nearest(), image, Tiling(24, 6, batch=3)), whole, atol=1e-6)
+
+
+def test_streaming_reads_and_holds_one_row_band():
+    image = osbs(0, 0, 96)[:, :, :60]
+    reads: list[tuple[int, int]] = []
+
+    def read_rows(first: int, end: int) -> np.ndarray:
+        reads.append((first, end))
+        return image[:, first:end]
+
+    bands = list(upscale_bands(Nearest(), read_rows, 96, 60, Tiling(24, 6)))
+    assert all(end - first == 24 for first, end in reads)
+    assert [first for first, _ in reads] == sorted(first for first, _ in reads)
+    tops = [top for top, _ in bands]
+    heights = [band.shape[1] for _, band in bands]
+    assert tops[0] == 0 and all(a + h == b for a, h, b in zip(tops, heights, tops[1:]))
+    assert tops[-1] + heights[-1] == 96 * SCALE
+    assert max(heights) <= 24 * SCALE and all(band.shape[2] == 60 * SCALE for _, band in bands)
+
+
+def test_batch_size_does_not_change_the_output(model_file):
+    model = fatsr.load_model(model_file)
+    image = osbs(200, 150, 60)
+    one = upscale_tiled(model, image, Tiling(24, 6, batch=1))
+    many = upscale_tiled(model, image, Tiling(24, 6, batch=5))
+    np.testing.assert_allclose(one, many, atol=1e-5)
+
+
+def test_tiled_close_to_whole_image(model_file):
+    model = fatsr.load_model(model_file)
+    image = osbs(100, 100)
+    whole = to_8bit(upscale_tiled(model, image, Tiling(96, 24)))  # one tile: a plain forward
+    tiled = to_8bit(upscale_tiled(model, image, Tiling(36, 12)))
+    psnr = 10 * np.log10(255**2 / np.mean((whole - tiled) ** 2))
+    print(f"tiled (36/12) vs whole-image, tiny FAT x2, OSBS 96x96: PSNR {psnr:.2f} dB")
+    assert psnr > 40
+
+
+def border_positions(length: int, tiling: Tiling) -> list[int]:
+    """Output indices where a tile starts, ends, or its blend ramp is centred."""
+    size = min(tiling.tile, length)
+    starts = tile_starts(length, size, tiling.overlap)
+    found: set[int] = set()
+    for a, b in itertools.pairwise(starts):
+        found |= {b * SCALE, (a + size) * SCALE, round((a + b + size) / 2 * SCALE)}
+    return sorted(found)
+
+
+def gradients(y: np.ndarray, tiling: Tiling) -> tuple[np.ndarray, np.ndarray]:
+    """Mean absolute gradient (over channels and the other axis) across tile borders, and elsewhere."""
+    gx = np.abs(np.diff(y, axis=2)).mean(axis=(0, 1))
+    gy = np.abs(np.diff(y, axis=1)).mean(axis=(0, 2))
+    at_x = np.zeros(gx.size, bool)
+    at_y = np.zeros(gy.size, bool)
+    at_x[[p - 1 for p in border_positions(y.shape[2] // SCALE, tiling)]] = True
+    at_y[[p - 1 for p in border_positions(y.shape[1] // SCALE, tiling)]] = True
+    return np.concatenate([gx[at_x], gy[at_y]]), np.concatenate([gx[~at_x], gy[~at_y]])
+
+
+@pytest.mark.parametrize(("top", "left"), [(0, 0), (100, 100), (250, 200)])
+def test_no_measurable_seam_on_a_real_image(model_file, top, left):
+    tiling = Tiling(36, 12)
+    y = to_8bit(upscale_tiled(fatsr.load_model(model_file), osbs(top, left), tiling))
+    across, elsewhere = gradients(y, tiling)
+    assert abs(across.mean() / elsewhere.mean() - 1) < 0.05
+
+
+def test_blending_hides_steps_that_hard_pasting_shows():
+    image = osbs(100, 100)
+    reference = np.abs(np.diff(to_8bit(TileContext()(torch.from_numpy(image)[None])[0].numpy()), axis=2))
+    excess = {}
+    for name, overlap in (("blended", 12), ("pasted", 0)):
+        tiling = Tiling(36, overlap)
+        y = to_8bit(upscale_tiled(TileContext(), image, tiling))
+        cols = [p - 1 for p in border_positions(96, tiling)]
+        excess[name] = np.abs(np.abs(np.diff(y, axis=2))[..., cols] - reference[..., cols]).mean()
+    print(f"excess gradient at tile borders (8-bit levels): {excess}")
+    assert excess["blended"] < 0.25 * excess["pasted"], excess
+
+
+# --- arrays and the public API ----------------------------------------------------------
+
+
+def test_upscale_image_keeps_dtype_and_rounds():
+    rgb = (osbs(0, 0, 40).transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    out = upscale_image(Nearest(), rgb, Tiling(24, 6))
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, rgb.repeat(2, axis=0).repeat(2, axis=1))
+    deep = rgb.astype(np.uint16) * 257
+    np.testing.assert_array_equal(upscale_image(Nearest(), deep, Tiling(24, 6)), deep.repeat(2, 0).repeat(2, 1))
+    floats = upscale_image(Nearest(), rgb / 255.0, Tiling(24, 6))
+    assert floats.dtype == np.float32 and np.allclose(floats, rgb.repeat(2, 0).repeat(2, 1) / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("array", "needle"),
+    [(np.zeros((0, 5, 3), np.uint8), "nothing to upscale"), (np.zeros((4, 4, 3), np.complex64), "complex64"),
+     (np.zeros((4, 4), np.uint8), "HWC")],
+)
+def test_bad_arrays_are_user_errors(array, needle):
+    with pytest.raises(FatsrError, match=needle):
+        upscale_image(Nearest(), array)
+
+
+def test_public_upscale_array_and_path(model_file, tmp_path):
+    from PIL import Image
+
+    rgb = (osbs(50, 50, 40).transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    out = fatsr.upscale(rgb, model_file, tile=24, overlap=6)
+    assert out.shape == (80, 80, 3) and out.dtype == np.uint8
+    model = fatsr.load_model(model_file)
+    np.testing.assert_array_equal(out, upscale_image(model, rgb, Tiling(24, 6)))
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    np.testing.assert_array_equal(fatsr.upscale(tmp_path / "in.png", model, tile=24, overlap=6), out)
+    written = fatsr.upscale(tmp_path / "in.png", model, tile=24, overlap=6, output=tmp_path / "out.png")
+    assert written == tmp_path / "out.png"
+    np.testing.assert_array_equal(np.asarray(Image.open(written)), out)
+    with pytest.raises(FatsrError, match="replace this input"):
+        fatsr.upscale(tmp_path / "in.png", model, output=tmp_path / "in.png", overwrite=True)
