@@ -104,7 +104,7 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
         array = np.asarray(im.convert("RGB"))
     if array.ndim == 2:
         array = array[:, :, None]
-    return np.ascontiguousarray(array)
+    return np.array(array, copy=True, order="C")  # writable, C-contiguous
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False) -> None:
