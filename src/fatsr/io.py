@@ -52,6 +52,15 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[P
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) from the file header; FatsrError if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise FatsrError(f"{path}: not a readable image ({exc}); replace or remove it") from None
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as an HWC array: uint8 or uint16, with 1, 3 or 4 channels.
 

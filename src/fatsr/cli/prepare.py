@@ -20,7 +20,8 @@ from fatsr.cli.degrade import (
     run_jobs,
 )
 from fatsr.data.check import check_dataset, format_problems
-from fatsr.data.prepare import image_size, tile_boxes
+from fatsr.data.prepare import tile_boxes
+from fatsr.io import image_size
 from fatsr.errors import FatsrError
 from fatsr.io import read_image, write_image
 

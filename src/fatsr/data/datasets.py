@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from fatsr.data.resize import bicubic_downscale, quantize
 from fatsr.errors import FatsrError
-from fatsr.io import IMAGE_SUFFIXES, read_image
+from fatsr.io import IMAGE_SUFFIXES, image_size, read_image
 
 _SHOWN = 5  # names listed in an error message
 # LR pixels kept around a training crop before downscaling: more than the reach of the
@@ -48,15 +47,6 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
 def _listing(names: list[str]) -> str:
     more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
     return ", ".join(names[:_SHOWN]) + more
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header."""
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise FatsrError(f"{path}: not a readable image ({exc}); replace or remove it") from None
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:
@@ -92,7 +82,7 @@ def _scan(root: Path, scale: int) -> list[_Pair]:
         raise FatsrError(f"scale must be a positive integer, got {scale}")
     hr_dir, lr_dir = _layout(root)
     hr_files = _by_stem(hr_dir)
-    sizes = {stem: _image_size(path) for stem, path in hr_files.items()}
+    sizes = {stem: image_size(path) for stem, path in hr_files.items()}
     if lr_dir is None:
         small = [f"{s} ({w}x{h})" for s, (h, w) in sizes.items() if h < scale or w < scale]
         if small:
@@ -108,7 +98,7 @@ def _scan(root: Path, scale: int) -> list[_Pair]:
         problems.append(f"LR without HR: {_listing(no_hr)}")
     mis_sized = []
     for stem in sorted(set(hr_files) & set(lr_files)):
-        (hh, hw), (lh, lw) = sizes[stem], _image_size(lr_files[stem])
+        (hh, hw), (lh, lw) = sizes[stem], image_size(lr_files[stem])
         if (hh, hw) != (lh * scale, lw * scale):
             mis_sized.append(f"{stem} (HR {hw}x{hh}, LR {lw}x{lh})")
     if mis_sized:

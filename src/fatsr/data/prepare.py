@@ -1,22 +1,11 @@
-"""Dataset preparation helpers: image sizes from headers, mod-crop, overlapping tiles."""
+"""Dataset preparation helpers: mod-crop, overlapping tiles."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from fatsr.errors import FatsrError
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header; FatsrError if unreadable."""
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise FatsrError(f"{path}: not a readable image ({exc}); replace or remove it") from None
 
 
 def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
