@@ -10,7 +10,6 @@ import sys
 import pytest
 import torch
 import yaml
-from train_fixtures import _few_threads, make_config, make_flags, tiny_data  # noqa: F401 - fixtures
 
 from fatsr.cli import main
 from fatsr.models.fat import FAT

@@ -8,7 +8,6 @@ import shutil
 import pytest
 import torch
 from PIL import Image
-from train_fixtures import _few_threads, make_config, make_flags, tiny_data  # noqa: F401 - fixtures
 
 from fatsr.cli import main
 from fatsr.models.fat import FAT

@@ -10,7 +10,6 @@ import pytest
 import torch
 import yaml
 from torch import nn
-from train_fixtures import _few_threads, make_config, make_flags, tiny_data  # noqa: F401 - fixtures
 
 from fatsr.cli import build_parser
 from fatsr.cli.train import resolve_config

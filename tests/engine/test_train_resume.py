@@ -9,7 +9,6 @@ import signal
 
 import pytest
 import torch
-from train_fixtures import _few_threads, make_config, make_flags, tiny_data  # noqa: F401 - fixtures
 
 from fatsr.cli import main
 from fatsr.data import TrainDataset

@@ -15,7 +15,6 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from train_fixtures import _few_threads, make_config, make_flags, tiny_data  # noqa: F401 - fixtures
 
 import fatsr
 from fatsr.cli import main

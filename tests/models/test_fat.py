@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import TEST_DATA
 from fatsr.errors import FatsrError
 from fatsr.models.fat import FAT, from_official_state_dict, relative_position_index
 from fatsr.models.presets import build_network
 
+TEST_DATA = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURE = TEST_DATA / "fat_parity_fixture.safetensors"
 
 

@@ -3,18 +3,21 @@ so a broken or replaced weight file cannot pass."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 import fatsr
-from conftest import SHARED_DATA
 from fatsr.data import bicubic_downscale
 from fatsr.io import read_image
 from fatsr.metrics import psnr
 from fatsr.models.files import read_metadata
 
 VAL_IMAGES = ["harbor55.png", "denseresidential05.png", "airplane56.png", "storagetanks55.png", "freeway05.png", "parkinglot05.png"]
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

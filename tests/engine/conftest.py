@@ -1,8 +1,4 @@
-"""Tiny real data and a tiny FAT configuration for the trainer's tests.
-
-Imported by each test module (``from train_fixtures import ...``) rather than being a
-``conftest.py``: another conftest module would shadow ``tests/conftest.py`` for the test
-modules that import it by name."""
+"""Tiny real data and a tiny FAT configuration for the trainer's tests."""
 
 from __future__ import annotations
 
@@ -10,21 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from fatsr.engine.config import TrainConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TINY_NETWORK = {"dim": 16, "num_blocks": 1, "num_layers": 1, "num_heads": 2, "window_size": 4, "mlp_ratio": 2.0}
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """One thread: the tiny networks gain nothing from two, and two OpenMP threads slow down
-    a hundredfold when the machine's two cores are busy with other work."""
-    torch.set_num_threads(1)
-    yield
 
 
 def write_crops(folder: Path, sources: list[Path], size: int = 48, offset: int = 100) -> None:
