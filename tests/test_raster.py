@@ -30,17 +30,6 @@ SCALE = 2
 TILING = Tiling(24, 6)
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    from fatsr.models.fat import FAT
-    from fatsr.models.files import save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "m.safetensors"
-    save_model(path, FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=SCALE), name="tiny")
-    return path
-
-
 def crop(src: Path, dst: Path, col: int, row: int, width: int, height: int, **changes) -> Path:
     """Copy a window of a real raster (profile and georeference kept) into ``dst``."""
     with rasterio.open(src) as ds:

@@ -55,15 +55,22 @@ class LEVLoss(nn.Module):
         return sum(F.l1_loss(a, b) for a, b in zip(lev_maps(sr), targets, strict=True))
 
 
-def _vgg19_layers(last_index: int) -> list[nn.Module]:
+def vgg_layers(widths: tuple[int | str, ...], inplace_relu: bool = False) -> list[nn.Module]:
+    """The torchvision VGG ``features`` stack ("M" = 2x2 max pool), so its state-dict keys
+    ``features.N.weight/bias`` load unchanged."""
     layers: list[nn.Module] = []
     channels = 3
-    for item in _VGG19_CFG:
+    for item in widths:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
-            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=inplace_relu)]
             channels = int(item)
+    return layers
+
+
+def _vgg19_layers(last_index: int) -> list[nn.Module]:
+    layers = vgg_layers(_VGG19_CFG, inplace_relu=True)
     if not 0 <= last_index < len(layers):
         raise ValueError(f"last_index must be in 0..{len(layers) - 1}, got {last_index}")
     return layers[: last_index + 1]

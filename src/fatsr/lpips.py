@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from fatsr.errors import FatsrError
+from fatsr.losses import vgg_layers
 
 # torchvision AlexNet features: (in, out, kernel, stride, padding) convs, "R" ReLU, "M" 3x3/2 max pool
 _ALEX_LAYERS: tuple[tuple, ...] = (
@@ -44,18 +45,6 @@ def _alex_layers() -> list[nn.Module]:
     return layers
 
 
-def _vgg16_layers() -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in _VGG16_WIDTHS:
-        if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU()]
-            channels = int(item)
-    return layers
-
-
 class LPIPS(nn.Module):
     """Perceptual distance between NCHW RGB images in [0, 1]; one value per image (lower = closer)."""
 
@@ -64,7 +53,7 @@ class LPIPS(nn.Module):
         if net not in NETWORKS:
             raise FatsrError(f"unknown LPIPS network {net!r}; choose one of {', '.join(NETWORKS)}")
         self.net = net
-        self.features = nn.Sequential(*(_alex_layers() if net == "alex" else _vgg16_layers()))
+        self.features = nn.Sequential(*(_alex_layers() if net == "alex" else vgg_layers(_VGG16_WIDTHS)))
         self.taps = NETWORKS[net][2]
         widths = [self.features[i - 1].out_channels for i in self.taps]
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in widths)

@@ -26,17 +26,6 @@ NEON = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "neon"
 SCALE = 2
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    from fatsr.models.fat import FAT
-    from fatsr.models.files import save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "m.safetensors"
-    save_model(path, FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=SCALE), name="tiny")
-    return path
-
-
 def osbs(top: int, left: int, size: int = 96) -> np.ndarray:
     """A (3, size, size) float32 [0, 1] window of the real NEON orthophoto."""
     with rasterio.open(NEON / "OSBS_029.tif") as ds:
