@@ -289,3 +289,82 @@ def test_cli_skip_existing_upscales_only_the_rest(capsys, tmp_path, model_file):
     assert printed.splitlines() == [str(out / "b.tif")]
     assert (out / "a.tif").read_bytes() == b"done before" and first.exists()
     assert read(out / "b.tif")[1]["width"] == 40
+
+
+# --- resuming, overviews, empty rasters -----------------------------------------------------
+
+
+class Counting(ChannelShift):
+    """ChannelShift that counts tiles and can fail after a number of forward passes."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls, self.tiles, self.fail_after = 0, 0, fail_after
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt
+        self.tiles += x.shape[0]
+        return super().__call__(x)
+
+
+def test_interrupted_scene_resumes_without_recomputing(tmp_path):
+    src = crop(OSBS, tmp_path / "osbs.tif", 0, 0, 120, 90)
+    tiling = Tiling(24, 6, batch=2, panel=48)
+    whole = Counting()
+    upscale_raster(src, tmp_path / "whole.tif", whole, tiling=tiling)
+
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_raster(src, out, Counting(fail_after=12), tiling=tiling, checkpoint_seconds=0)
+    assert not out.exists()
+    partial = {p.name for p in tmp_path.iterdir()} - {"osbs.tif", "whole.tif"}
+    assert partial == {".out.tif.fatsr-partial.tif", ".out.tif.fatsr-partial.json"}
+
+    rest = Counting()
+    upscale_raster(src, out, rest, tiling=tiling, checkpoint_seconds=0)
+    assert 0 < rest.tiles < whole.tiles - 12  # the windows written before the stop were not redone
+    assert {p.name for p in tmp_path.iterdir()} == {"osbs.tif", "whole.tif", "out.tif"}
+    (a, pa, ta), (b, pb, tb) = read(out), read(tmp_path / "whole.tif")
+    np.testing.assert_array_equal(a, b)
+    assert pa == pb and ta == tb
+
+
+def test_partial_of_another_job_is_not_resumed(tmp_path):
+    src = crop(OSBS, tmp_path / "osbs.tif", 0, 0, 60, 60)
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_raster(src, out, Counting(fail_after=2), tiling=TILING, checkpoint_seconds=0)
+    other = Tiling(36, 6)  # different settings: start again
+    fresh = Counting()
+    upscale_raster(src, out, fresh, tiling=other, checkpoint_seconds=0)
+    expected = Counting()
+    upscale_raster(src, tmp_path / "ref.tif", expected, tiling=other)
+    assert fresh.tiles == expected.tiles
+    np.testing.assert_array_equal(read(out)[0], read(tmp_path / "ref.tif")[0])
+
+
+def test_overviews_are_built_on_request(tmp_path):
+    src = crop(OSBS, tmp_path / "osbs.tif", 0, 0, 150, 140)
+    out = tmp_path / "out.tif"
+    upscale_raster(src, out, ChannelShift(), tiling=TILING, options=RasterOptions(overviews=True))
+    with rasterio.open(out) as ds:
+        assert ds.overviews(1) == [2]  # 300x280: one level brings it under 256
+        assert ds.tags(ns="rio_overview")["resampling"] == "average"
+        full = ds.read(1).astype(float)
+        half = ds.read(1, out_shape=(140, 150)).astype(float)  # served from the overview
+    expected = full.reshape(140, 2, 150, 2).mean(axis=(1, 3))
+    assert np.abs(half - expected).max() <= 1
+
+
+@pytest.mark.parametrize("xml", [
+    '<VRTDataset rasterXSize="10" rasterYSize="10"></VRTDataset>',  # zero bands
+    '<VRTDataset rasterXSize="0" rasterYSize="10"><VRTRasterBand dataType="Byte" band="1"/></VRTDataset>',  # zero columns
+])
+def test_cli_raster_without_bands_or_pixels(capsys, tmp_path, model_file, xml):
+    # GDAL cannot create such a GeoTIFF; it reads files by content, so this .tif is a VRT
+    src = tmp_path / "empty.tif"
+    src.write_text(xml)
+    code, _, err = cli(capsys, src, "-o", tmp_path / "out.tif", "--model", model_file)
+    assert_one_line_error(code, err, "empty.tif", "not a readable")
+    assert set(tmp_path.iterdir()) == {src}

@@ -13,6 +13,8 @@ import hashlib
 import json
 import math
 import os
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 from torch import Tensor, nn
 
-from fatsr.engine.tiling import DEFAULT_TILING, Tiling, upscale_bands
+from fatsr.engine.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write
 
@@ -53,6 +55,7 @@ class RasterOptions:
     value_range: tuple[float, float] | None = None
     other_bands: str = "network"
     compress: str = "deflate"
+    overviews: bool = False
 
     def __post_init__(self) -> None:
         if self.other_bands not in OTHER_BANDS:
@@ -127,32 +130,165 @@ def upscale_raster(
     options: RasterOptions = RasterOptions(),
     autocast: torch.dtype | None = None,
     overwrite: bool = False,
+    checkpoint_seconds: float = 60.0,
 ) -> None:
     """Write ``dst``, a tiled compressed GeoTIFF: ``src`` super-resolved by ``model``
-    (an ``SRModel``), read and written one row-band at a time, atomically."""
+    (an ``SRModel``), read and written one panel block at a time.
+
+    The work goes to a hidden partial file beside ``dst`` that is renamed onto it at the end.
+    Every ``checkpoint_seconds`` the partial file is flushed and its progress recorded, so a
+    run that crashes or is interrupted resumes there when started again with the same source,
+    model and settings. A run that fails before its first checkpoint leaves nothing.
+    """
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() not in SUFFIXES:
         raise FatsrError(f"{dst}: a georeferenced raster is written as GeoTIFF; give an output ending in .tif")
     if dst.resolve() == src.resolve():
         raise FatsrError(f"{src}: its output {dst} would replace this input; choose another output")
+    if dst.exists() and not overwrite:
+        raise FatsrError(f"{dst} exists; pass --overwrite to replace it")
+    if dst.is_dir():
+        raise FatsrError(f"{dst} is a folder; give a file name")
     with _open(src) as ds:
         groups = _band_groups(ds.count, options, getattr(model, "channels", 3))
         mapping, fills = _value_mapping(ds, options.value_range)
         runners = {"rgb": model, "network": model, "bicubic": Bicubic(model.scale)}
         tags = _provenance(model, model_file, tiling, mapping, groups)
         profile = _output_profile(ds, model.scale, options.compress)
-        block_row = BLOCK * profile["width"] * ds.count * np.dtype(ds.dtypes[0]).itemsize
-        with atomic_write(dst, overwrite=overwrite) as tmp, rasterio.Env(GDAL_CACHEMAX=2 * block_row + (16 << 20)):
+        job = _job(src, tags, tiling, options, autocast)
+        panel_width = min(profile["width"], tiling.panel * model.scale)
+        block_row = BLOCK * panel_width * ds.count * np.dtype(ds.dtypes[0]).itemsize
+        with rasterio.Env(GDAL_CACHEMAX=2 * block_row + (16 << 20)):
+            writer = PartialWriter(dst, profile, job, checkpoint_seconds)
             try:
-                with rasterio.open(tmp, "w", **profile) as out:
-                    for indexes, kind in groups:
-                        bands = _read_bands(ds, indexes, mapping, fills)
-                        results = upscale_bands(runners[kind], bands, ds.height, ds.width, tiling, autocast=autocast)
-                        _write_bands(ds, out, indexes, mapping, results, model.scale)
-                    _copy_metadata(ds, out)
-                    out.update_tags(**tags)
+                for g, (indexes, kind) in enumerate(groups):
+                    if g < writer.position[0]:
+                        continue
+                    resume = writer.position[1:] if g == writer.position[0] else (0, 0)
+                    read = _read_bands(ds, indexes, mapping, fills)
+                    blocks = upscale_blocks(runners[kind], read, ds.height, ds.width, tiling, autocast=autocast, resume=resume)
+                    for block in blocks:
+                        _write_block(ds, writer.dataset(), indexes, mapping, block, model.scale)
+                        writer.progress(g, block.panel, block.top + block.data.shape[1])
+                writer.finish(lambda out: _finish(ds, out, tags, options.overviews), overwrite=overwrite)
             except RasterioError as exc:
+                writer.abandon()
                 raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc}); choose another output") from None
+            except BaseException:
+                writer.abandon()
+                raise
+
+
+class PartialWriter:
+    """The output GeoTIFF while it is being written: a hidden partial file beside the
+    destination and a JSON journal of how far it got (group, panel, output row)."""
+
+    def __init__(self, dst: Path, profile: dict, job: dict, checkpoint_seconds: float) -> None:
+        self.dst, self.profile, self.job, self.every = dst, profile, job, checkpoint_seconds
+        self.path = dst.with_name(f".{dst.name}.fatsr-partial.tif")
+        self.journal = dst.with_name(f".{dst.name}.fatsr-partial.json")
+        self.position: tuple[int, int, int] = (0, 0, 0)
+        self._out: DatasetWriter | None = None
+        self._last = time.monotonic()
+        self._pending: tuple[int, int, int] | None = None
+        if self._resumable():
+            self.position = tuple(json.loads(self.journal.read_text())["position"])
+            print(f"{dst}: resuming an interrupted run at {self._describe(self.position)}", file=sys.stderr)
+        else:
+            self.journal.unlink(missing_ok=True)
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                self._out = rasterio.open(self.path, "w", **profile)
+            except (OSError, RasterioError) as exc:
+                self.path.unlink(missing_ok=True)
+                raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc}); choose a writable output") from None
+
+    def _resumable(self) -> bool:
+        try:
+            return self.path.is_file() and json.loads(self.journal.read_text())["job"] == self.job
+        except (OSError, ValueError, KeyError):
+            return False
+
+    @staticmethod
+    def _describe(position: tuple[int, int, int]) -> str:
+        return f"band group {position[0] + 1}, panel {position[1] + 1}, output row {position[2]}"
+
+    def dataset(self) -> DatasetWriter:
+        if self._out is None:
+            self._out = rasterio.open(self.path, "r+")
+        return self._out
+
+    def progress(self, group: int, panel: int, row: int) -> None:
+        """Note that everything before ``row`` of ``panel`` in ``group`` is written; record it
+        on disk when the last checkpoint is ``checkpoint_seconds`` old."""
+        self._pending = (group, panel, row)
+        if time.monotonic() - self._last >= self.every:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        if self._pending is None:
+            return
+        self._close()
+        with atomic_write(self.journal, overwrite=True) as tmp:
+            tmp.write_text(json.dumps({"job": self.job, "position": self._pending}))
+        self.position, self._pending, self._last = self._pending, None, time.monotonic()
+
+    def finish(self, last_steps: Callable[[DatasetWriter], None], *, overwrite: bool) -> None:
+        """Metadata and overviews, then the partial file becomes the destination."""
+        last_steps(self.dataset())
+        self._close()
+        if self.dst.exists() and not overwrite:
+            raise FatsrError(f"{self.dst} appeared while upscaling; pass --overwrite to replace it")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.path, 0o666 & ~umask)
+        os.replace(self.path, self.dst)
+        self.journal.unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """On failure: keep the partial file when progress was recorded, else remove it."""
+        try:
+            self.checkpoint() if self.journal.exists() else self._close()
+        except (OSError, RasterioError):
+            pass
+        if self.journal.exists():
+            print(f"{self.dst}: stopped at {self._describe(self.position)}; run the same command again to resume", file=sys.stderr)
+        else:
+            self.path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions, autocast: torch.dtype | None) -> dict:
+    """What a partial output was made from: a resumed run must match it exactly."""
+    stat = src.stat()
+    return {
+        "source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "tags": tags,
+        "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel], "compress": options.compress,
+        "autocast": str(autocast),
+    }
+
+
+def _finish(ds: DatasetReader, out: DatasetWriter, tags: dict[str, str], overviews: bool) -> None:
+    _copy_metadata(ds, out)
+    out.update_tags(**tags)
+    if overviews:
+        factors = overview_factors(out.width, out.height)
+        if factors:
+            out.build_overviews(factors, Resampling.average)
+            out.update_tags(ns="rio_overview", resampling="average")
+
+
+def overview_factors(width: int, height: int) -> list[int]:
+    """2, 4, 8, ... until the smallest overview fits in one 256-pixel block."""
+    factors, f = [], 2
+    while max(width, height) / (f // 2) > BLOCK:
+        factors.append(f)
+        f *= 2
+    return factors
 
 
 @contextmanager
@@ -235,40 +371,35 @@ def _value_mapping(ds: DatasetReader, value_range: tuple[float, float] | None) -
 
 
 def _read_bands(ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMapping, fills: np.ndarray):
-    """A row reader for the tiler: bands in [0, 1], nodata pixels replaced by the fill value."""
+    """A window reader for the tiler: bands in [0, 1], nodata pixels replaced by the fill value."""
 
-    def read_rows(first: int, end: int) -> np.ndarray:
-        data = ds.read(list(indexes), window=Window(0, first, ds.width, end - first))
+    def read(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        data = ds.read(list(indexes), window=Window(left, top, right - left, bottom - top))
         unit = mapping.to_unit(data.astype(np.float64), indexes)
         mask = nodata_mask(data, ds.nodata)
         if mask is not None:
             unit = np.where(mask, fills[[i - 1 for i in indexes]].astype(np.float32)[:, None, None], unit)
         return unit
 
-    return read_rows
+    return read
 
 
-def _write_bands(
-    ds: DatasetReader,
-    out: DatasetWriter,
-    indexes: tuple[int, ...],
-    mapping: ValueMapping,
-    results: Iterator[tuple[int, np.ndarray]],
-    scale: int,
+def _write_block(
+    ds: DatasetReader, out: DatasetWriter, indexes: tuple[int, ...], mapping: ValueMapping, block: Block, scale: int
 ) -> None:
-    """Map each output row-band back to the dtype, put nodata back, write it (in chunks of
+    """Map a finished block back to the dtype, put nodata back, write it (in chunks of
     ``WRITE_ROWS`` LR rows, so the temporaries stay small)."""
     dtype = np.dtype(out.dtypes[0])
-    for band_top, band in results:
-        for first in range(0, band.shape[1], WRITE_ROWS * scale):
-            unit, top = band[:, first : first + WRITE_ROWS * scale], band_top + first
-            values = mapping.from_unit(unit, indexes, dtype)
-            if ds.nodata is not None:
-                lr = ds.read(list(indexes), window=Window(0, top // scale, ds.width, unit.shape[1] // scale))
-                mask = nodata_mask(lr, ds.nodata).repeat(scale, axis=1).repeat(scale, axis=2)
-                values[~mask & nodata_mask(values, ds.nodata)] = _beside(ds.nodata, dtype)
-                values[mask] = ds.nodata
-            out.write(values, indexes=list(indexes), window=Window(0, top, out.width, unit.shape[1]))
+    cols = block.data.shape[2]
+    for first in range(0, block.data.shape[1], WRITE_ROWS * scale):
+        unit, top = block.data[:, first : first + WRITE_ROWS * scale], block.top + first
+        values = mapping.from_unit(unit, indexes, dtype)
+        if ds.nodata is not None:
+            window = Window(block.left // scale, top // scale, cols // scale, unit.shape[1] // scale)
+            mask = nodata_mask(ds.read(list(indexes), window=window), ds.nodata).repeat(scale, axis=1).repeat(scale, axis=2)
+            values[~mask & nodata_mask(values, ds.nodata)] = _beside(ds.nodata, dtype)
+            values[mask] = ds.nodata
+        out.write(values, indexes=list(indexes), window=Window(block.left, top, cols, unit.shape[1]))
 
 
 def _beside(nodata: float, dtype: np.dtype) -> float:

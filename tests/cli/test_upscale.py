@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from fatsr.cli import main
-from fatsr.cli.upscale import collect_inputs, plan_outputs, upscale_array
+from fatsr.cli.upscale import collect_inputs, plan_outputs
+from fatsr.engine.tiling import upscale_image
 from fatsr.errors import FatsrError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,11 +160,11 @@ def test_upscale_array_rounds_and_clamps(dtype, channels):
     nearest = image.repeat(2, axis=0).repeat(2, axis=1).astype(np.int64)
     cpu = torch.device("cpu")
     for offset, shift in ((0.0, 0), (0.4, 0), (0.6, 1), (-0.6, -1)):  # in units of one level
-        out = upscale_array(nearest_plus(offset / peak), image, device=cpu)
+        out = upscale_image(nearest_plus(offset / peak), image, device=cpu)
         assert out.dtype == dtype and out.shape == (10, 12, channels)
         np.testing.assert_array_equal(out, np.clip(nearest + shift, 0, peak))
-    assert (upscale_array(nearest_plus(2.0), image, device=cpu) == peak).all()
-    assert (upscale_array(nearest_plus(-2.0), image, device=cpu) == 0).all()
+    assert (upscale_image(nearest_plus(2.0), image, device=cpu) == peak).all()
+    assert (upscale_image(nearest_plus(-2.0), image, device=cpu) == 0).all()
 
 
 # --- user errors that need no model ------------------------------------------------------
@@ -193,7 +194,7 @@ def test_unavailable_cuda_and_fp16_on_cpu(capsys, rgb_png):
     code, _, err = upscale(capsys, rgb_png, "--device", "cuda")
     assert_user_error(code, err, "CUDA is not available", "--device cpu")
     code, _, err = upscale(capsys, rgb_png, "--fp16", "--device", "cpu")
-    assert_user_error(code, err, "--fp16", "--device cuda", "drop --fp16")
+    assert_user_error(code, err, "--fp16", "--bf16", "drop --fp16")
 
 
 def test_missing_default_model_says_to_pass_model(capsys, rgb_png, monkeypatch):
@@ -448,3 +449,38 @@ def test_inference_shim_defaults(tmp_path, model_file):
     )
     assert result.returncode == 0, result.stderr
     assert load(tmp_path / "result" / "version1" / "boats.png").shape == (24, 24, 3)
+
+
+# --- precision, memory format, torchrun sharding ---------------------------------------------
+
+
+def test_bf16_and_channels_last_stay_close_to_float32(capsys, tmp_path, model_file):
+    image = harbor(30, 40)
+    src = save(tmp_path / "in.png", image)
+    expected = expected_output(model_file, image).astype(int)
+    for flag in ("--bf16", "--channels-last"):
+        out = tmp_path / f"out{flag}.png"
+        code, _, err = upscale(capsys, src, "-o", out, "--model", model_file, flag)
+        assert code == 0, err
+        diff = np.abs(load(out).astype(int) - expected)
+        if flag == "--channels-last":  # same arithmetic in another memory order
+            assert diff.max() <= 1
+        else:  # bfloat16 keeps 8 bits of mantissa: a few grey levels
+            assert diff.mean() < 2 and diff.max() <= 16
+
+
+def test_torchrun_ranks_share_the_files(capsys, tmp_path, model_file, monkeypatch):
+    folder = tmp_path / "in"
+    for k in range(5):
+        save(folder / f"im{k}.png", harbor(12, 12, top=20 * k))
+    written = {}
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        code, out, err = upscale(capsys, folder, "-o", tmp_path / "out", "--model", model_file)
+        assert code == 0, err
+        written[rank] = [Path(line).name for line in out.splitlines()]
+    assert written == {0: ["im0.png", "im2.png", "im4.png"], 1: ["im1.png", "im3.png"]}
+    monkeypatch.setenv("RANK", "2")
+    code, _, err = upscale(capsys, folder, "-o", tmp_path / "out2", "--model", model_file)
+    assert_user_error(code, err, "RANK 2", "torchrun")

@@ -16,7 +16,7 @@ from fatsr.engine.tiling import (
     Tiling,
     axis_weights,
     tile_starts,
-    upscale_bands,
+    upscale_blocks,
     upscale_image,
     upscale_tiled,
 )
@@ -101,22 +101,71 @@ def test_local_model_tiled_equals_whole():
     np.testing.assert_allclose(upscale_tiled(Nearest(), image, Tiling(24, 6, batch=3)), whole, atol=1e-6)
 
 
-def test_streaming_reads_and_holds_one_row_band():
-    image = osbs(0, 0, 96)[:, :, :60]
-    reads: list[tuple[int, int]] = []
+def test_streaming_reads_windows_and_blocks_tile_the_output():
+    image = osbs(0, 0, 96)
+    reads: list[tuple[int, int, int, int]] = []
 
-    def read_rows(first: int, end: int) -> np.ndarray:
-        reads.append((first, end))
-        return image[:, first:end]
+    def read(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        reads.append((top, bottom, left, right))
+        return image[:, top:bottom, left:right]
 
-    bands = list(upscale_bands(Nearest(), read_rows, 96, 60, Tiling(24, 6)))
-    assert all(end - first == 24 for first, end in reads)
-    assert [first for first, _ in reads] == sorted(first for first, _ in reads)
-    tops = [top for top, _ in bands]
-    heights = [band.shape[1] for _, band in bands]
-    assert tops[0] == 0 and all(a + h == b for a, h, b in zip(tops, heights, tops[1:]))
-    assert tops[-1] + heights[-1] == 96 * SCALE
-    assert max(heights) <= 24 * SCALE and all(band.shape[2] == 60 * SCALE for _, band in bands)
+    tiling = Tiling(24, 6, panel=36)
+    covered = np.zeros((96 * SCALE, 96 * SCALE), int)
+    out = np.zeros((3, 96 * SCALE, 96 * SCALE), np.float32)
+    for block in upscale_blocks(Nearest(), read, 96, 96, tiling):
+        rows, cols = block.data.shape[1:]
+        assert rows <= 24 * SCALE and cols <= 36 * SCALE
+        covered[block.top : block.top + rows, block.left : block.left + cols] += 1
+        out[:, block.top : block.top + rows, block.left : block.left + cols] = block.data
+    assert (covered == 1).all()  # the blocks tile the output exactly once
+    assert all(b - t == 24 for t, b, _, _ in reads) and max(r - l for _, _, l, r in reads) < 96  # never a whole row
+    np.testing.assert_allclose(out, image.repeat(SCALE, 1).repeat(SCALE, 2), atol=1e-6)
+
+
+def test_panels_give_the_same_pixels_as_one_panel(model_file):
+    model = fatsr.load_model(model_file)
+    image = osbs(100, 50, 120)[:, :84]
+    # batch 1: the same tiles then run in the same batches (batching alone moves the last bit)
+    wide = upscale_tiled(model, image, Tiling(24, 6, batch=1, panel=240))
+    narrow = upscale_tiled(model, image, Tiling(24, 6, batch=1, panel=36))
+    np.testing.assert_array_equal(narrow, wide)
+
+
+def test_resume_yields_exactly_the_rest(model_file):
+    model = fatsr.load_model(model_file)
+    image = osbs(30, 40, 100)
+    tiling = Tiling(24, 6, panel=48)
+    read = lambda t, b, l, r: image[:, t:b, l:r]  # noqa: E731
+    full = [(k.panel, k.top, k.left, k.data.copy()) for k in upscale_blocks(model, read, 100, 100, tiling)]
+    panel, row = 1, 70  # mid-panel, not on a block boundary
+    rest = [(k.panel, k.top, k.left, k.data.copy()) for k in upscale_blocks(model, read, 100, 100, tiling, resume=(panel, row))]
+    expected = []
+    for p, top, left, data in full:
+        if (p, top + data.shape[1]) > (panel, row):
+            skip = max(0, row - top) if p == panel else 0
+            expected.append((p, top + skip, left, data[:, skip:]))
+    assert [k[:3] for k in rest] == [k[:3] for k in expected]
+    for got, want in zip(rest, expected):
+        np.testing.assert_array_equal(got[3], want[3])
+
+
+class NaNUnderAutocast:
+    """Bicubic, but NaN wherever it runs under CPU autocast."""
+
+    scale = SCALE
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)
+        return up * float("nan") if torch.is_autocast_enabled("cpu") else up
+
+
+def test_nan_under_autocast_is_redone_in_float32():
+    image = osbs(0, 0, 48)
+    plain = upscale_tiled(NaNUnderAutocast(), image, Tiling(24, 6))
+    with pytest.warns(UserWarning, match="redoing"):
+        guarded = upscale_tiled(NaNUnderAutocast(), image, Tiling(24, 6), autocast=torch.bfloat16)
+    assert np.isfinite(plain).all()
+    np.testing.assert_array_equal(guarded, plain)
 
 
 def test_batch_size_does_not_change_the_output(model_file):

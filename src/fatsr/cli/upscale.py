@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fatsr.engine.tiling import DEFAULT_TILING, Tiling, upscale_image
+from fatsr.engine.tiling import Tiling, upscale_image
 from fatsr.errors import FatsrError
 from fatsr.io import IMAGE_SUFFIXES, read_image, write_image
 from fatsr.raster import is_georaster
@@ -89,7 +89,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     exists = parser.add_mutually_exclusive_group()
     exists.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     exists.add_argument("--skip-existing", action="store_true", help="leave inputs whose output exists, upscale the rest")
-    parser.add_argument("--fp16", action="store_true", help="run in half precision (CUDA only)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--fp16", action="store_true",
+        help="float16 autocast (CUDA or MPS); FFT, softmax and norms stay float32, a tile with NaN/Inf is redone in float32",
+    )
+    precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU, CUDA or MPS), with the same safeguards")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
     parser.add_argument("--tile", type=int, default=96, help="tile side in input pixels, a multiple of 12 (default: 96)")
     parser.add_argument("--overlap", type=int, default=24, help="overlap of neighbouring tiles in input pixels (default: 24)")
     geo = parser.add_argument_group("GeoTIFF inputs")
@@ -103,6 +109,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="bands not in --bands: each through the network as grey, or bicubic (default: network)",
     )
     geo.add_argument("--compress", choices=("deflate", "zstd"), default="deflate", help="GeoTIFF compression (default: deflate)")
+    geo.add_argument("--overviews", action="store_true", help="add internal overviews (2x, 4x, ... averaged) to each output GeoTIFF")
     # The published inference.py flags, kept working but out of the help.
     parser.add_argument("--test_img", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--model_path", dest="model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -116,21 +123,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Upscale every input image; return the exit code."""
     inputs = collect_inputs([*args.inputs, *args.test_img])
-    device = resolve_device(args.device)
-    if args.fp16 and device.type != "cuda":
-        raise FatsrError(f"--fp16 runs on CUDA only, but the device is {device.type}; use --device cuda or drop --fp16")
+    rank, world = shard()
+    device = resolve_device(args.device, rank)
+    autocast = _autocast(args, device)
     tiling = Tiling(args.tile, args.overlap)
     target = _output_target(args.output, args.save_dir)
     model = _load_model(args.model, device, args.seed)
-    jobs = plan_outputs(inputs, target, model.scale, overwrite=args.overwrite, skip_existing=args.skip_existing)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    jobs = plan_outputs(
+        inputs, target, model.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
+    )
     _prepare_folders([dst for _, dst in jobs])
-    for src, dst in tqdm(jobs, desc="upscale", unit="image", file=sys.stderr, disable=None):
+    desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
+    for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
         if is_georaster(src):
-            _upscale_georaster(args, model, src, dst, tiling)
+            _upscale_georaster(args, model, src, dst, tiling, autocast)
         else:
-            _upscale_image_file(args, model, src, dst, device, tiling)
+            _upscale_image_file(args, model, src, dst, device, tiling, autocast)
         tqdm.write(str(dst), file=sys.stdout)
     return 0
+
+
+def shard() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise FatsrError("RANK and WORLD_SIZE must be integers (they are set by torchrun)") from None
+    if not 0 <= rank < world:
+        raise FatsrError(f"RANK {rank} is outside WORLD_SIZE {world}; launch with torchrun --nproc_per_node=K")
+    return rank, world
+
+
+def _autocast(args: argparse.Namespace, device: torch.device) -> torch.dtype | None:
+    if args.fp16:
+        if device.type not in ("cuda", "mps"):
+            raise FatsrError(f"--fp16 runs on CUDA or MPS, but the device is {device.type}; use --bf16 on a CPU, or drop --fp16")
+        return torch.float16
+    return torch.bfloat16 if args.bf16 else None
 
 
 def _band_list(text: str) -> tuple[int, ...]:
@@ -140,7 +171,9 @@ def _band_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: give band numbers separated by commas, e.g. 3,2,1") from None
 
 
-def _upscale_georaster(args: argparse.Namespace, model, src: Path, dst: Path, tiling: Tiling) -> None:
+def _upscale_georaster(
+    args: argparse.Namespace, model, src: Path, dst: Path, tiling: Tiling, autocast: torch.dtype | None
+) -> None:
     import fatsr
     from fatsr.raster import RasterOptions, upscale_raster
 
@@ -149,19 +182,21 @@ def _upscale_georaster(args: argparse.Namespace, model, src: Path, dst: Path, ti
         value_range=tuple(args.value_range) if args.value_range else None,
         other_bands=args.other_bands,
         compress=args.compress,
+        overviews=args.overviews,
     )
     upscale_raster(
         src, dst, model, model_file=args.model or fatsr.default_model_path(), tiling=tiling, options=options,
-        autocast=torch.float16 if args.fp16 else None, overwrite=args.overwrite,
+        autocast=autocast, overwrite=args.overwrite,
     )
 
 
 def _upscale_image_file(
-    args: argparse.Namespace, model, src: Path, dst: Path, device: torch.device, tiling: Tiling
+    args: argparse.Namespace, model, src: Path, dst: Path, device: torch.device, tiling: Tiling,
+    autocast: torch.dtype | None,
 ) -> None:
     image = read_image(src)
     _check_format(dst, image)
-    result = upscale_array(model, image, device=device, fp16=args.fp16, tiling=tiling)
+    result = upscale_image(model, image, tiling, device=device, autocast=autocast)
     try:
         write_image(dst, result, overwrite=args.overwrite)
     except OSError as exc:
@@ -203,14 +238,17 @@ def _image_files(paths: Iterable[Path]) -> list[Path]:
     )
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu; an explicit device must be available."""
+def resolve_device(name: str, rank: int = 0) -> torch.device:
+    """``auto`` -> cuda, else mps, else cpu; an explicit device must be available. Under
+    torchrun each process takes the GPU of its LOCAL_RANK."""
     cuda = torch.cuda.is_available()
     mps = torch.backends.mps.is_available()
     if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+        name = "cuda" if cuda else "mps" if mps else "cpu"
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
         raise FatsrError(f"--device {name}: {name.upper()} is not available on this machine; use --device cpu or auto")
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     return torch.device(name)
 
 
@@ -245,9 +283,11 @@ def plan_outputs(
     *,
     overwrite: bool = False,
     skip_existing: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> list[tuple[Path, Path]]:
     """Pair each input with its output path; refuse clashes before any work is done.
-    With ``skip_existing``, pairs whose output exists are left out."""
+    With ``skip_existing``, pairs whose output exists are left out. ``shard=(rank, world)``
+    keeps every world-th pair from the rank-th (torchrun); all pairs are checked for clashes."""
     suffixes = [".tif" if is_georaster(src) else ".png" for src in inputs]
     if target is None:
         outputs = [src.with_name(f"{src.stem}_x{scale}{ext}") for src, ext in zip(inputs, suffixes)]
@@ -267,9 +307,11 @@ def plan_outputs(
         if key in claimed:
             raise FatsrError(f"{claimed[key]} and {src} would both be written to {dst}; upscale them separately")
         claimed[key] = src
+    mine = list(zip(inputs, outputs))[shard[0] :: shard[1]]
+    for _, dst in mine:
         if dst.exists() and not (overwrite or skip_existing):
             raise FatsrError(f"{dst} exists; pass --overwrite to replace it")
-    return [(src, dst) for src, dst in zip(inputs, outputs) if not (skip_existing and dst.exists())]
+    return [(src, dst) for src, dst in mine if not (skip_existing and dst.exists())]
 
 
 def _prepare_folders(outputs: list[Path]) -> None:
@@ -291,11 +333,3 @@ def _check_format(dst: Path, image: np.ndarray) -> None:
     if image.dtype.type not in dtypes or image.shape[2] not in channels:
         kind = f"{image.dtype.itemsize * 8}-bit {image.shape[2]}-channel"
         raise FatsrError(f"{dst}: {dst.suffix} cannot hold this {kind} image; use .png or .tif")
-
-
-def upscale_array(
-    model, image: np.ndarray, *, device: torch.device, fp16: bool = False, tiling: Tiling = DEFAULT_TILING
-) -> np.ndarray:
-    """Upscale an HWC uint8/uint16 array (in tiles when larger than one); returns the same
-    dtype and channels, rounded."""
-    return upscale_image(model, image, tiling, device=device, autocast=torch.float16 if fp16 else None)

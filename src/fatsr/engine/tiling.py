@@ -1,17 +1,19 @@
 """Tiled inference: any super-resolution model over an image of any size.
 
 The LR image is cut into overlapping tiles (all of one size, spread evenly so that each
-overlap is at least ``overlap``); tiles of one tile row run in batches and are blended into a
-float row-band with separable raised-cosine ramps that form a partition of unity (no ramp at
-image borders). Finished output rows are handed out as soon as the next tile row no longer
-touches them, so memory holds one tile batch and one output row-band, never the whole image.
+overlap is at least ``overlap``), blended with separable raised-cosine ramps that form a
+partition of unity (no ramp at image borders). The output is produced in column panels
+(``panel`` LR pixels wide) and, within a panel, tile row by tile row: a block of output rows
+is handed out as soon as the next tile row no longer touches it. Memory holds one tile batch
+and one panel-wide row-band, whatever the image size. A panel recomputes the tiles that
+straddle its edges, so every output pixel sums exactly the tiles it would sum untiled.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -23,16 +25,17 @@ from fatsr.errors import FatsrError
 
 TILE_MULTIPLE = 12  # the FAT window (6) times 2: tiles of this multiple need no padding
 
-ReadRows = Callable[[int, int], np.ndarray]  # (first LR row, end LR row) -> (C, rows, W) float32 in [0, 1]
+ReadWindow = Callable[[int, int, int, int], np.ndarray]  # LR (top, bottom, left, right) -> (C, rows, cols) float32 [0, 1]
 
 
 @dataclass(frozen=True)
 class Tiling:
-    """Tile size and overlap in LR pixels, and tiles per forward pass."""
+    """Tile size, overlap and panel width in LR pixels, and tiles per forward pass."""
 
     tile: int = 96
     overlap: int = 24
     batch: int = 4
+    panel: int = 2048  # a multiple of 256: output panels then align with 256-pixel GeoTIFF blocks
 
     def __post_init__(self) -> None:
         if self.tile <= 0 or self.tile % TILE_MULTIPLE:
@@ -41,6 +44,8 @@ class Tiling:
             raise FatsrError(f"overlap {self.overlap}: must be between 0 and half the tile ({self.tile // 2})")
         if self.batch < 1:
             raise FatsrError(f"tile batch {self.batch}: must be at least 1")
+        if self.panel < self.tile:
+            raise FatsrError(f"panel {self.panel}: must be at least the tile ({self.tile})")
 
 
 DEFAULT_TILING = Tiling()
@@ -96,27 +101,52 @@ def model_device(model: Callable) -> torch.device:
 
 
 def _forward(model: Callable, x: np.ndarray, device: torch.device, autocast: torch.dtype | None) -> np.ndarray:
-    mixed = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
-    with torch.inference_mode(), mixed:
-        y = model(torch.from_numpy(np.ascontiguousarray(x)).to(device))
-    return y.float().cpu().numpy()
+    """One batch through the model; under autocast, a result with NaN/Inf is redone in float32."""
+    with torch.inference_mode():
+        batch = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        if autocast is not None:
+            with torch.autocast(device.type, dtype=autocast):
+                y = model(batch)
+            if bool(torch.isfinite(y).all()):
+                return y.float().cpu().numpy()
+            warnings.warn(f"{autocast} gave NaN/Inf on a tile batch; redoing such batches in float32", stacklevel=2)
+        return model(batch).float().cpu().numpy()
 
 
-def upscale_bands(
+@dataclass(frozen=True)
+class Block:
+    """Finished output pixels: ``data`` (C, rows, cols) float32 in [0, 1] space (not clamped)
+    at output row ``top`` and column ``left``; ``panel`` is the index of its column panel."""
+
+    panel: int
+    top: int
+    left: int
+    data: np.ndarray
+
+
+def panel_columns(width: int, tiling: Tiling, scale: int) -> list[tuple[int, int]]:
+    """Output column range [first, end) of each panel."""
+    step = tiling.panel * scale
+    return [(c, min(c + step, width * scale)) for c in range(0, width * scale, step)]
+
+
+def upscale_blocks(
     model: Callable,
-    read_rows: ReadRows,
+    read: ReadWindow,
     height: int,
     width: int,
     tiling: Tiling = DEFAULT_TILING,
     *,
     device: torch.device | None = None,
     autocast: torch.dtype | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(first output row, band)`` in order, ``band`` a (C, rows, scale*width) float32
-    view in the model's [0, 1] space (not clamped), valid until the next band is asked for;
-    the bands tile the output exactly.
+    resume: tuple[int, int] = (0, 0),
+) -> Iterator[Block]:
+    """Yield the output as blocks, panel by panel and top to bottom within a panel; each
+    ``data`` is valid until the next block is asked for. The blocks tile the output exactly.
 
     ``model`` maps (N, C, h, w) in [0, 1] to (N, C, scale*h, scale*w) and has ``.scale``.
+    ``resume=(panel, row)`` starts at output row ``row`` of that panel (earlier panels and
+    rows are neither computed nor yielded).
     """
     if height < 1 or width < 1:
         raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
@@ -125,21 +155,32 @@ def upscale_bands(
     th, tw = min(tiling.tile, height), min(tiling.tile, width)
     ys, xs = tile_starts(height, th, tiling.overlap), tile_starts(width, tw, tiling.overlap)
     wy, wx = axis_weights(ys, th, tiling.overlap, s), axis_weights(xs, tw, tiling.overlap, s)
-    band: np.ndarray | None = None
-    for i, y0 in enumerate(ys):
-        strip = read_rows(y0, y0 + th)
-        if band is None:
-            band = np.zeros((strip.shape[0], th * s, width * s), np.float32)
-        for first in range(0, len(xs), tiling.batch):
-            batch = range(first, min(first + tiling.batch, len(xs)))
-            out = _forward(model, np.stack([strip[:, :, xs[j] : xs[j] + tw] for j in batch]), device, autocast)
-            for tile_out, j in zip(out, batch):
-                band[:, :, xs[j] * s : (xs[j] + tw) * s] += tile_out * wy[i][:, None] * wx[j][None, :]
-        done = (ys[i + 1] - y0) * s if i + 1 < len(ys) else th * s
-        yield y0 * s, band[:, :done]
-        for row in range(band.shape[1] - done):  # move the unfinished rows up, row by row: no copy of the band
-            band[:, row] = band[:, done + row]
-        band[:, band.shape[1] - done :] = 0
+    for p, (c0, c1) in enumerate(panel_columns(width, tiling, s)):
+        if p < resume[0]:
+            continue
+        first_row = resume[1] if p == resume[0] else 0
+        cols = [j for j, x in enumerate(xs) if x * s < c1 and (x + tw) * s > c0]  # tiles touching the panel
+        left, right = xs[cols[0]], xs[cols[-1]] + tw  # LR columns the panel reads
+        band: np.ndarray | None = None
+        for i, y0 in enumerate(ys):
+            end = (ys[i + 1] - y0) * s if i + 1 < len(ys) else th * s  # band rows finished after this tile row
+            if (y0 + th) * s <= first_row:
+                continue
+            strip = read(y0, y0 + th, left, right)
+            if band is None:
+                band = np.zeros((strip.shape[0], th * s, (right - left) * s), np.float32)
+            for first in range(0, len(cols), tiling.batch):
+                batch = cols[first : first + tiling.batch]
+                tiles = np.stack([strip[:, :, xs[j] - left : xs[j] - left + tw] for j in batch])
+                for tile_out, j in zip(_forward(model, tiles, device, autocast), batch):
+                    x0 = (xs[j] - left) * s
+                    band[:, :, x0 : x0 + tw * s] += tile_out * wy[i][:, None] * wx[j][None, :]
+            skip = max(0, first_row - y0 * s)
+            if skip < end:
+                yield Block(p, y0 * s + skip, c0, band[:, skip:end, c0 - left * s : c1 - left * s])
+            for row in range(band.shape[1] - end):  # move the unfinished rows up, row by row: no copy of the band
+                band[:, row] = band[:, end + row]
+            band[:, band.shape[1] - end :] = 0
 
 
 def upscale_tiled(
@@ -158,10 +199,12 @@ def upscale_tiled(
     if height <= tiling.tile and width <= tiling.tile:
         return _forward(model, image[None], device, autocast)[0]
     out: np.ndarray | None = None
-    for top, band in upscale_bands(model, lambda a, b: image[:, a:b], height, width, tiling, device=device, autocast=autocast):
+    blocks = upscale_blocks(model, lambda t, b, l, r: image[:, t:b, l:r], height, width, tiling, device=device, autocast=autocast)
+    for block in blocks:
         if out is None:
-            out = np.empty((band.shape[0], height * model.scale, width * model.scale), np.float32)
-        out[:, top : top + band.shape[1]] = band
+            out = np.empty((block.data.shape[0], height * model.scale, width * model.scale), np.float32)
+        rows, cols = block.data.shape[1:]
+        out[:, block.top : block.top + rows, block.left : block.left + cols] = block.data
     return out
 
 
