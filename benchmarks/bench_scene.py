@@ -7,10 +7,10 @@ peak RSS (ru_maxrss of that process). Issue 4 targets: peak RSS of the 8192^2 ca
 1.3x that of the 1024^2 case; time proportional to area (+-20%).
 
     python benchmarks/bench_scene.py [--sizes 1024 8192] [--preset compact] [--scale 4]
-        [--tile 96] [--overlap 24] [--threads 2] [--workdir /tmp/fatsr-bench-scene]
+        [--tile 96] [--overlap 24] [--panel 2048] [--threads 2] [--workdir /tmp/fatsr-bench-scene]
 
-The 8192^2 case at x4 writes a 32768^2 output (several GB of disk) and takes hours on a
-2-core CPU; start with --sizes 256 1024.
+The 8192^2 case at x4 writes a 32768^2 output (a few GB of disk) and takes more than an
+hour on a 2-core CPU; start with --sizes 256 1024.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def run_one(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
     start = time.perf_counter()
-    upscale_raster(args.source, args.output, model, model_file=args.model, tiling=Tiling(args.tile, args.overlap), overwrite=True)
+    upscale_raster(args.source, args.output, model, model_file=args.model, tiling=Tiling(args.tile, args.overlap, panel=args.panel), overwrite=True)
     seconds = time.perf_counter() - start
     with rasterio.open(args.source) as ds:
         megapixels = ds.width * ds.height / 1e6
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--tile", type=int, default=96)
     parser.add_argument("--overlap", type=int, default=24)
+    parser.add_argument("--panel", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fatsr-bench-scene"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -106,12 +107,14 @@ def main() -> None:
             build_mosaic(source, size)
         child = [
             sys.executable, __file__, "--child", "--source", str(source), "--output", str(output),
-            "--model", str(model), "--tile", str(args.tile), "--overlap", str(args.overlap), "--threads", str(args.threads),
+            "--model", str(model), "--tile", str(args.tile), "--overlap", str(args.overlap), "--panel", str(args.panel),
+            "--threads", str(args.threads),
         ]
         result = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         results[size] = result
         print(
-            f"{size}^2 LR x{args.scale} preset={args.preset} tile={args.tile}/{args.overlap} threads={args.threads}: "
+            f"{size}^2 LR x{args.scale} preset={args.preset} tile={args.tile}/{args.overlap} panel={args.panel} "
+            f"threads={args.threads}: "
             f"{result['seconds']:.1f} s, {result['lr_mpix'] / result['seconds']:.4f} LR Mpx/s, "
             f"peak RSS {result['peak_rss_gib']:.2f} GiB",
             flush=True,

@@ -42,6 +42,7 @@ def upscale(
     batch: int = 4,
     seed: int = 0,
     device: str = "cpu",
+    precision: str = "float32",
     output: str | os.PathLike | None = None,
     overwrite: bool = False,
     **raster_options,
@@ -53,13 +54,19 @@ def upscale(
     the written file's path. GeoTIFFs with a CRS, > 4 bands or other dtypes need ``output``
     and take ``raster_options`` (see :class:`fatsr.raster.RasterOptions`).
     ``model``: an ``SRModel``, a model file path, or None for the shipped default model.
+    ``precision``: "float32", or "bfloat16"/"float16" autocast (a tile giving NaN/Inf is
+    redone in float32).
     """
     import numpy as np
+    import torch
 
     from fatsr.engine.tiling import Tiling, upscale_image
     from fatsr.errors import FatsrError
 
     tiling = Tiling(tile, overlap, batch)
+    if precision not in ("float32", "bfloat16", "float16"):
+        raise FatsrError(f"precision {precision!r}: choose float32, bfloat16 or float16")
+    autocast = None if precision == "float32" else getattr(torch, precision)
     model_file = None
     if model is None or isinstance(model, (str, os.PathLike)):
         model_file = default_model_path() if model is None else Path(model)
@@ -67,7 +74,7 @@ def upscale(
     if not isinstance(image, (str, os.PathLike)):
         if output is not None:
             raise FatsrError("output= is for path inputs; write the returned array yourself")
-        return upscale_image(model, np.asarray(image), tiling)
+        return upscale_image(model, np.asarray(image), tiling, autocast=autocast)
     from fatsr.io import read_image, write_image
     from fatsr.raster import RasterOptions, is_georaster, upscale_raster
 
@@ -78,11 +85,14 @@ def upscale(
         if output is None:
             raise FatsrError(f"{source}: a georeferenced raster is written window by window; pass output=PATH.tif")
         options = RasterOptions(**raster_options)
-        upscale_raster(source, output, model, model_file=model_file, tiling=tiling, options=options, overwrite=overwrite)
+        upscale_raster(
+            source, output, model, model_file=model_file, tiling=tiling, options=options, autocast=autocast,
+            overwrite=overwrite,
+        )
         return Path(output)
     if raster_options:
         raise FatsrError(f"{', '.join(raster_options)}: options for georeferenced rasters only; {source} is a plain image")
-    result = upscale_image(model, read_image(source), tiling)
+    result = upscale_image(model, read_image(source), tiling, autocast=autocast)
     if output is None:
         return result
     write_image(output, result, overwrite=overwrite)

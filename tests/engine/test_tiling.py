@@ -267,3 +267,7 @@ def test_public_upscale_array_and_path(model_file, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(written)), out)
     with pytest.raises(FatsrError, match="replace this input"):
         fatsr.upscale(tmp_path / "in.png", model, output=tmp_path / "in.png", overwrite=True)
+    bf16 = fatsr.upscale(rgb, model, tile=24, overlap=6, precision="bfloat16").astype(int)
+    assert 0 < np.abs(bf16 - out).max() <= 16 and np.abs(bf16 - out).mean() < 2
+    with pytest.raises(FatsrError, match="float32, bfloat16 or float16"):
+        fatsr.upscale(rgb, model, precision="half")
