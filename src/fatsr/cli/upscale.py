@@ -40,7 +40,12 @@ Images larger than --tile are upscaled in overlapping tiles blended without seam
 GeoTIFFs (.tif with a CRS, more than 4 bands, or int16/float/... pixels) are read and
 written window by window as tiled, compressed GeoTIFF (default output <stem>_x<scale>.tif,
 or <stem>.tif in a folder): CRS and origin kept, pixel size divided by the scale, nodata,
-dtype and every band kept, provenance in FATSR_* tags.
+dtype and every band kept, provenance in FATSR_* tags. A scene that is interrupted
+resumes where it stopped when the same command is run again (progress is kept in a
+hidden .NAME.fatsr-partial.tif beside the output until it is complete).
+
+Under torchrun (torchrun --nproc_per_node=K -m fatsr upscale ...) each process takes
+every K-th input file.
 
 The published inference.py flags also work: --test_img DIR, --model_path PATH,
 --save_dir DIR, --no-cuda, --fp16.
