@@ -101,8 +101,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU, CUDA or MPS), with the same safeguards")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
-    parser.add_argument("--tile", type=int, default=96, help="tile side in input pixels, a multiple of 12 (default: 96)")
-    parser.add_argument("--overlap", type=int, default=24, help="overlap of neighbouring tiles in input pixels (default: 24)")
+    parser.add_argument(
+        "--backend", choices=("auto", "pytorch", "onnxruntime"), default="auto",
+        help="what runs the model; auto = onnxruntime for a .onnx --model (from fatsr export), else pytorch",
+    )
+    parser.add_argument(
+        "--tile", type=int, default=None,
+        help="tile side in input pixels, a multiple of 12 (default: 96; an ONNX model's exported tile)",
+    )
+    parser.add_argument(
+        "--overlap", type=int, default=None,
+        help="overlap of neighbouring tiles in input pixels (default: a quarter of the tile, 24 for 96)",
+    )
     geo = parser.add_argument_group("GeoTIFF inputs")
     geo.add_argument("--bands", type=_band_list, metavar="B,B,B", help="bands fed to the network as RGB (default: 1,2,3)")
     geo.add_argument(
@@ -131,11 +141,15 @@ def run(args: argparse.Namespace) -> int:
     rank, world = shard()
     device = resolve_device(args.device, rank)
     autocast = _autocast(args, device)
-    tiling = Tiling(args.tile, args.overlap)
     target = _output_target(args.output, args.save_dir)
-    model = _load_model(args.model, device, args.seed)
-    if args.channels_last:
-        model.to(memory_format=torch.channels_last)
+    if _backend(args) == "onnxruntime":
+        model = _load_onnx(args, device)
+    else:
+        model = _load_model(args.model, device, args.seed)
+        if args.channels_last:
+            model.to(memory_format=torch.channels_last)
+    tile = args.tile if args.tile is not None else getattr(model, "tile", 96)
+    tiling = Tiling(tile, args.overlap if args.overlap is not None else tile // 4)
     jobs = plan_outputs(
         inputs, target, model.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
     )
@@ -159,6 +173,29 @@ def shard() -> tuple[int, int]:
     if not 0 <= rank < world:
         raise FatsrError(f"RANK {rank} is outside WORLD_SIZE {world}; launch with torchrun --nproc_per_node=K")
     return rank, world
+
+
+def _backend(args: argparse.Namespace) -> str:
+    onnx_file = args.model is not None and args.model.lower().endswith(".onnx")
+    if args.backend == "auto":
+        return "onnxruntime" if onnx_file else "pytorch"
+    if args.backend == "onnxruntime" and not onnx_file:
+        raise FatsrError("--backend onnxruntime runs a .onnx model; make one with `fatsr export MODEL -o model.onnx` and pass --model model.onnx")
+    if args.backend == "pytorch" and onnx_file:
+        raise FatsrError(f"{args.model} is an ONNX graph; use --backend onnxruntime (or auto)")
+    return args.backend
+
+
+def _load_onnx(args: argparse.Namespace, device: torch.device):
+    from fatsr.models.onnx_runner import load_onnx_model
+
+    for flag, given in (("--fp16", args.fp16), ("--bf16", args.bf16), ("--channels-last", args.channels_last)):
+        if given:
+            raise FatsrError(f"{flag} is for the pytorch backend; an ONNX model runs as exported (float32)")
+    model = load_onnx_model(args.model, device=str(device))
+    if args.seed != 0 and args.seed != model.seed:
+        raise FatsrError(f"--seed {args.seed}: this ONNX model was exported with seed {model.seed}; export again with --seed {args.seed}")
+    return model
 
 
 def _autocast(args: argparse.Namespace, device: torch.device) -> torch.dtype | None:

@@ -1,0 +1,121 @@
+"""ONNX export: an SRModel traced (TorchScript exporter) at a fixed tile size, any batch size.
+
+What ONNX cannot hold is made fixed or exact before tracing: the FFTs become matrix products,
+the LSH rotations drawn for ``seed`` at that tile size become constants, and equal hash codes
+are ordered by token position (:func:`fatsr.models.fat.use_export_path`). The graph is run by
+onnxruntime and compared with the same PyTorch computation before anything is written.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+import fatsr
+from fatsr.engine.tiling import TILE_MULTIPLE
+from fatsr.errors import FatsrError
+from fatsr.io import atomic_write
+from fatsr.models.fat import keep_rotations, use_export_path
+from fatsr.models.onnx_runner import FORMAT, INPUT, OUTPUT, OnnxModel, import_onnxruntime, onnx_session
+from fatsr.models.wrapper import SRModel
+
+DEFAULT_OPSET = 17
+OPSETS = range(14, 21)  # scaled_dot_product_attention needs 14; the TorchScript exporter stops at 20
+CHECK_TOLERANCE = 1e-3  # max abs difference, in [0, 1] pixel units, between onnxruntime and PyTorch
+
+
+def export_onnx(
+    model_path: str | os.PathLike | None,
+    output: str | os.PathLike,
+    *,
+    tile: int = 120,
+    channels: int | None = None,
+    seed: int = 0,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model_path`` (None: the shipped default model) as an ONNX graph mapping
+    (N, C, tile, tile) in [0, 1] to (N, C, scale*tile, scale*tile), checked with onnxruntime
+    on a random tile (FatsrError beyond :data:`CHECK_TOLERANCE`). ``channels``: 1 or 4 run a
+    3-channel model as :class:`SRModel` does (default: the model's own). The metadata holds
+    the fatsr version, model name, scale, tile, seed, channels and the check's max abs diff."""
+    if tile <= 0 or tile % TILE_MULTIPLE:
+        raise FatsrError(f"tile {tile}: must be a positive multiple of {TILE_MULTIPLE} (e.g. 96 or 120)")
+    if opset not in OPSETS:
+        raise FatsrError(f"opset {opset}: choose one from {OPSETS.start} to {OPSETS.stop - 1}")
+    onnx = _import_onnx()
+    import_onnxruntime()
+    model = fatsr.load_model(model_path, seed=seed)
+    channels = channels or model.channels
+    if channels not in (model.channels, *((1, 4) if model.channels == 3 else ())):
+        raise FatsrError(f"{channels} channels for a {model.channels}-channel model; give --channels {model.channels}")
+    x = torch.rand((1, channels, tile, tile), generator=torch.Generator().manual_seed(seed))
+    metadata = {
+        "format": FORMAT, "fatsr_version": fatsr.__version__, "name": model.name, "scale": str(model.scale),
+        "channels": str(channels), "tile": str(tile), "seed": str(seed),
+    }
+    with atomic_write(output, overwrite=overwrite) as tmp:  # refuses an existing output before the work
+        graph, expected = _trace(model, x, opset)
+        proto = onnx.load_from_string(graph)
+        onnx.helper.set_model_props(proto, metadata)
+        with torch.inference_mode():
+            got = OnnxModel(onnx_session(proto.SerializeToString()))(x)
+        diff = (got - expected).abs().max().item()
+        if not diff <= CHECK_TOLERANCE:
+            raise FatsrError(
+                f"onnxruntime differs from PyTorch by {diff:.2e} (more than {CHECK_TOLERANCE:g}) on a random tile; "
+                "nothing was written; please report this with the model file"
+            )
+        onnx.helper.set_model_props(proto, {**metadata, "check_max_abs_diff": f"{diff:.3e}"})
+        onnx.save(proto, str(tmp))
+    return Path(output)
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata (``metadata_props``) of an ONNX file."""
+    from google.protobuf.message import DecodeError
+
+    onnx = _import_onnx()
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (OSError, DecodeError) as exc:
+        raise FatsrError(f"{path}: not a readable ONNX file ({exc}); give a .onnx file") from None
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def _trace(model: SRModel, x: Tensor, opset: int) -> tuple[bytes, Tensor]:
+    """The serialized graph of ``model`` traced on ``x``, and ``model(x)`` computed the same
+    way in PyTorch (export path, this call's rotations kept as constants)."""
+    network = model.network
+    use_export_path(network, True)
+    keep_rotations(network, True)
+    try:
+        with torch.no_grad():  # no_grad, not inference mode: the kept rotations feed the trace
+            expected = model(x)  # draws the rotations of model.seed for this size, and keeps them
+            buffer = io.BytesIO()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the sizes are fixed on purpose
+                # the TorchScript exporter is deprecated; the dynamo one fails on FAT with torch 2.13
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.onnx.export(
+                    model, (x,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT],
+                    output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                )
+    finally:
+        keep_rotations(network, False)
+        use_export_path(network, False)
+    return buffer.getvalue(), expected
+
+
+def _import_onnx() -> ModuleType:
+    try:
+        import onnx
+    except ImportError:
+        raise FatsrError("onnx is not installed; pip install 'fatsr[onnx]'") from None
+    return onnx

@@ -1,0 +1,98 @@
+"""OnnxModel: a graph written by :func:`fatsr.export.export_onnx`, run by onnxruntime and
+called like :class:`~fatsr.models.wrapper.SRModel`, so the tiler runs it unchanged.
+
+The graph has a fixed tile size (and a free batch size); smaller inputs are padded by
+reflection to the tile and the output is cropped, as SRModel pads to what FAT needs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from fatsr.errors import FatsrError
+from fatsr.models.wrapper import pad_reflect
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
+FORMAT = "fatsr-onnx"  # metadata "format" of graphs written by export_onnx
+INPUT, OUTPUT = "lr", "sr"  # graph input and output names
+
+
+def import_onnxruntime() -> ModuleType:
+    """The onnxruntime module, or a FatsrError saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise FatsrError("onnxruntime is not installed; pip install 'fatsr[onnx]'") from None
+    return onnxruntime
+
+
+def onnx_session(model: str | bytes, device: str = "cpu") -> InferenceSession:
+    """An onnxruntime session for a .onnx path or serialized graph: CUDA when ``device``
+    asks for it ("cuda", "cuda:N" or "auto") and onnxruntime has it, else the CPU;
+    as many threads as torch uses."""
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    providers = ["CPUExecutionProvider"]
+    wants_cuda = device == "auto" or device.startswith("cuda")
+    if wants_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(model, options, providers=providers)
+
+
+class OnnxModel:
+    """An exported FAT graph: ``model(x)`` maps (N, C, h, w) in [0, 1] with h, w <= ``tile``
+    to (N, C, scale*h, scale*w), not clamped; outputs are CPU tensors."""
+
+    def __init__(self, session: InferenceSession) -> None:
+        self.session = session
+        self.metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
+        if self.metadata.get("format") != FORMAT:
+            raise FatsrError("this ONNX graph was not written by fatsr export; export the model with `fatsr export`")
+        self.name = self.metadata["name"]
+        self.scale = int(self.metadata["scale"])
+        self.channels = int(self.metadata["channels"])
+        self.tile = int(self.metadata["tile"])
+        self.seed = int(self.metadata["seed"])
+        self.providers: list[str] = session.get_providers()
+
+    def __call__(self, x: Tensor) -> Tensor:  # (N, C, h, w) -> (N, C, s*h, s*w)
+        _, c, height, width = x.shape
+        if c != self.channels:
+            raise FatsrError(f"{c}-channel image for an ONNX model exported for {self.channels}; export it with --channels {c}")
+        if height > self.tile or width > self.tile:
+            raise FatsrError(
+                f"a {width}x{height} tile is larger than the {self.tile}x{self.tile} this ONNX model was exported for; "
+                f"use --tile {self.tile} or less, or export again with a larger --tile"
+            )
+        x = pad_reflect(x.detach().float().cpu(), self.tile - height, self.tile - width)
+        y = self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0]
+        s = self.scale
+        return torch.from_numpy(y[:, :, : s * height, : s * width].copy())
+
+
+def load_onnx_model(path: str | os.PathLike, device: str = "cpu") -> OnnxModel:
+    """An :class:`OnnxModel` from a .onnx file written by ``fatsr export``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FatsrError(f"ONNX model {path} not found; give a .onnx file made by `fatsr export`")
+    import_onnxruntime()
+    try:
+        session = onnx_session(str(path), device)
+    except Exception as exc:  # onnxruntime raises its own types for foreign or damaged files
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise FatsrError(f"{path}: not a readable ONNX model ({reason}); export one with `fatsr export`") from None
+    try:
+        return OnnxModel(session)
+    except FatsrError as exc:
+        raise FatsrError(f"{path}: {exc}") from None
