@@ -20,14 +20,18 @@ Train a FAT super-resolution network.
 Data: a folder with HR/ (or GT/) and LR/ sub-folders of same-named images, or a folder of
 HR images only (LR made by bicubic downscaling). Training uses random aligned crops
 (--patch-size LR pixels) with flips and 90-degree rotations, in the network's [-1, 1] space.
+With --degradation (realesrgan, fat, bicubic or a preset .yaml, as for `fatsr degrade`) the
+data gives HR crops only and each batch's LR is made on the training device, with parameters
+drawn from (--seed, step, process); validation still uses the clean --val-dir pairs.
 --batch-size is the GLOBAL batch: with torchrun each of K processes takes batch/K samples,
 so K processes train exactly like one.
 
 Run folder (--save-dir): config.yaml (resolved config), metrics.jsonl (losses every
 --log-every steps, validation PSNR/SSIM), progress.png, last.pt (every --save-every steps and
 at the end), step_XXXXXX.pt (--keep-every steps / --save_cycle epochs), best.safetensors
-(EMA weights with the best validation PSNR-Y) and model.safetensors (the final export, for
-`fatsr upscale --model`). Ctrl-C saves last.pt; continue with --resume auto.
+(EMA weights with the best validation PSNR-Y), model.safetensors (the final export, for
+`fatsr upscale --model`) and, with --degradation, degradation.yaml (the preset used).
+Ctrl-C saves last.pt; continue with --resume auto.
 
 The published train.py flags also work: --data_dir, --save_dir, --save_cycle (epochs),
 --resume, --lr, --batch_size, --no-cuda, --epochs.
@@ -38,6 +42,7 @@ examples:
   fatsr train --data-dir data/train --val-dir data/val --preset compact --steps 20000 \\
       --perceptual-weight 0 --save-dir runs/compact
   fatsr train --config run.yaml --lr 2e-4           # flags override the YAML file
+  fatsr train --data-dir data/train_hr --degradation fat --save-dir runs/real   # realistic LR
   fatsr train --save-dir runs/compact --resume auto  # continue where it stopped
   torchrun --nproc_per_node=4 -m fatsr train --config run.yaml
 """
@@ -50,6 +55,8 @@ HELP: dict[str, str] = {
     "augment": "random flips and 90-degree rotations",
     "cache": "keep decoded training images in memory",
     "workers": "data loading processes",
+    "degradation": "make each batch's LR on the training device from HR crops with this degradation "
+    "(a `fatsr degrade` preset or .yaml file), fresh random parameters per image; LR/ files are not used",
     "preset": "network size: fat (published, 10.2 M parameters) or compact",
     "network": "override a preset argument, e.g. --network dim=48 (repeatable)",
     "steps": "training steps (wins over --epochs)",
@@ -90,7 +97,7 @@ PUBLISHED_ALIASES = {"data_dir": "--data_dir", "save_dir": "--save_dir", "save_c
                      "batch_size": "--batch_size"}  # fmt: skip
 
 
-METAVARS = {"resume": "PATH|auto", "device": "DEVICE"}
+METAVARS = {"resume": "PATH|auto", "device": "DEVICE", "degradation": "PRESET|YAML"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -131,6 +131,8 @@ class TrainDataset(Dataset):
     flips and 90-degree rotations if ``augment``. Draws come from
     ``numpy.random.default_rng([seed, epoch, index])``: independent of worker processes and
     exactly repeatable; call :meth:`set_epoch` each epoch. ``cache`` keeps decoded images in memory.
+    ``hr_only``: items hold no ``"lr"`` (made later, e.g. by a batched degradation) and LR
+    files are not read; the HR crops are the same as without it.
     """
 
     def __init__(
@@ -141,11 +143,12 @@ class TrainDataset(Dataset):
         augment: bool = True,
         cache: bool = False,
         seed: int = 0,
+        hr_only: bool = False,
     ) -> None:
         if patch_size < 1 or seed < 0:
             raise FatsrError(f"patch size must be >= 1 and seed >= 0, got {patch_size} and {seed}")
         self.root, self.scale, self.patch_size = Path(root), scale, patch_size
-        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.augment, self.seed, self.epoch, self.hr_only = augment, seed, 0, hr_only
         self.pairs = _scan(self.root, scale)
         small = [
             f"{p.name} ({p.hr_size[1]}x{p.hr_size[0]})" for p in self.pairs if min(p.hr_size) // scale < patch_size
@@ -169,7 +172,7 @@ class TrainDataset(Dataset):
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         pair = self.pairs[index]
-        arrays = _read_rgb(pair.hr), None if pair.lr is None else _read_rgb(pair.lr)
+        arrays = _read_rgb(pair.hr), None if pair.lr is None or self.hr_only else _read_rgb(pair.lr)
         if self._cache is not None:
             self._cache[index] = arrays
         return arrays
@@ -189,12 +192,15 @@ class TrainDataset(Dataset):
         s, p = self.scale, self.patch_size
         top = int(rng.integers(0, hr.shape[0] // s - p + 1))
         left = int(rng.integers(0, hr.shape[1] // s - p + 1))
-        hr_patch = _to_tensor(hr[top * s : (top + p) * s, left * s : (left + p) * s])
-        lr_patch = self._synthesise_lr(hr, top, left) if lr is None else _to_tensor(lr[top : top + p, left : left + p])
+        patches = {"hr": _to_tensor(hr[top * s : (top + p) * s, left * s : (left + p) * s])}
+        if not self.hr_only:
+            patches["lr"] = (
+                self._synthesise_lr(hr, top, left) if lr is None else _to_tensor(lr[top : top + p, left : left + p])
+            )
         if self.augment:
-            hflip, vflip, transpose = rng.integers(0, 2, size=3)
-            hr_patch, lr_patch = (_dihedral(x, bool(hflip), bool(vflip), bool(transpose)) for x in (hr_patch, lr_patch))
-        return {"lr": lr_patch, "hr": hr_patch, "name": self.pairs[index].name}
+            hflip, vflip, transpose = (bool(f) for f in rng.integers(0, 2, size=3))
+            patches = {k: _dihedral(v, hflip, vflip, transpose) for k, v in patches.items()}
+        return {**patches, "name": self.pairs[index].name}
 
 
 def _dihedral(x: Tensor, hflip: bool, vflip: bool, transpose: bool) -> Tensor:

@@ -1,19 +1,27 @@
-"""Real-ESRGAN second-order degradation of an HR image into a realistic LR image.
+"""Real-ESRGAN second-order degradation of HR images into realistic LR images.
 
 Order (every parameter from a preset, see :mod:`fatsr.data.degrade_presets`): unsharp mask
 of the HR; per stage: blur with a random kernel, random resize, Gaussian or Poisson noise
-(colour or grey), JPEG (Pillow encode/decode at the drawn quality), optional fixed resize;
-final: resize to exactly HR/scale, sinc filter and JPEG in one of two drawn orders. Every
-draw comes from the one ``numpy.random.Generator`` passed in, so a seeded generator gives
-identical output. Filtering is a depthwise ``conv2d`` with reflect padding (replicate where
-the image is smaller than the padding), resizing is ``torch.nn.functional.interpolate``.
+(colour or grey), JPEG at a drawn quality, optional fixed resize; final: resize to exactly
+HR/scale, sinc filter and JPEG in one of two drawn orders.
+
+:func:`run_degradation` is the pipeline on an NCHW batch: sizes, resize modes and the final
+order are drawn once per batch (a batch is one tensor), kernels, noise and JPEG qualities
+per image. It takes the noise sampler and the JPEG codec as arguments: :func:`degrade` (one
+file, ``fatsr degrade``) samples noise with NumPy and compresses with Pillow;
+:class:`fatsr.data.degrade_batch.BatchDegrader` (training) does both in torch on the batch's
+device. Every draw comes from the ``numpy.random.Generator`` passed in, so a seeded generator
+gives identical output. Filtering is a depthwise ``conv2d`` with reflect padding (replicate
+where the image is smaller than the padding), resizing is ``torch.nn.functional.interpolate``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -52,8 +60,9 @@ def _to_hwc(x: Tensor) -> np.ndarray:
     return x[0].permute(1, 2, 0).numpy()
 
 
-def _jpeg(x: Tensor, quality: int, levels: int) -> Tensor:
-    """JPEG artefacts at 8 bits; for 16-bit images the 8-bit artefact is added to the 16-bit signal."""
+def _jpeg_one(x: Tensor, quality: int, levels: int) -> Tensor:
+    """Pillow JPEG artefacts of a (1, C, H, W) image at 8 bits; for 16-bit images
+    (``levels`` 65535) the 8-bit artefact is added to the 16-bit signal."""
     x = x.clamp(0.0, 1.0)
     eight = np.round(_to_hwc(x) * 255).astype(np.uint8)
     decoded = jpeg_roundtrip(eight, quality)
@@ -64,17 +73,27 @@ def _jpeg(x: Tensor, quality: int, levels: int) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
 
 
+def pillow_jpeg(x: Tensor, qualities: Sequence[int], levels: int = 255) -> Tensor:
+    """Pillow JPEG round trip of every image of a CPU batch at its quality (see :func:`_jpeg_one`)."""
+    return torch.cat([_jpeg_one(x[i : i + 1], q, levels) for i, q in enumerate(qualities)])
+
+
 def _pad(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
     """Reflect padding; replicate where the image is too small to reflect."""
     fits = pad_h < x.shape[-2] and pad_w < x.shape[-1]
     return F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect" if fits else "replicate")
 
 
-def filter2d(x: Tensor, kernel: np.ndarray) -> Tensor:
-    """Filter every channel of an NCHW image with a point-symmetric ``kernel``, same size out."""
-    kh, kw = kernel.shape
-    weight = torch.from_numpy(kernel.astype(np.float32)).expand(x.shape[1], 1, kh, kw)
-    return F.conv2d(_pad(x, kh // 2, kw // 2), weight, groups=x.shape[1])
+def filter2d(x: Tensor, kernel: np.ndarray | Tensor) -> Tensor:
+    """Filter every channel of an NCHW image with point-symmetric kernels: one (kh, kw) kernel
+    for every image, or one per image (N, kh, kw); same size out. The batch is folded into
+    the channels of one grouped conv (much faster on the CPU than a batched depthwise conv)."""
+    n, c, h, w = x.shape
+    weight = torch.as_tensor(kernel, dtype=torch.float32).to(x.device)
+    kh, kw = weight.shape[-2:]
+    weight = weight.expand(n * c, kh, kw) if weight.ndim == 2 else weight.repeat_interleave(c, dim=0)
+    out = F.conv2d(_pad(x.reshape(1, n * c, h, w), kh // 2, kw // 2), weight[:, None], groups=n * c)
+    return out.reshape(n, c, h, w)
 
 
 def usm_sharpen(x: Tensor, radius: int, weight: float, threshold: float) -> Tensor:
@@ -103,41 +122,98 @@ def resize(x: Tensor, size: tuple[int, int], mode: str, antialias: bool) -> Tens
     return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=antialias)
 
 
+def _scaled(size: Sequence[int], factor: float) -> tuple[int, int]:
+    return max(1, int(size[0] * factor)), max(1, int(size[1] * factor))
+
+
 def _random_resize(
     x: Tensor, spec: dict, lr_size: tuple[int, int], antialias: bool, rng: np.random.Generator
 ) -> Tensor:
+    """Up, down or keep (``spec["probs"]``) by a drawn factor of the input or LR size, drawn mode."""
     names = list(spec["probs"])
     probs = np.array([spec["probs"][n] for n in names], dtype=np.float64)
     direction = names[rng.choice(len(names), p=probs / probs.sum())]
     factor = 1.0 if direction == "keep" else rng.uniform(*spec[direction])
     mode = str(rng.choice(spec["modes"]))
-    base = x.shape[-2:] if spec["of"] == "input" else lr_size
-    return resize(x, (max(1, int(base[0] * factor)), max(1, int(base[1] * factor))), mode, antialias)
+    return resize(x, _scaled(x.shape[-2:] if spec["of"] == "input" else lr_size, factor), mode, antialias)
 
 
-def _add_noise(x: Tensor, spec: dict, rng: np.random.Generator) -> Tensor:
-    """Gaussian noise (sigma on the 0-255 scale) or Poisson noise (Real-ESRGAN's: counts at the
-    next power of two above the number of 8-bit grey levels), the same in every channel if grey."""
-    grey = rng.uniform() < spec["gray_prob"]
+@dataclass(frozen=True)
+class NoiseDraw:
+    """One image's noise: grey (the same in every channel) or colour, Gaussian or Poisson."""
+
+    grey: bool
+    gaussian: bool
+    level: float  # Gaussian sigma in [0, 1] units, or the Poisson strength
+
+
+def draw_noise(spec: dict, rng: np.random.Generator) -> NoiseDraw:
+    """One image's noise parameters from a stage's ``noise`` spec."""
+    grey = bool(rng.uniform() < spec["gray_prob"])
     if rng.uniform() < spec["gaussian_prob"]:
-        sigma = rng.uniform(*spec["gaussian_sigma"]) / 255
-        shape = (1, 1, *x.shape[-2:]) if grey else tuple(x.shape)
-        noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)) * sigma
-    else:
-        strength = rng.uniform(*spec["poisson_scale"])
-        base = x
-        if grey and x.shape[1] == 3:
-            base = sum(w * x[:, i : i + 1] for i, w in enumerate(_GREY_WEIGHTS))
-        base = torch.round(base.clamp(0.0, 1.0) * 255) / 255
-        counts = 2 ** math.ceil(math.log2(max(2, len(torch.unique(base)))))
-        sample = rng.poisson(base.double().numpy() * counts) / counts
-        noise = (torch.from_numpy(sample).float() - base) * strength
-    return (x + noise).clamp(0.0, 1.0)
+        return NoiseDraw(grey, True, rng.uniform(*spec["gaussian_sigma"]) / 255)
+    return NoiseDraw(grey, False, rng.uniform(*spec["poisson_scale"]))
 
 
-def _quality(rng: np.random.Generator, spec: dict) -> int:
+def grey_luma(x: Tensor) -> Tensor:
+    """(N, 1, H, W) BT.601 luma of an RGB batch."""
+    return sum(w * x[:, i : i + 1] for i, w in enumerate(_GREY_WEIGHTS))
+
+
+def poisson_base(x: Tensor, grey: bool) -> Tensor:
+    """The signal whose photon counts make Poisson noise: the image (its luma if ``grey``) on
+    the 8-bit grid."""
+    base = grey_luma(x) if grey and x.shape[1] == 3 else x
+    return torch.round(base.clamp(0.0, 1.0) * 255) / 255
+
+
+def poisson_counts(base: Tensor) -> Tensor:
+    """(N,) counts per unit signal of each image of an 8-bit-grid batch: Real-ESRGAN's next
+    power of two above the number of grey levels it holds (at least 2)."""
+    present = torch.zeros(base.shape[0], 256, dtype=torch.float64, device=base.device)
+    present.scatter_(1, torch.round(base.flatten(1) * 255).long(), 1.0)
+    return torch.exp2(torch.ceil(torch.log2(present.sum(1).clamp(min=2))))
+
+
+def numpy_noise(x: Tensor, draws: Sequence[NoiseDraw], rng: np.random.Generator) -> Tensor:
+    """Add each image's noise, sampled with NumPy from ``rng`` (CPU batch), clamped to [0, 1]."""
+    noisy = []
+    for image, draw in zip(x.split(1), draws):
+        if draw.gaussian:
+            shape = (1, 1, *image.shape[-2:]) if draw.grey else tuple(image.shape)
+            noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)) * draw.level
+        else:
+            base = poisson_base(image, draw.grey)
+            counts = int(poisson_counts(base)[0])
+            sample = rng.poisson(base.double().numpy() * counts) / counts
+            noise = (torch.from_numpy(sample).float() - base) * draw.level
+        noisy.append((image + noise).clamp(0.0, 1.0))
+    return torch.cat(noisy)
+
+
+def draw_quality(spec: dict, rng: np.random.Generator) -> int:
+    """A JPEG quality, uniform over the integers of ``spec["quality"]``."""
     low, high = spec["quality"]
     return int(rng.integers(round(low), round(high), endpoint=True))
+
+
+def draw_sinc(spec: dict, sizes: list[int], rng: np.random.Generator) -> np.ndarray | None:
+    """The final sinc kernel padded to the largest size, or None (probability 1 - ``sinc_prob``)."""
+    if rng.uniform() >= spec["sinc_prob"]:
+        return None
+    return pad_kernel(sinc_kernel(int(rng.choice(sizes)), rng.uniform(*spec["sinc_cutoff"])), max(sizes))
+
+
+def filter_each(x: Tensor, kernels: Sequence[np.ndarray | None]) -> Tensor:
+    """Filter each image with its kernel (None: unchanged), all in one grouped conv."""
+    if all(k is None for k in kernels):
+        return x
+    size = next(k for k in kernels if k is not None).shape[0]
+    return filter2d(x, np.stack([pulse_kernel(size) if k is None else k for k in kernels]))
+
+
+NoiseFn = Callable[[Tensor, Sequence[NoiseDraw]], Tensor]  # adds each image's drawn noise, clamps
+JpegFn = Callable[[Tensor, Sequence[int]], Tensor]  # JPEG round trip of each image at its quality
 
 
 def _stage(
@@ -146,40 +222,55 @@ def _stage(
     preset: dict,
     hr_size: tuple[int, int],
     lr_size: tuple[int, int],
-    levels: int,
     rng: np.random.Generator,
+    noise: NoiseFn,
+    jpeg: JpegFn,
 ) -> Tensor:
-    if rng.uniform() < spec["blur_prob"]:
-        x = filter2d(x, random_blur_kernel(rng, preset["kernel_sizes"], spec["kernel"]))
+    n, sizes = x.shape[0], preset["kernel_sizes"]
+    kernels = [
+        random_blur_kernel(rng, sizes, spec["kernel"]) if rng.uniform() < spec["blur_prob"] else None for _ in range(n)
+    ]
+    x = filter_each(x, kernels)
     x = _random_resize(x, spec["resize"], lr_size, preset["antialias"], rng)
     if spec["noise"] is not None:
-        x = _add_noise(x, spec["noise"], rng)
+        x = noise(x, [draw_noise(spec["noise"], rng) for _ in range(n)])
     if spec["jpeg"] is not None:
-        x = _jpeg(x, _quality(rng, spec["jpeg"]), levels)
+        x = jpeg(x, [draw_quality(spec["jpeg"], rng) for _ in range(n)])
     if spec["resize_to"] is not None:
-        size = (max(1, int(hr_size[0] * spec["resize_to"])), max(1, int(hr_size[1] * spec["resize_to"])))
-        x = resize(x, size, str(rng.choice(spec["resize"]["modes"])), preset["antialias"])
+        mode = str(rng.choice(spec["resize"]["modes"]))
+        x = resize(x, _scaled(hr_size, spec["resize_to"]), mode, preset["antialias"])
     return x
 
 
-def _final(x: Tensor, preset: dict, lr_size: tuple[int, int], levels: int, rng: np.random.Generator) -> Tensor:
-    spec = preset["final"]
+def _final(x: Tensor, preset: dict, lr_size: tuple[int, int], rng: np.random.Generator, jpeg: JpegFn) -> Tensor:
+    spec, n = preset["final"], x.shape[0]
     steps = spec["order_a"] if rng.uniform() < spec["order_prob"] else spec["order_b"]
-    sizes = preset["kernel_sizes"]
-    if rng.uniform() < spec["sinc_prob"]:
-        kernel = pad_kernel(sinc_kernel(int(rng.choice(sizes)), rng.uniform(*spec["sinc_cutoff"])), max(sizes))
-    else:
-        kernel = pulse_kernel(1)
-    quality = _quality(rng, spec["jpeg"]) if spec["jpeg"] is not None else None
+    kernels = [draw_sinc(spec, preset["kernel_sizes"], rng) for _ in range(n)]
+    qualities = [draw_quality(spec["jpeg"], rng) for _ in range(n)] if spec["jpeg"] is not None else None
     mode = str(rng.choice(spec["modes"]))
     for step in steps:
         if step == "resize":
             x = resize(x, lr_size, mode, preset["antialias"])
-        elif step == "sinc" and kernel.shape[0] > 1:
-            x = filter2d(x, kernel)
-        elif step == "jpeg" and quality is not None:
-            x = _jpeg(x, quality, levels)
+        elif step == "sinc":
+            x = filter_each(x, kernels)
+        elif step == "jpeg" and qualities is not None:
+            x = jpeg(x, qualities)
     return x.clamp(0.0, 1.0)
+
+
+def run_degradation(
+    x: Tensor, scale: int, preset: dict, rng: np.random.Generator, noise: NoiseFn, jpeg: JpegFn
+) -> Tensor:
+    """Degrade an NCHW float batch in [0, 1] (H, W multiples of ``scale``) into its LR batch of
+    exactly (H/scale, W/scale) in [0, 1], with the given noise sampler and JPEG codec."""
+    h, w = x.shape[-2:]
+    lr_size = (h // scale, w // scale)
+    if preset["usm"] is not None:
+        x = usm_sharpen(x, **preset["usm"])
+    for name in ("first", "second"):
+        if preset[name] is not None:
+            x = _stage(x, preset[name], preset, (h, w), lr_size, rng, noise, jpeg)
+    return _final(x, preset, lr_size, rng, jpeg)
 
 
 def degrade(hr: np.ndarray, scale: int, preset: dict, rng: np.random.Generator) -> np.ndarray:
@@ -197,13 +288,8 @@ def degrade(hr: np.ndarray, scale: int, preset: dict, rng: np.random.Generator) 
     levels = 65535 if hr.dtype == np.uint16 else 255
     chw = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)).astype(np.float32) / levels)[None]
     x, alpha = (chw[:, :3], chw[:, 3:]) if hr.shape[2] == 4 else (chw, chw[:, :0])
-    lr_size = (h // scale, w // scale)
-    if preset["usm"] is not None:
-        x = usm_sharpen(x, **preset["usm"])
-    for name in ("first", "second"):
-        if preset[name] is not None:
-            x = _stage(x, preset[name], preset, (h, w), lr_size, levels, rng)
-    x = _final(x, preset, lr_size, levels, rng)
+    noise = partial(numpy_noise, rng=rng)
+    x = run_degradation(x, scale, preset, rng, noise, partial(pillow_jpeg, levels=levels))
     if alpha.shape[1]:
-        x = torch.cat([x, resize(alpha, lr_size, "area", False)], dim=1)
+        x = torch.cat([x, resize(alpha, (h // scale, w // scale), "area", False)], dim=1)
     return _to_hwc(torch.round(x * levels)).astype(hr.dtype)

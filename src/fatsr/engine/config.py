@@ -37,6 +37,7 @@ class TrainConfig:
     augment: bool = True
     cache: bool = False
     workers: int = 4
+    degradation: str | None = None  # preset name or YAML: LR made per batch from HR crops on the device
     # network
     preset: str = "fat"
     network: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's arguments
@@ -101,6 +102,13 @@ class TrainConfig:
             raise FatsrError(f"--betas must be in [0, 1), got {self.betas}")
         if self.schedule == "multistep" and not self.milestones:
             raise FatsrError("--schedule multistep needs --milestones STEP [STEP ...]")
+        if self.degradation is not None:
+            from fatsr.data.degrade_presets import load_preset
+
+            try:
+                load_preset(self.degradation)
+            except FatsrError as exc:
+                raise FatsrError(f"--degradation: {exc}") from None
 
 
 def _flag(name: str) -> str:

@@ -1,5 +1,6 @@
-"""The training loop: FAT on random LR/HR crops in [-1, 1], Adam(W) with warm-up and a schedule,
-EMA weights validated by PSNR-Y/SSIM-Y, exact resume, DDP across processes started by torchrun.
+"""The training loop: FAT on random LR/HR crops in [-1, 1] (or HR crops whose LR each batch
+gets from a degradation on the device), Adam(W) with warm-up and a schedule, EMA weights
+validated by PSNR-Y/SSIM-Y, exact resume, DDP across processes started by torchrun.
 
 Entry point: :func:`train` with a :class:`~fatsr.engine.config.TrainConfig`.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -37,6 +39,7 @@ from fatsr.io import atomic_write
 LAST = "last.pt"
 BEST = "best.safetensors"
 MODEL = "model.safetensors"
+DEGRADATION = "degradation.yaml"  # the resolved preset of --degradation
 
 
 @dataclass(frozen=True)
@@ -234,13 +237,16 @@ class Trainer:
     """Owns the network, its EMA, optimiser, data and run folder of one training run.
 
     Only rank 0 writes files, logs and validates. Every random draw comes from generators
-    seeded by ``config.seed`` (weights and global RNG), ``(seed, epoch)`` (sample order) or
-    ``(seed, epoch, index)`` (crops, in the dataset), and all their states are checkpointed,
-    so a resumed run continues exactly as an uninterrupted one.
+    seeded by ``config.seed`` (weights and global RNG), ``(seed, epoch)`` (sample order),
+    ``(seed, epoch, index)`` (crops, in the dataset) or ``(seed, step, rank)`` (degradation),
+    and all their states are checkpointed or derived from the step, so a resumed run continues
+    exactly as an uninterrupted one.
     """
 
     def __init__(self, config: TrainConfig, layout: Dist) -> None:
         from fatsr.data import TrainDataset, ValDataset
+        from fatsr.data.degrade_batch import BatchDegrader
+        from fatsr.data.degrade_presets import load_preset
         from fatsr.losses import FATLoss
 
         self.config = config
@@ -259,9 +265,11 @@ class Trainer:
         self.lsh = torch.Generator().manual_seed(config.seed)  # LSH rotations, identical on every rank
         self.network.set_generator(self.lsh)
 
+        self.degradation_preset = load_preset(config.degradation) if config.degradation else None
+        self.degrader = BatchDegrader(self.degradation_preset, config.scale) if self.degradation_preset else None
         self.train_set = TrainDataset(
             config.data_dir, config.scale, patch_size=config.patch_size, augment=config.augment,
-            cache=config.cache, seed=config.seed,
+            cache=config.cache, seed=config.seed, hr_only=self.degrader is not None,
         )  # fmt: skip
         self.steps_per_epoch = len(self.train_set) // config.batch_size
         if self.steps_per_epoch == 0:
@@ -328,8 +336,11 @@ class Trainer:
                 raise FatsrError(f"cannot create --save-dir {self.save_dir}: {exc.strerror or exc}") from None
             write_yaml(self.config, self.save_dir / "config.yaml")
             if fresh:
-                for name in (LAST, "metrics.jsonl", "progress.png", BEST, MODEL):
+                for name in (LAST, "metrics.jsonl", "progress.png", BEST, MODEL, DEGRADATION):
                     (self.save_dir / name).unlink(missing_ok=True)
+            if self.degradation_preset is not None:
+                with atomic_write(self.save_dir / DEGRADATION, overwrite=True) as tmp:
+                    tmp.write_text(yaml.safe_dump(self.degradation_preset, sort_keys=False), encoding="utf-8")
 
     def _state(self) -> dict[str, Any]:
         scheduler = self.scheduler.state_dict()
@@ -477,9 +488,19 @@ class Trainer:
         )  # fmt: skip
         return iter(loader)
 
+    def _lr_batch(self, batch: dict[str, Tensor], hr: Tensor) -> Tensor:
+        """The batch's LR in [0, 1]: loaded, or made from ``hr`` on the device by the degradation
+        with draws from ``(seed, step, rank)``."""
+        from fatsr.data.degrade_batch import degradation_rng
+
+        if self.degrader is None:
+            return batch["lr"].to(self.device, non_blocking=True)
+        return self.degrader(hr, degradation_rng(self.config.seed, self.step, self.layout.rank))
+
     def _one_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        lr = batch["lr"].to(self.device, non_blocking=True) * 2 - 1
-        hr = batch["hr"].to(self.device, non_blocking=True) * 2 - 1
+        hr = batch["hr"].to(self.device, non_blocking=True)
+        lr = self._lr_batch(batch, hr) * 2 - 1
+        hr = hr * 2 - 1
         self.model.train()
         terms, finite = training_step(
             self.model, self.loss_fn, self.optimizer, lr, hr,
@@ -502,6 +523,7 @@ class Trainer:
             f"{len(self.train_set)} images: {self.total_steps} steps of batch {self.config.batch_size} "
             f"({self.steps_per_epoch} per epoch) on {self.device}"
             + (f" x{self.layout.world} processes" if self.layout.world > 1 else "")
+            + (f"; LR made per batch by the '{self.config.degradation}' degradation" if self.degrader else "")
         )
         if self.val_set is not None and not (self.log and self.log.of_kind("bicubic")):
             scores = evaluate(bicubic_upscale(self.config.scale), self.val_set, self.config.scale)
