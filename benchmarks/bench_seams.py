@@ -16,7 +16,6 @@ once in blended tiles, and prints
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 from pathlib import Path
 
@@ -25,18 +24,9 @@ import rasterio
 import torch
 
 import fatsr
-from fatsr.engine.tiling import Tiling, tile_starts, upscale_tiled
+from fatsr.engine.tiling import Tiling, tile_borders, upscale_tiled
 
 IMAGE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "neon" / "OSBS_029.tif"
-
-
-def border_positions(length: int, tiling: Tiling, scale: int) -> list[int]:
-    """Output indices where a tile starts, ends, or its blend ramp is centred."""
-    size = min(tiling.tile, length)
-    found: set[int] = set()
-    for a, b in itertools.pairwise(tile_starts(length, size, tiling.overlap)):
-        found |= {b * scale, (a + size) * scale, round((a + b + size) / 2 * scale)}
-    return sorted(found)
 
 
 def seam_ratio(y: np.ndarray, tiling: Tiling, scale: int, matched: bool = True) -> float:
@@ -46,7 +36,7 @@ def seam_ratio(y: np.ndarray, tiling: Tiling, scale: int, matched: bool = True) 
     for axis in (1, 2):
         g = np.abs(np.diff(y, axis=axis)).mean(axis=tuple(a for a in (0, 1, 2) if a != axis))  # per index
         at = np.zeros(g.size, bool)
-        at[[p - 1 for p in border_positions(y.shape[axis] // scale, tiling, scale)]] = True
+        at[[p - 1 for p in tile_borders(y.shape[axis] // scale, tiling, scale)]] = True
         phase = np.arange(g.size) % scale
         for i in np.flatnonzero(at):
             across.append(g[i])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 
@@ -109,16 +108,6 @@ def _image(h: int = 36, w: int = 24, channels: int = 3, dtype: type = np.uint8, 
     return np.random.default_rng(seed).integers(0, top, size=(h, w, channels), endpoint=True).astype(dtype)
 
 
-def _only(**changes: object) -> dict:
-    """The bicubic preset (nothing but a resize) with a first stage doing only ``changes``."""
-    preset = load_preset("bicubic")
-    stage = copy.deepcopy(load_preset("realesrgan")["first"])
-    stage.update(blur_prob=0.0, noise=None, jpeg=None, resize_to=None)
-    stage["resize"]["probs"] = {"keep": 1.0}
-    stage.update(changes)
-    preset["first"] = stage
-    return preset
-
 
 @pytest.mark.parametrize("kind", KERNEL_TYPES)
 def test_random_kernels_sum_to_one_and_have_the_requested_size(kind: str) -> None:
@@ -212,21 +201,21 @@ def test_bicubic_preset_equals_bicubic_downscale() -> None:
 
 
 @pytest.mark.parametrize("grey", [False, True])
-def test_gaussian_noise_has_the_requested_sigma(grey: bool) -> None:
+def test_gaussian_noise_has_the_requested_sigma(grey: bool, first_stage_only) -> None:
     noise = {"gaussian_prob": 1.0, "gaussian_sigma": [8.0, 8.0], "poisson_scale": [1.0, 1.0], "gray_prob": float(grey)}
     flat = np.full((96, 96, 3), 128, np.uint8)
-    out = degrade(flat, 1, _only(noise=noise), image_rng(0, "flat")).astype(np.float64) - 128
+    out = degrade(flat, 1, first_stage_only(noise=noise), image_rng(0, "flat")).astype(np.float64) - 128
     assert out.mean() == pytest.approx(0.0, abs=0.15)
     assert out.std() == pytest.approx(math.sqrt(8.0**2 + 1 / 12), rel=0.03)  # + rounding to 8 bits
     same = np.corrcoef(out[:, :, 0].ravel(), out[:, :, 1].ravel())[0, 1]
     assert same == pytest.approx(1.0) if grey else abs(same) < 0.05
 
 
-def test_poisson_noise_variance_follows_the_signal() -> None:
+def test_poisson_noise_variance_follows_the_signal(first_stage_only) -> None:
     # 256 grey levels -> 256 counts per unit: variance of level v is v / 256 (scale 1)
     ramp = np.tile(np.arange(256, dtype=np.uint8), (64, 1))[:, :, None]
     noise = {"gaussian_prob": 0.0, "gaussian_sigma": [1.0, 1.0], "poisson_scale": [1.0, 1.0], "gray_prob": 0.0}
-    out = degrade(ramp, 1, _only(noise=noise), image_rng(0, "ramp"))[:, 64:192, 0] / 255
+    out = degrade(ramp, 1, first_stage_only(noise=noise), image_rng(0, "ramp"))[:, 64:192, 0] / 255
     level = np.arange(64, 192) / 255
     assert (out - level).mean() == pytest.approx(0.0, abs=2e-3)
     assert ((out - level) ** 2).mean() == pytest.approx((level / 256).mean(), rel=0.05)
@@ -238,7 +227,7 @@ def _ijg_table(quality: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("quality", [30, 80, 95])
-def test_jpeg_uses_the_drawn_quality(quality: int) -> None:
+def test_jpeg_uses_the_drawn_quality(quality: int, first_stage_only) -> None:
     hr = _image(32, 32)
     encoded = Image.open(io.BytesIO(encode_jpeg(hr, quality)))
     assert encoded.format == "JPEG"
@@ -247,7 +236,7 @@ def test_jpeg_uses_the_drawn_quality(quality: int) -> None:
     buffer = io.BytesIO()
     Image.fromarray(hr).save(buffer, format="JPEG", quality=quality)
     expected = np.asarray(Image.open(buffer))
-    out = degrade(hr, 1, _only(jpeg={"quality": [quality, quality]}), image_rng(0, "j"))
+    out = degrade(hr, 1, first_stage_only(jpeg={"quality": [quality, quality]}), image_rng(0, "j"))
     np.testing.assert_array_equal(out, expected)
 
 

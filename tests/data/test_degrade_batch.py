@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 from pathlib import Path
@@ -43,16 +42,6 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """HWC uint8 of a (1, C, H, W) or (C, H, W) batch in [0, 1]."""
     return (x.reshape(-1, *x.shape[-2:]) * 255).round().byte().permute(1, 2, 0).numpy()
 
-
-def _only_first_stage(**changes: object) -> dict:
-    """The bicubic preset with a first stage that does nothing but ``changes``."""
-    preset = load_preset("bicubic")
-    stage = copy.deepcopy(load_preset("realesrgan")["first"])
-    stage.update(blur_prob=0.0, noise=None, jpeg=None, resize_to=None)
-    stage["resize"]["probs"] = {"keep": 1.0}
-    stage.update(changes)
-    preset["first"] = stage
-    return preset
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
@@ -110,7 +99,7 @@ def test_without_noise_and_jpeg_one_image_equals_fatsr_degrade(photo: np.ndarray
         np.testing.assert_array_equal(_to_uint8(lr), expected)
 
 
-def test_each_image_gets_its_own_kernel() -> None:
+def test_each_image_gets_its_own_kernel(first_stage_only) -> None:
     # one grouped conv equals filtering each image alone with its kernel
     rng = np.random.default_rng(0)
     spec = load_preset("realesrgan")["first"]["kernel"]
@@ -122,17 +111,17 @@ def test_each_image_gets_its_own_kernel() -> None:
     # through the degrader: a batch of identical impulses gives a different blur kernel per image
     impulse = torch.zeros(4, 1, 41, 41)
     impulse[:, :, 20, 20] = 1.0
-    out = BatchDegrader(_only_first_stage(blur_prob=1.0), 1)(impulse, np.random.default_rng(1))[:, 0]
+    out = BatchDegrader(first_stage_only(blur_prob=1.0), 1)(impulse, np.random.default_rng(1))[:, 0]
     assert torch.equal(out, out.flip(1, 2))  # each is a point-symmetric blur kernel (rounded to 8 bits)
     assert (out[:, 20, 20] < 1).all() and (out[:, 20, 20] == out.amax(dim=(1, 2))).all()
     assert all(not torch.equal(out[i], out[j]) for i in range(4) for j in range(i))
 
 
 @pytest.mark.parametrize("grey", [False, True])
-def test_gaussian_noise_has_the_requested_sigma(grey: bool) -> None:
+def test_gaussian_noise_has_the_requested_sigma(grey: bool, first_stage_only) -> None:
     noise = {"gaussian_prob": 1.0, "gaussian_sigma": [8.0, 8.0], "poisson_scale": [1.0, 1.0], "gray_prob": float(grey)}
     flat = torch.full((4, 3, 64, 64), 128 / 255)
-    out = (BatchDegrader(_only_first_stage(noise=noise), 1)(flat, np.random.default_rng(0)) * 255 - 128).double()
+    out = (BatchDegrader(first_stage_only(noise=noise), 1)(flat, np.random.default_rng(0)) * 255 - 128).double()
     assert out.mean() == pytest.approx(0.0, abs=0.15)
     for image in out:  # every image of the batch, not just the batch as a whole
         assert image.std() == pytest.approx(math.sqrt(8.0**2 + 1 / 12), rel=0.05)  # + rounding to 8 bits
@@ -141,11 +130,11 @@ def test_gaussian_noise_has_the_requested_sigma(grey: bool) -> None:
     assert abs(np.corrcoef(out[0].ravel(), out[1].ravel())[0, 1]) < 0.05  # images get their own noise
 
 
-def test_poisson_noise_variance_follows_the_signal() -> None:
+def test_poisson_noise_variance_follows_the_signal(first_stage_only) -> None:
     # 256 grey levels -> 256 counts per unit: variance of level v is v / 256 (scale 1)
     ramp = (torch.arange(256) / 255).expand(2, 1, 64, 256).contiguous()
     noise = {"gaussian_prob": 0.0, "gaussian_sigma": [1.0, 1.0], "poisson_scale": [1.0, 1.0], "gray_prob": 0.0}
-    out = BatchDegrader(_only_first_stage(noise=noise), 1)(ramp, np.random.default_rng(0))[..., 64:192].double()
+    out = BatchDegrader(first_stage_only(noise=noise), 1)(ramp, np.random.default_rng(0))[..., 64:192].double()
     level = torch.arange(64, 192).double() / 255
     assert (out - level).mean() == pytest.approx(0.0, abs=2e-3)
     assert ((out - level) ** 2).mean() == pytest.approx((level / 256).mean(), rel=0.05)

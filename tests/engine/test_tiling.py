@@ -15,6 +15,7 @@ import fatsr
 from fatsr.engine.tiling import (
     Tiling,
     axis_weights,
+    tile_borders,
     tile_starts,
     upscale_blocks,
     upscale_image,
@@ -186,24 +187,14 @@ def test_tiled_close_to_whole_image(model_file):
     assert psnr > 40
 
 
-def border_positions(length: int, tiling: Tiling) -> list[int]:
-    """Output indices where a tile starts, ends, or its blend ramp is centred."""
-    size = min(tiling.tile, length)
-    starts = tile_starts(length, size, tiling.overlap)
-    found: set[int] = set()
-    for a, b in itertools.pairwise(starts):
-        found |= {b * SCALE, (a + size) * SCALE, round((a + b + size) / 2 * SCALE)}
-    return sorted(found)
-
-
 def gradients(y: np.ndarray, tiling: Tiling) -> tuple[np.ndarray, np.ndarray]:
     """Mean absolute gradient (over channels and the other axis) across tile borders, and elsewhere."""
     gx = np.abs(np.diff(y, axis=2)).mean(axis=(0, 1))
     gy = np.abs(np.diff(y, axis=1)).mean(axis=(0, 2))
     at_x = np.zeros(gx.size, bool)
     at_y = np.zeros(gy.size, bool)
-    at_x[[p - 1 for p in border_positions(y.shape[2] // SCALE, tiling)]] = True
-    at_y[[p - 1 for p in border_positions(y.shape[1] // SCALE, tiling)]] = True
+    at_x[[p - 1 for p in tile_borders(y.shape[2] // SCALE, tiling, SCALE)]] = True
+    at_y[[p - 1 for p in tile_borders(y.shape[1] // SCALE, tiling, SCALE)]] = True
     return np.concatenate([gx[at_x], gy[at_y]]), np.concatenate([gx[~at_x], gy[~at_y]])
 
 
@@ -222,7 +213,7 @@ def test_blending_hides_steps_that_hard_pasting_shows():
     for name, overlap in (("blended", 12), ("pasted", 0)):
         tiling = Tiling(36, overlap)
         y = to_8bit(upscale_tiled(TileContext(), image, tiling))
-        cols = [p - 1 for p in border_positions(96, tiling)]
+        cols = [p - 1 for p in tile_borders(96, tiling, SCALE)]
         excess[name] = np.abs(np.abs(np.diff(y, axis=2))[..., cols] - reference[..., cols]).mean()
     print(f"excess gradient at tile borders (8-bit levels): {excess}")
     assert excess["blended"] < 0.25 * excess["pasted"], excess

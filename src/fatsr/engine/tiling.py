@@ -60,6 +60,16 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return [k * (length - tile) // (count - 1) for k in range(count)]
 
 
+def tile_borders(length: int, tiling: Tiling, scale: int) -> list[int]:
+    """Output indices along an axis of ``length`` LR pixels where a tile starts, ends, or
+    its blend ramp is centred: where a seam would show."""
+    size = min(tiling.tile, length)
+    found: set[int] = set()
+    for a, b in itertools.pairwise(tile_starts(length, size, tiling.overlap)):
+        found |= {b * scale, (a + size) * scale, round((a + b + size) / 2 * scale)}
+    return sorted(found)
+
+
 def axis_weights(starts: list[int], size: int, overlap: int, scale: int) -> list[np.ndarray]:
     """Blend weights (float32, ``size * scale`` output pixels) of each tile along one axis.
 
