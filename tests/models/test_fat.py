@@ -159,3 +159,22 @@ def test_bicubic_skip_adds_bicubic_upscale():
     expected = torch.nn.functional.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False)
     assert torch.allclose(out, expected, atol=1e-6)
     assert FAT().config["bicubic_skip"] is False  # the published model has none
+
+
+def test_fused_lsh_attention_equals_the_plain_computation(monkeypatch):
+    import fatsr.models.fat as fat
+
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(2, 300, 16, generator=gen)  # 300 tokens: two 144-chunks and a padded third
+    ys = torch.randn(2, 300, 64, generator=gen)
+    with torch.inference_mode():
+        assert fat._fused_attention_applies(xs.view(2, -1, 16)[:, :144], ys)
+        fused = fat.SparseAttention.attend(xs, ys)
+        monkeypatch.setattr(fat, "_FLASH_CPU", None)
+        plain = fat.SparseAttention.attend(xs, ys)
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    wide = torch.randn(2, 300, 128)
+    trained = xs.clone().requires_grad_()
+    assert not fat._fused_attention_applies(xs, wide)  # wider values: the plain path is faster
+    assert not fat._fused_attention_applies(trained, ys)  # no gradient for its log-sum-exp
