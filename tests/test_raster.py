@@ -368,3 +368,28 @@ def test_cli_raster_without_bands_or_pixels(capsys, tmp_path, model_file, xml):
     code, _, err = cli(capsys, src, "-o", tmp_path / "out.tif", "--model", model_file)
     assert_one_line_error(code, err, "empty.tif", "not a readable")
     assert set(tmp_path.iterdir()) == {src}
+
+
+def test_cli_five_band_file(capsys, tmp_path, model_file):
+    with rasterio.open(SIX) as ds:  # bands 1-5 of the real Landsat file
+        window = Window(50, 40, 30, 26)
+        data = ds.read([1, 2, 3, 4, 5], window=window)
+        profile = ds.profile | {"count": 5, "width": 30, "height": 26, "transform": ds.window_transform(window)}
+    src = tmp_path / "five.tif"
+    with rasterio.open(src, "w", **profile) as out:
+        out.write(data)
+    code, printed, err = cli(capsys, src, "--model", model_file, "--bands", "3,2,1", "--tile", "24", "--overlap", "6")
+    assert code == 0, err
+    dst = Path(printed.strip())
+    assert dst == tmp_path / "five_x2.tif"
+    hr, out_profile, tags = read(dst)
+    assert hr.shape == (5, 52, 60) and hr.dtype == np.int16
+    assert out_profile["crs"] == profile["crs"] and out_profile["nodata"] == profile["nodata"]
+    assert out_profile["transform"] == profile["transform"] @ Affine.scale(1 / SCALE)
+    assert json.loads(tags["FATSR_BANDS"]) == {"3,2,1": "rgb", "4": "network", "5": "network"}
+    # values: with a nearest-neighbour stand-in, each band comes back as its own enlargement
+    # (band 3 is the network's first channel, which ChannelShift does not shift; 4 and 5 go alone)
+    upscale_raster(src, tmp_path / "nearest.tif", ChannelShift(), tiling=TILING, options=RasterOptions(bands=(3, 2, 1)))
+    values = read(tmp_path / "nearest.tif")[0]
+    for band in (2, 3, 4):
+        np.testing.assert_array_equal(values[band], nearest(data[band]))
