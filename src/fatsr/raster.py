@@ -166,7 +166,10 @@ def upscale_raster(
                         continue
                     resume = writer.position[1:] if g == writer.position[0] else (0, 0)
                     read = _read_bands(ds, indexes, mapping, fills)
-                    blocks = upscale_blocks(runners[kind], read, ds.height, ds.width, tiling, autocast=autocast, resume=resume)
+                    blocks = upscale_blocks(
+                        runners[kind], read, ds.height, ds.width, tiling, autocast=autocast, resume=resume,
+                        progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
+                    )
                     for block in blocks:
                         _write_block(ds, writer.dataset(), indexes, mapping, block, model.scale)
                         writer.progress(g, block.panel, block.top + block.data.shape[1])

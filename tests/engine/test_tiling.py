@@ -262,3 +262,43 @@ def test_public_upscale_array_and_path(model_file, tmp_path):
     assert 0 < np.abs(bf16 - out).max() <= 16 and np.abs(bf16 - out).mean() < 2
     with pytest.raises(FatsrError, match="float32, bfloat16 or float16"):
         fatsr.upscale(rgb, model, precision="half")
+
+
+def test_progress_bar_counts_every_tile_run(monkeypatch):
+    import fatsr.engine.tiling as tiling_module
+
+    bars = []
+
+    class Recording:
+        def __init__(self, total, desc, disable, **_):
+            self.total, self.desc, self.disable, self.n = total, desc, disable, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k):
+            self.n += k
+
+    calls = []
+
+    def counting(x):
+        calls.append(x.shape[0])
+        return Nearest()(x)
+
+    counting.scale = SCALE
+    monkeypatch.setattr(tiling_module, "tqdm", Recording)
+    image = osbs(0, 0, 100)
+    read = lambda t, b, l, r: image[:, t:b, l:r]  # noqa: E731
+    tiling = Tiling(24, 6, batch=3, panel=48)
+    for resume in ((0, 0), (1, 70)):
+        calls.clear()
+        list(upscale_blocks(counting, read, 100, 100, tiling, resume=resume, progress="scene"))
+        bar = bars[-1]
+        assert bar.desc == "scene" and bar.disable is None
+        assert bar.total == bar.n == sum(calls) > 0
+    list(upscale_blocks(counting, read, 100, 100, tiling))
+    assert bars[-1].disable is True  # no label, no bar

@@ -238,7 +238,7 @@ def _upscale_image_file(
 ) -> None:
     image = read_image(src)
     _check_format(dst, image)
-    result = upscale_image(model, image, tiling, device=device, autocast=autocast)
+    result = upscale_image(model, image, tiling, device=device, autocast=autocast, progress=src.name)
     try:
         write_image(dst, result, overwrite=args.overwrite)
     except OSError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from fatsr.errors import FatsrError
 
@@ -150,47 +152,92 @@ def upscale_blocks(
     device: torch.device | None = None,
     autocast: torch.dtype | None = None,
     resume: tuple[int, int] = (0, 0),
+    progress: str | None = None,
 ) -> Iterator[Block]:
     """Yield the output as blocks, panel by panel and top to bottom within a panel; each
     ``data`` is valid until the next block is asked for. The blocks tile the output exactly.
 
     ``model`` maps (N, C, h, w) in [0, 1] to (N, C, scale*h, scale*w) and has ``.scale``.
     ``resume=(panel, row)`` starts at output row ``row`` of that panel (earlier panels and
-    rows are neither computed nor yielded).
+    rows are neither computed nor yielded). ``progress``: the label of a tile progress bar
+    on stderr (shown on a terminal only).
     """
     if height < 1 or width < 1:
         raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
     device = device or model_device(model)
-    s: int = model.scale
-    th, tw = min(tiling.tile, height), min(tiling.tile, width)
-    ys, xs = tile_starts(height, th, tiling.overlap), tile_starts(width, tw, tiling.overlap)
-    wy, wx = axis_weights(ys, th, tiling.overlap, s), axis_weights(xs, tw, tiling.overlap, s)
-    for p, (c0, c1) in enumerate(panel_columns(width, tiling, s)):
-        if p < resume[0]:
+    grid = _Grid.of(height, width, tiling, model.scale)
+    panels = []
+    for p, (c0, c1) in enumerate(panel_columns(width, tiling, model.scale)):
+        if p >= resume[0]:
+            cols = [j for j, x in enumerate(grid.xs) if x * grid.s < c1 and (x + grid.tw) * grid.s > c0]
+            panels.append(_Panel(p, c0, c1, cols, resume[1] if p == resume[0] else 0))
+    total = sum(len(panel.cols) * sum((y + grid.th) * grid.s > panel.first_row for y in grid.ys) for panel in panels)
+    bar = tqdm(total=total, desc=progress, unit="tile", leave=False, file=sys.stderr, disable=None if progress else True)
+    with bar:
+        for panel in panels:
+            yield from _panel_blocks(model, read, grid, panel, tiling.batch, device, autocast, bar.update)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Tile starts and blend weights along each axis; tile size; scale."""
+
+    ys: list[int]
+    xs: list[int]
+    wy: list[np.ndarray]
+    wx: list[np.ndarray]
+    th: int
+    tw: int
+    s: int
+
+    @classmethod
+    def of(cls, height: int, width: int, tiling: Tiling, scale: int) -> _Grid:
+        th, tw = min(tiling.tile, height), min(tiling.tile, width)
+        ys, xs = tile_starts(height, th, tiling.overlap), tile_starts(width, tw, tiling.overlap)
+        wy, wx = axis_weights(ys, th, tiling.overlap, scale), axis_weights(xs, tw, tiling.overlap, scale)
+        return cls(ys, xs, wy, wx, th, tw, scale)
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """A column panel: its index, output columns [c0, c1), the tile columns touching it, and
+    the first output row to make."""
+
+    index: int
+    c0: int
+    c1: int
+    cols: list[int]
+    first_row: int
+
+
+def _panel_blocks(
+    model: Callable, read: ReadWindow, grid: _Grid, panel: _Panel, batch_size: int, device: torch.device,
+    autocast: torch.dtype | None, tiles_done: Callable[[int], object],
+) -> Iterator[Block]:
+    """One panel's blocks, top to bottom; ``tiles_done(k)`` after each batch of k tiles."""
+    s, th, tw, xs = grid.s, grid.th, grid.tw, grid.xs
+    left, right = xs[panel.cols[0]], xs[panel.cols[-1]] + tw  # LR columns the panel reads
+    band: np.ndarray | None = None
+    for i, y0 in enumerate(grid.ys):
+        end = (grid.ys[i + 1] - y0) * s if i + 1 < len(grid.ys) else th * s  # band rows finished after this tile row
+        if (y0 + th) * s <= panel.first_row:
             continue
-        first_row = resume[1] if p == resume[0] else 0
-        cols = [j for j, x in enumerate(xs) if x * s < c1 and (x + tw) * s > c0]  # tiles touching the panel
-        left, right = xs[cols[0]], xs[cols[-1]] + tw  # LR columns the panel reads
-        band: np.ndarray | None = None
-        for i, y0 in enumerate(ys):
-            end = (ys[i + 1] - y0) * s if i + 1 < len(ys) else th * s  # band rows finished after this tile row
-            if (y0 + th) * s <= first_row:
-                continue
-            strip = read(y0, y0 + th, left, right)
-            if band is None:
-                band = np.zeros((strip.shape[0], th * s, (right - left) * s), np.float32)
-            for first in range(0, len(cols), tiling.batch):
-                batch = cols[first : first + tiling.batch]
-                tiles = np.stack([strip[:, :, xs[j] - left : xs[j] - left + tw] for j in batch])
-                for tile_out, j in zip(_forward(model, tiles, device, autocast), batch):
-                    x0 = (xs[j] - left) * s
-                    band[:, :, x0 : x0 + tw * s] += tile_out * wy[i][:, None] * wx[j][None, :]
-            skip = max(0, first_row - y0 * s)
-            if skip < end:
-                yield Block(p, y0 * s + skip, c0, band[:, skip:end, c0 - left * s : c1 - left * s])
-            for row in range(band.shape[1] - end):  # move the unfinished rows up, row by row: no copy of the band
-                band[:, row] = band[:, end + row]
-            band[:, band.shape[1] - end :] = 0
+        strip = read(y0, y0 + th, left, right)
+        if band is None:
+            band = np.zeros((strip.shape[0], th * s, (right - left) * s), np.float32)
+        for first in range(0, len(panel.cols), batch_size):
+            batch = panel.cols[first : first + batch_size]
+            tiles = np.stack([strip[:, :, xs[j] - left : xs[j] - left + tw] for j in batch])
+            for tile_out, j in zip(_forward(model, tiles, device, autocast), batch):
+                x0 = (xs[j] - left) * s
+                band[:, :, x0 : x0 + tw * s] += tile_out * grid.wy[i][:, None] * grid.wx[j][None, :]
+            tiles_done(len(batch))
+        skip = max(0, panel.first_row - y0 * s)
+        if skip < end:
+            yield Block(panel.index, y0 * s + skip, panel.c0, band[:, skip:end, panel.c0 - left * s : panel.c1 - left * s])
+        for row in range(band.shape[1] - end):  # move the unfinished rows up, row by row: no copy of the band
+            band[:, row] = band[:, end + row]
+        band[:, band.shape[1] - end :] = 0
 
 
 def upscale_tiled(
@@ -200,8 +247,10 @@ def upscale_tiled(
     *,
     device: torch.device | None = None,
     autocast: torch.dtype | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
-    """Upscale a (C, H, W) float32 [0, 1] array; one tile is a plain forward pass."""
+    """Upscale a (C, H, W) float32 [0, 1] array; one tile is a plain forward pass.
+    ``progress``: label of a tile progress bar (terminal only)."""
     _, height, width = image.shape
     if height < 1 or width < 1:
         raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
@@ -209,7 +258,10 @@ def upscale_tiled(
     if height <= tiling.tile and width <= tiling.tile:
         return _forward(model, image[None], device, autocast)[0]
     out: np.ndarray | None = None
-    blocks = upscale_blocks(model, lambda t, b, l, r: image[:, t:b, l:r], height, width, tiling, device=device, autocast=autocast)
+    blocks = upscale_blocks(
+        model, lambda t, b, l, r: image[:, t:b, l:r], height, width, tiling, device=device, autocast=autocast,
+        progress=progress,
+    )
     for block in blocks:
         if out is None:
             out = np.empty((block.data.shape[0], height * model.scale, width * model.scale), np.float32)
@@ -225,6 +277,7 @@ def upscale_image(
     *,
     device: torch.device | None = None,
     autocast: torch.dtype | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
     """Upscale an HWC image: uint8/uint16 (full range; rounded and clipped, same dtype out)
     or float ([0, 1]; float32 out, not clipped)."""
@@ -237,7 +290,7 @@ def upscale_image(
     else:
         raise FatsrError(f"{image.dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
     x = np.transpose(image, (2, 0, 1)).astype(np.float32) / np.float32(peak)
-    y = np.transpose(upscale_tiled(model, x, tiling, device=device, autocast=autocast), (1, 2, 0))
+    y = np.transpose(upscale_tiled(model, x, tiling, device=device, autocast=autocast, progress=progress), (1, 2, 0))
     if peak == 1.0:
         return np.ascontiguousarray(y)
     return np.rint(np.clip(y, 0.0, 1.0) * peak).astype(image.dtype)
