@@ -187,7 +187,7 @@ class PartialWriter:
     destination and a JSON journal of how far it got (group, panel, output row)."""
 
     def __init__(self, dst: Path, profile: dict, job: dict, checkpoint_seconds: float) -> None:
-        self.dst, self.profile, self.job, self.every = dst, profile, job, checkpoint_seconds
+        self.dst, self.job, self.every = dst, job, checkpoint_seconds
         self.path = dst.with_name(f".{dst.name}.fatsr-partial.tif")
         self.journal = dst.with_name(f".{dst.name}.fatsr-partial.json")
         self.position: tuple[int, int, int] = (0, 0, 0)
