@@ -312,8 +312,8 @@ def keep_rotations(network: nn.Module, enabled: bool = True) -> None:
 def use_export_path(network: nn.Module, enabled: bool = True) -> None:
     """Compute the Fourier attention of ``network`` the way an ONNX graph can: DFTs as
     matrix products, the hash sort with ties broken by token position (ONNX has only a
-    stable TopK). Differs from the default path by the order of equal hash codes (up to
-    ~6e-3 on [0, 1] images)."""
+    stable TopK). Differs from the default path by the order of equal hash codes (on a real
+    96x96 crop with the built-in model: 5.7e-4 on average, 1.5e-2 at most, on [0, 1])."""
     for module in network.modules():
         if isinstance(module, FourierSparseSelfAttention):
             module.matrix_dft = enabled
