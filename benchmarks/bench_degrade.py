@@ -23,7 +23,7 @@ import torch
 from fatsr.data import bicubic_downscale, quantize
 from fatsr.data.datasets import find_images
 from fatsr.data.degrade import degrade, image_rng
-from fatsr.data.degrade_batch import BatchDegrader, degradation_rng
+from fatsr.data.degrade_batch import BatchDegrader, degradation_rngs
 from fatsr.data.degrade_presets import load_preset
 from fatsr.io import read_image
 
@@ -65,7 +65,7 @@ def step_overhead(degrader: BatchDegrader, repeats: int) -> None:
     bicubic = quantize(bicubic_downscale(hr, 4), 255)
 
     def degrade_only(i: int) -> torch.Tensor:
-        return degrader(hr, degradation_rng(0, i, 0))
+        return degrader(hr, *degradation_rngs(0, i, 0, hr.shape[0]))
 
     def plain(i: int) -> None:
         training_step(network, loss_fn, optimizer, bicubic * 2 - 1, hr * 2 - 1)
@@ -87,7 +87,7 @@ def batched(preset_name: str, batch: int, repeats: int) -> None:
     hr = hr_batch(batch, 256)
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        (seconds,) = median_seconds([lambda i: degrader(hr, degradation_rng(0, i, 0))], repeats)
+        (seconds,) = median_seconds([lambda i: degrader(hr, *degradation_rngs(0, i, 0, hr.shape[0]))], repeats)
         print(
             f"batched, preset {preset_name}, x4, batch {batch} of 256x256: {batch / seconds:.1f} images/s "
             f"({1000 * seconds / batch:.0f} ms/image), {threads} thread{'s' if threads > 1 else ''}"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fatsr.data import TrainDataset, bicubic_downscale, quantize
 from fatsr.data.degrade import degrade, filter2d
-from fatsr.data.degrade_batch import BatchDegrader, degradation_rng
+from fatsr.data.degrade_batch import BatchDegrader, degradation_rngs
 from fatsr.data.degrade_presets import PRESET_NAMES, load_preset
 from fatsr.data.jpeg import jpeg, quality_tables
 from fatsr.data.kernels import random_blur_kernel
@@ -58,25 +58,39 @@ def test_same_seed_same_bytes_other_seed_differs(photo: np.ndarray) -> None:
     hr = torch.cat([_batch(photo[:64, :64]), _batch(photo[64:128, :64])])
     degrader = BatchDegrader(load_preset("fat"), 4)
     original = hr.clone()
-    a = degrader(hr, degradation_rng(0, 5, 0))
+    a = degrader(hr, *degradation_rngs(0, 5, 0, 2))
     assert torch.equal(hr, original)  # the HR (the training target) is left as it was
     torch.manual_seed(123)  # the global generators play no part
     np.random.seed(123)
-    b = degrader(hr, degradation_rng(0, 5, 0))
+    b = degrader(hr, *degradation_rngs(0, 5, 0, 2))
     assert a.numpy().tobytes() == b.numpy().tobytes()
-    for other in (degradation_rng(1, 5, 0), degradation_rng(0, 6, 0), degradation_rng(0, 5, 1)):
-        assert (degrader(hr, other) - a).abs().mean() > 1e-3
+    for other in (degradation_rngs(1, 5, 0, 2), degradation_rngs(0, 6, 0, 2), degradation_rngs(0, 5, 2, 2)):
+        assert (degrader(hr, *other) - a).abs().mean() > 1e-3
 
 
-def test_degradation_rng_is_a_function_of_seed_step_and_rank_only() -> None:
+def test_slices_of_a_global_batch_degrade_as_the_whole_batch(photo: np.ndarray) -> None:
+    # what K processes under torchrun do: each degrades its slice with its images' generators
+    hr = torch.cat([_batch(photo[r : r + 64, c : c + 64]) for r in (0, 64) for c in (0, 64)])
+    for name in ("fat", "realesrgan"):
+        degrader = BatchDegrader(load_preset(name), 4)
+        whole = degrader(hr, *degradation_rngs(0, 7, 0, 4))
+        halves = torch.cat([degrader(hr[k : k + 2], *degradation_rngs(0, 7, k, 2)) for k in (0, 2)])
+        torch.testing.assert_close(halves, whole, rtol=0, atol=1e-6)
+
+
+def test_degradation_rngs_are_functions_of_seed_step_and_index_only() -> None:
     def first(rng: np.random.Generator) -> int:
         return int(rng.integers(2**63))
 
-    assert first(degradation_rng(3, 10, 1)) == first(degradation_rng(3, 10, 1))
-    draws = {first(degradation_rng(s, t, r)) for s in (0, 1) for t in (0, 1, 2) for r in (0, 1)}
+    shared, images = degradation_rngs(3, 10, 4, 2)
+    again, images_again = degradation_rngs(3, 10, 0, 6)
+    assert first(shared) == first(again)  # the shared stream does not depend on the slice
+    assert [first(r) for r in images] == [first(r) for r in images_again[4:]]
+    draws = {first(degradation_rngs(s, t, 0, 1)[k][0] if k else degradation_rngs(s, t, 0, 1)[0])
+             for s in (0, 1) for t in (0, 1, 2) for k in (0, 1)}  # fmt: skip
     assert len(draws) == 12
     # apart from the dataset's crop stream default_rng([seed, epoch, index])
-    assert first(degradation_rng(0, 0, 0)) != first(np.random.default_rng([0, 0, 0]))
+    assert first(degradation_rngs(0, 0, 0, 1)[0]) != first(np.random.default_rng([0, 0, 0]))
 
 
 def test_bicubic_preset_equals_bicubic_downscale(photo: np.ndarray) -> None:
@@ -93,7 +107,6 @@ def test_without_noise_and_jpeg_one_image_equals_fatsr_degrade(photo: np.ndarray
     preset["final"]["jpeg"] = None
     for seed in range(4):
         file_rng, batch_rng = np.random.default_rng(seed), np.random.default_rng(seed)
-        file_rng.integers(2**63)  # the batched path first seeds its noise generator
         expected = degrade(photo[:64, :64], 4, preset, file_rng)
         lr = BatchDegrader(preset, 4)(_batch(photo[:64, :64]), batch_rng)
         np.testing.assert_array_equal(_to_uint8(lr), expected)

@@ -15,8 +15,10 @@ from fatsr.cli import main
 from fatsr.models.fat import FAT
 
 
-def test_two_gloo_processes_match_one_process(tmp_path, make_flags, capsys):
+@pytest.mark.parametrize("degradation", [[], ["--degradation", "fat"]], ids=["pairs", "degradation"])
+def test_two_gloo_processes_match_one_process(tmp_path, make_flags, capsys, degradation):
     steps = [
+        *degradation,
         "--batch-size",
         "4",
         "--steps",

@@ -22,7 +22,8 @@ HR images only (LR made by bicubic downscaling). Training uses random aligned cr
 (--patch-size LR pixels) with flips and 90-degree rotations, in the network's [-1, 1] space.
 With --degradation (realesrgan, fat, bicubic or a preset .yaml, as for `fatsr degrade`) the
 data gives HR crops only and each batch's LR is made on the training device, with parameters
-drawn from (--seed, step, process); validation still uses the clean --val-dir pairs.
+drawn from (--seed, step, image's place in the global batch); validation still uses the
+clean --val-dir pairs.
 --batch-size is the GLOBAL batch: with torchrun each of K processes takes batch/K samples,
 so K processes train exactly like one.
 

@@ -175,10 +175,10 @@ def poisson_counts(base: Tensor) -> Tensor:
     return torch.exp2(torch.ceil(torch.log2(present.sum(1).clamp(min=2))))
 
 
-def numpy_noise(x: Tensor, draws: Sequence[NoiseDraw], rng: np.random.Generator) -> Tensor:
-    """Add each image's noise, sampled with NumPy from ``rng`` (CPU batch), clamped to [0, 1]."""
+def numpy_noise(x: Tensor, draws: Sequence[NoiseDraw], rngs: Sequence[np.random.Generator]) -> Tensor:
+    """Add each image's noise, sampled with NumPy from its generator (CPU batch), clamped to [0, 1]."""
     noisy = []
-    for image, draw in zip(x.split(1), draws):
+    for image, draw, rng in zip(x.split(1), draws, rngs):
         if draw.gaussian:
             shape = (1, 1, *image.shape[-2:]) if draw.grey else tuple(image.shape)
             noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)) * draw.level
@@ -212,7 +212,7 @@ def filter_each(x: Tensor, kernels: Sequence[np.ndarray | None]) -> Tensor:
     return filter2d(x, np.stack([pulse_kernel(size) if k is None else k for k in kernels]))
 
 
-NoiseFn = Callable[[Tensor, Sequence[NoiseDraw]], Tensor]  # adds each image's drawn noise, clamps
+NoiseFn = Callable[[Tensor, Sequence[NoiseDraw], Sequence[np.random.Generator]], Tensor]  # adds each image's noise, clamps
 JpegFn = Callable[[Tensor, Sequence[int]], Tensor]  # JPEG round trip of each image at its quality
 
 
@@ -223,30 +223,32 @@ def _stage(
     hr_size: tuple[int, int],
     lr_size: tuple[int, int],
     rng: np.random.Generator,
+    rngs: Sequence[np.random.Generator],
     noise: NoiseFn,
     jpeg: JpegFn,
 ) -> Tensor:
-    n, sizes = x.shape[0], preset["kernel_sizes"]
-    kernels = [
-        random_blur_kernel(rng, sizes, spec["kernel"]) if rng.uniform() < spec["blur_prob"] else None for _ in range(n)
-    ]
+    sizes = preset["kernel_sizes"]
+    kernels = [random_blur_kernel(r, sizes, spec["kernel"]) if r.uniform() < spec["blur_prob"] else None for r in rngs]
     x = filter_each(x, kernels)
     x = _random_resize(x, spec["resize"], lr_size, preset["antialias"], rng)
     if spec["noise"] is not None:
-        x = noise(x, [draw_noise(spec["noise"], rng) for _ in range(n)])
+        x = noise(x, [draw_noise(spec["noise"], r) for r in rngs], rngs)
     if spec["jpeg"] is not None:
-        x = jpeg(x, [draw_quality(spec["jpeg"], rng) for _ in range(n)])
+        x = jpeg(x, [draw_quality(spec["jpeg"], r) for r in rngs])
     if spec["resize_to"] is not None:
         mode = str(rng.choice(spec["resize"]["modes"]))
         x = resize(x, _scaled(hr_size, spec["resize_to"]), mode, preset["antialias"])
     return x
 
 
-def _final(x: Tensor, preset: dict, lr_size: tuple[int, int], rng: np.random.Generator, jpeg: JpegFn) -> Tensor:
-    spec, n = preset["final"], x.shape[0]
+def _final(
+    x: Tensor, preset: dict, lr_size: tuple[int, int], rng: np.random.Generator,
+    rngs: Sequence[np.random.Generator], jpeg: JpegFn,
+) -> Tensor:
+    spec = preset["final"]
     steps = spec["order_a"] if rng.uniform() < spec["order_prob"] else spec["order_b"]
-    kernels = [draw_sinc(spec, preset["kernel_sizes"], rng) for _ in range(n)]
-    qualities = [draw_quality(spec["jpeg"], rng) for _ in range(n)] if spec["jpeg"] is not None else None
+    kernels = [draw_sinc(spec, preset["kernel_sizes"], r) for r in rngs]
+    qualities = [draw_quality(spec["jpeg"], r) for r in rngs] if spec["jpeg"] is not None else None
     mode = str(rng.choice(spec["modes"]))
     for step in steps:
         if step == "resize":
@@ -259,18 +261,22 @@ def _final(x: Tensor, preset: dict, lr_size: tuple[int, int], rng: np.random.Gen
 
 
 def run_degradation(
-    x: Tensor, scale: int, preset: dict, rng: np.random.Generator, noise: NoiseFn, jpeg: JpegFn
+    x: Tensor, scale: int, preset: dict, rng: np.random.Generator, noise: NoiseFn, jpeg: JpegFn,
+    rngs: Sequence[np.random.Generator] | None = None,
 ) -> Tensor:
     """Degrade an NCHW float batch in [0, 1] (H, W multiples of ``scale``) into its LR batch of
-    exactly (H/scale, W/scale) in [0, 1], with the given noise sampler and JPEG codec."""
+    exactly (H/scale, W/scale) in [0, 1], with the given noise sampler and JPEG codec.
+    Draws shared by the batch (sizes, resize modes, the final order) come from ``rng``; each
+    image's own (kernels, noise, JPEG quality) from its generator in ``rngs`` (default: ``rng``)."""
+    rngs = [rng] * x.shape[0] if rngs is None else rngs
     h, w = x.shape[-2:]
     lr_size = (h // scale, w // scale)
     if preset["usm"] is not None:
         x = usm_sharpen(x, **preset["usm"])
     for name in ("first", "second"):
         if preset[name] is not None:
-            x = _stage(x, preset[name], preset, (h, w), lr_size, rng, noise, jpeg)
-    return _final(x, preset, lr_size, rng, jpeg)
+            x = _stage(x, preset[name], preset, (h, w), lr_size, rng, rngs, noise, jpeg)
+    return _final(x, preset, lr_size, rng, rngs, jpeg)
 
 
 def degrade(hr: np.ndarray, scale: int, preset: dict, rng: np.random.Generator) -> np.ndarray:
@@ -288,8 +294,7 @@ def degrade(hr: np.ndarray, scale: int, preset: dict, rng: np.random.Generator) 
     levels = 65535 if hr.dtype == np.uint16 else 255
     chw = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)).astype(np.float32) / levels)[None]
     x, alpha = (chw[:, :3], chw[:, 3:]) if hr.shape[2] == 4 else (chw, chw[:, :0])
-    noise = partial(numpy_noise, rng=rng)
-    x = run_degradation(x, scale, preset, rng, noise, partial(pillow_jpeg, levels=levels))
+    x = run_degradation(x, scale, preset, rng, numpy_noise, partial(pillow_jpeg, levels=levels))
     if alpha.shape[1]:
         x = torch.cat([x, resize(alpha, (h // scale, w // scale), "area", False)], dim=1)
     return _to_hwc(torch.round(x * levels)).astype(hr.dtype)

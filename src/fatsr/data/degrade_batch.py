@@ -1,7 +1,7 @@
 """The degradation of ``fatsr degrade`` on whole training batches, on the batch's device.
 
-:class:`BatchDegrader` runs :func:`fatsr.data.degrade.run_degradation` with noise sampled by a
-torch generator on the batch's device and the torch JPEG of :mod:`fatsr.data.jpeg`, so nothing
+:class:`BatchDegrader` runs :func:`fatsr.data.degrade.run_degradation` with noise sampled by
+torch generators on the batch's device and the torch JPEG of :mod:`fatsr.data.jpeg`, so nothing
 leaves the device; only the parameter draws (a few numbers and kernels per image) come from
 NumPy on the CPU. Kernels, noise and JPEG qualities are drawn per image; sizes, resize modes
 and the final order once per batch, as in Real-ESRGAN's training.
@@ -10,7 +10,6 @@ and the final order once per batch, as in Real-ESRGAN's training.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 import numpy as np
 import torch
@@ -24,34 +23,32 @@ from fatsr.errors import FatsrError
 _STREAM = 0x6465_6772  # keeps these draws apart from the datasets' [seed, epoch, index] streams
 
 
-def degradation_rng(seed: int, step: int, rank: int) -> np.random.Generator:
-    """The generator of training step ``step``'s degradation on process ``rank``: a function of
-    these three numbers only, so a resumed run degrades every batch as an uninterrupted one."""
-    return np.random.default_rng([seed, step, rank, _STREAM])
+def degradation_rngs(seed: int, step: int, first: int, count: int) -> tuple[np.random.Generator, list[np.random.Generator]]:
+    """The generators of training step ``step``'s degradation: one for the draws the global
+    batch shares, and one for each of its images ``first`` .. ``first + count - 1``. They
+    depend on these numbers only, so a resumed run degrades as an uninterrupted one, and K
+    processes holding slices of a global batch degrade it as one process does."""
+    shared = np.random.default_rng([seed, step, _STREAM])
+    return shared, [np.random.default_rng([seed, step, first + i, _STREAM]) for i in range(count)]
 
 
-def torch_noise(x: Tensor, draws: Sequence[NoiseDraw], generator: torch.Generator) -> Tensor:
-    """Add each image's drawn noise to an NCHW batch, sampled on its device from ``generator``,
-    clamped to [0, 1]. Grey noise takes the first channel's field for every channel."""
-
-    def per_image(values: list) -> Tensor:  # (K, 1, 1, 1)
-        return torch.tensor(values, device=x.device)[:, None, None, None]
-
-    noise = torch.zeros_like(x)
-    for gaussian in (True, False):
-        index = [i for i, d in enumerate(draws) if d.gaussian == gaussian]
-        if not index:
-            continue
-        part, grey = x[index], per_image([draws[i].grey for i in index])
-        if gaussian:
-            field = torch.randn(part.shape, generator=generator, device=x.device, dtype=x.dtype)
+def torch_noise(x: Tensor, draws: Sequence[NoiseDraw], rngs: Sequence[np.random.Generator]) -> Tensor:
+    """Add each image's drawn noise to an NCHW batch, sampled on its device by a torch generator
+    seeded from the image's generator, clamped to [0, 1]. Grey noise takes the first channel's
+    field for every channel."""
+    noisy = []
+    for image, draw, rng in zip(x.split(1), draws, rngs):
+        generator = torch.Generator(device=x.device).manual_seed(int(rng.integers(2**63)))
+        if draw.gaussian:
+            field = torch.randn(image.shape, generator=generator, device=x.device, dtype=x.dtype)
         else:
-            base = torch.where(grey, poisson_base(part, True), poisson_base(part, False))
-            counts = poisson_counts(base).to(x.dtype)[:, None, None, None]
+            base = poisson_base(image, draw.grey)
+            counts = poisson_counts(base).to(x.dtype)
             field = torch.poisson(base * counts, generator=generator) / counts - base
-        field = torch.where(grey, field[:, :1], field)
-        noise[index] = field * per_image([draws[i].level for i in index]).to(x.dtype)
-    return (x + noise).clamp(0.0, 1.0)
+        if draw.grey:
+            field = field[:, :1]
+        noisy.append((image + field * draw.level).clamp(0.0, 1.0))
+    return torch.cat(noisy)
 
 
 class BatchDegrader:
@@ -62,15 +59,16 @@ class BatchDegrader:
             raise FatsrError(f"scale must be a positive integer, got {scale}")
         self.preset, self.scale = preset, scale
 
-    def __call__(self, hr: Tensor, rng: np.random.Generator) -> Tensor:
+    def __call__(
+        self, hr: Tensor, rng: np.random.Generator, rngs: Sequence[np.random.Generator] | None = None
+    ) -> Tensor:
         """The LR batch (N, C, H/scale, W/scale) on the 8-bit grid, on ``hr``'s device, of an HR
-        batch (N, C, H, W) in [0, 1], C = 1 or 3; every random draw comes from ``rng``."""
+        batch (N, C, H, W) in [0, 1], C = 1 or 3. The batch's shared draws come from ``rng``,
+        each image's from its generator in ``rngs`` (default: ``rng`` for all)."""
         h, w = hr.shape[-2:]
         if hr.ndim != 4 or hr.shape[1] not in (1, 3) or h % self.scale or w % self.scale:
             raise FatsrError(
                 f"cannot degrade a batch of shape {tuple(hr.shape)} by x{self.scale}; give (N, 1 or 3, H, W) "
                 f"with H and W multiples of {self.scale}"
             )
-        generator = torch.Generator(device=hr.device).manual_seed(int(rng.integers(2**63)))
-        noise = partial(torch_noise, generator=generator)
-        return quantize(run_degradation(hr.float(), self.scale, self.preset, rng, noise, jpeg), 255)
+        return quantize(run_degradation(hr.float(), self.scale, self.preset, rng, torch_noise, jpeg, rngs), 255)

@@ -238,7 +238,8 @@ class Trainer:
 
     Only rank 0 writes files, logs and validates. Every random draw comes from generators
     seeded by ``config.seed`` (weights and global RNG), ``(seed, epoch)`` (sample order),
-    ``(seed, epoch, index)`` (crops, in the dataset) or ``(seed, step, rank)`` (degradation),
+    ``(seed, epoch, index)`` (crops, in the dataset) or ``(seed, step, index in the global batch)``
+    (degradation),
     and all their states are checkpointed or derived from the step, so a resumed run continues
     exactly as an uninterrupted one.
     """
@@ -490,12 +491,13 @@ class Trainer:
 
     def _lr_batch(self, batch: dict[str, Tensor], hr: Tensor) -> Tensor:
         """The batch's LR in [0, 1]: loaded, or made from ``hr`` on the device by the degradation
-        with draws from ``(seed, step, rank)``."""
-        from fatsr.data.degrade_batch import degradation_rng
+        with draws from (seed, step) and, per image, its place in the global batch."""
+        from fatsr.data.degrade_batch import degradation_rngs
 
         if self.degrader is None:
             return batch["lr"].to(self.device, non_blocking=True)
-        return self.degrader(hr, degradation_rng(self.config.seed, self.step, self.layout.rank))
+        local = hr.shape[0]
+        return self.degrader(hr, *degradation_rngs(self.config.seed, self.step, self.layout.rank * local, local))
 
     def _one_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
         hr = batch["hr"].to(self.device, non_blocking=True)
