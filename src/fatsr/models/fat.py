@@ -328,6 +328,15 @@ def relative_position_index(window: int) -> Tensor:
     return rel[0] * (2 * window - 1) + rel[1]
 
 
+class LayerNorm32(nn.LayerNorm):
+    """LayerNorm computed in float32 under autocast (CPU autocast would run it in bfloat16),
+    returned in the input's dtype."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.layer_norm(x.float(), self.normalized_shape, self.weight, self.bias, self.eps).to(x.dtype)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping windows with relative position bias."""
 
@@ -348,7 +357,8 @@ class WindowAttention(nn.Module):
         bias = bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).to(x.dtype)  # (1, heads, N, N)
         q, k, v = qkv.unbind(0)  # (B', heads, N, hd)
         if n <= 64:  # small windows: plain matmuls beat the fused kernel's overhead on CPU
-            out = ((q * self.scale) @ k.transpose(-1, -2) + bias).softmax(dim=-1) @ v
+            scores = (q * self.scale) @ k.transpose(-1, -2) + bias
+            out = scores.softmax(dim=-1, dtype=torch.float32).to(v.dtype) @ v  # softmax in float32 under autocast
         else:  # a 4-D mask keeps SDPA on its fused (flash) path
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, d))
@@ -372,9 +382,9 @@ class SwinLayer(nn.Module):
     def __init__(self, dim: int, num_heads: int, window: int, mlp_ratio: float, fusion: bool = False) -> None:
         super().__init__()
         self.window = window
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm32(dim)
         self.attn = WindowAttention(dim, window, num_heads)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm32(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.FSSA = FourierSparseSelfAttention(dim, n_hashes=2) if fusion else None
 
