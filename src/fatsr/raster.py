@@ -194,8 +194,9 @@ class PartialWriter:
         self._out: DatasetWriter | None = None
         self._last = time.monotonic()
         self._pending: tuple[int, int, int] | None = None
-        if self._resumable():
-            self.position = tuple(json.loads(self.journal.read_text())["position"])
+        recorded = self._recorded_position()
+        if recorded is not None:
+            self.position = recorded
             print(f"{dst}: resuming an interrupted run at {self._describe(self.position)}", file=sys.stderr)
         else:
             self.journal.unlink(missing_ok=True)
@@ -206,11 +207,15 @@ class PartialWriter:
                 self.path.unlink(missing_ok=True)
                 raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc}); choose a writable output") from None
 
-    def _resumable(self) -> bool:
+    def _recorded_position(self) -> tuple[int, int, int] | None:
+        """The journal's position when the partial file exists and was made by this same job."""
         try:
-            return self.path.is_file() and json.loads(self.journal.read_text())["job"] == self.job
-        except (OSError, ValueError, KeyError):
-            return False
+            journal = json.loads(self.journal.read_text())
+            if self.path.is_file() and journal["job"] == self.job:
+                return tuple(journal["position"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
 
     @staticmethod
     def _describe(position: tuple[int, int, int]) -> str:
