@@ -27,12 +27,14 @@ from fatsr.data.degrade_batch import BatchDegrader, degradation_rngs
 from fatsr.data.degrade_presets import load_preset
 from fatsr.io import read_image
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucmerced" / "train"
+from inputs import DATA, existing
+
+TRAIN = DATA / "ucmerced" / "train"
 
 
-def hr_batch(count: int, size: int) -> torch.Tensor:
+def hr_batch(folder: Path, count: int, size: int) -> torch.Tensor:
     """(count, 3, size, size) float HR crops of UC Merced training images."""
-    crops = [read_image(p)[:size, :size, :3] for p in find_images(DATA)[:count]]
+    crops = [read_image(p)[:size, :size, :3] for p in find_images(folder)[:count]]
     return torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy()).float() / 255
 
 
@@ -50,7 +52,7 @@ def median_seconds(runs: list[Callable[[int], object]], repeats: int) -> list[fl
     return [statistics.median(t) for t in times]
 
 
-def step_overhead(degrader: BatchDegrader, repeats: int) -> None:
+def step_overhead(degrader: BatchDegrader, hr: torch.Tensor, repeats: int) -> None:
     """Compact x4 training step, batch 8 of 48x48 LR, on bicubic LR and with the degradation."""
     from fatsr.engine.train import training_step
     from fatsr.losses import FATLoss
@@ -61,7 +63,7 @@ def step_overhead(degrader: BatchDegrader, repeats: int) -> None:
     network = build_network("compact", scale=4)
     loss_fn = FATLoss(l1_weight=1.0, perceptual_weight=0.0, lev_weight=0.1)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
-    hr = hr_batch(8, 192)
+    hr = hr[:8, :, :192, :192]
     bicubic = quantize(bicubic_downscale(hr, 4), 255)
 
     def degrade_only(i: int) -> torch.Tensor:
@@ -81,10 +83,10 @@ def step_overhead(degrader: BatchDegrader, repeats: int) -> None:
     )
 
 
-def batched(preset_name: str, batch: int, repeats: int) -> None:
+def batched(folder: Path, preset_name: str, batch: int, repeats: int) -> None:
     """Throughput of BatchDegrader on one batch of 256x256 HR images, 1 and 2 threads."""
     degrader = BatchDegrader(load_preset(preset_name), 4)
-    hr = hr_batch(batch, 256)
+    hr = hr_batch(folder, max(batch, 8), 256)[:batch]
     for threads in (1, 2):
         torch.set_num_threads(threads)
         (seconds,) = median_seconds([lambda i: degrader(hr, *degradation_rngs(0, i, 0, hr.shape[0]))], repeats)
@@ -92,23 +94,25 @@ def batched(preset_name: str, batch: int, repeats: int) -> None:
             f"batched, preset {preset_name}, x4, batch {batch} of 256x256: {batch / seconds:.1f} images/s "
             f"({1000 * seconds / batch:.0f} ms/image), {threads} thread{'s' if threads > 1 else ''}"
         )
-    step_overhead(degrader, repeats)
+    step_overhead(degrader, hr_batch(folder, 8, 192), repeats)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images-dir", type=Path, default=TRAIN, help="folder of HR images (default: %(default)s)")
     parser.add_argument("--preset", default="fat")
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--batched", action="store_true", help="time the batched training degradation")
     parser.add_argument("--batch", type=int, default=16, help="batch size of --batched")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of --batched (median)")
     args = parser.parse_args()
+    folder = existing(args.images_dir, "folder", "--images-dir")
     if args.batched:
-        batched(args.preset, args.batch, args.repeats)
+        batched(folder, args.preset, args.batch, args.repeats)
         return
     torch.set_num_threads(1)
     preset = load_preset(args.preset)
-    images = [read_image(p) for p in find_images(DATA)[: args.images]]
+    images = [read_image(p) for p in find_images(folder)[: args.images]]
     degrade(images[0], 4, preset, image_rng(0, "warm-up"))
     start = time.perf_counter()
     for i, hr in enumerate(images):

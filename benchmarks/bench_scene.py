@@ -29,13 +29,15 @@ from affine import Affine
 from PIL import Image
 from rasterio.windows import Window
 
-TILES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ucmerced" / "train"
+from inputs import DATA, existing
+
+TILES = DATA / "ucmerced" / "train"
 PIECE = 256
 
 
-def build_mosaic(path: Path, size: int) -> None:
+def build_mosaic(path: Path, size: int, tiles: Path) -> None:
     """A size x size uint8 RGB GeoTIFF (UTM 17N, 0.3 m) of real images, one strip at a time."""
-    images = sorted(TILES.glob("*.png"))
+    images = sorted(tiles.glob("*.png"))
     profile = {
         "driver": "GTiff", "dtype": "uint8", "count": 3, "width": size, "height": size, "crs": "EPSG:32617",
         "transform": Affine.translation(400000.0, 3280000.0) @ Affine.scale(0.3, -0.3),
@@ -75,6 +77,7 @@ def run_one(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 8192])
+    parser.add_argument("--tiles", type=Path, default=TILES, help="folder of PNG images the mosaics are made of (default: %(default)s)")
     parser.add_argument("--preset", default="compact")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--tile", type=int, default=96)
@@ -104,7 +107,7 @@ def main() -> None:
     for size in args.sizes:
         source, output = args.workdir / f"mosaic{size}.tif", args.workdir / f"mosaic{size}_x{args.scale}.tif"
         if not source.exists():
-            build_mosaic(source, size)
+            build_mosaic(source, size, existing(args.tiles, "folder", "--tiles"))
         child = [
             sys.executable, __file__, "--child", "--source", str(source), "--output", str(output),
             "--model", str(model), "--tile", str(args.tile), "--overlap", str(args.overlap), "--panel", str(args.panel),

@@ -26,7 +26,9 @@ import torch
 import fatsr
 from fatsr.engine.tiling import Tiling, tile_borders, upscale_tiled
 
-IMAGE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "neon" / "OSBS_029.tif"
+from inputs import DATA, existing
+
+IMAGE = DATA / "neon" / "OSBS_029.tif"
 
 
 def seam_ratio(y: np.ndarray, tiling: Tiling, scale: int, matched: bool = True) -> float:
@@ -54,10 +56,12 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="model file (default: the built-in model)")
+    parser.add_argument("--image", type=Path, default=IMAGE, help="RGB GeoTIFF, at least 400x400 (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = fatsr.load_model(args.model)
-    with rasterio.open(IMAGE) as ds:
+    image_path = existing(args.image, "file", "--image")
+    with rasterio.open(image_path) as ds:
         image = ds.read().astype(np.float32) / 255
     side = max(image.shape[1:])
     start = time.perf_counter()
@@ -68,7 +72,7 @@ def main() -> None:
     tiled = to_8bit(upscale_tiled(model, image, tiling))
     tiled_s = time.perf_counter() - start
     psnr = 10 * np.log10(255**2 / np.mean((tiled - whole) ** 2))
-    print(f"{IMAGE.name} {image.shape[2]}x{image.shape[1]}, model {model.name} x{model.scale}, threads {args.threads}")
+    print(f"{image_path.name} {image.shape[2]}x{image.shape[1]}, model {model.name} x{model.scale}, threads {args.threads}")
     print(f"whole image: {whole_s:.1f} s; tiled {args.tile}/{args.overlap}: {tiled_s:.1f} s")
     print(f"tiled vs whole-image PSNR: {psnr:.2f} dB")
     for matched in (True, False):

@@ -20,7 +20,9 @@ import fatsr
 from fatsr.data import ValDataset
 from fatsr.metrics import psnr, ssim
 
-VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucmerced" / "val"
+from inputs import DATA, existing
+
+VAL = DATA / "ucmerced" / "val"
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -30,13 +32,13 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--val", default=str(VAL))
+    parser.add_argument("--val", type=Path, default=VAL, help="folder of HR validation images (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = fatsr.load_model(args.model)
     scores: dict[str, list[float]] = {"sr_psnr": [], "sr_ssim": [], "bic_psnr": [], "bic_ssim": []}
-    dataset = ValDataset(args.val, 4)
+    dataset = ValDataset(existing(args.val, "folder", "--val"), 4)
     for i in range(len(dataset)):
         item = dataset[i]
         lr, hr = item["lr"][None], to_uint8(item["hr"][None])

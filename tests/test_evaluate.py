@@ -16,11 +16,11 @@ from fatsr.evaluate import BicubicModel, Pair, evaluate, pair_files, score
 from fatsr.lpips import LPIPS, NETWORKS, load_lpips
 from fatsr.metrics import ergas, psnr, psnr_by_texture, sam
 
-VAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ucmerced" / "val"
+HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"  # UC Merced val harbor55
 
 
 def harbor(size: int = 64) -> np.ndarray:
-    with Image.open(VAL / "harbor55.png") as im:
+    with Image.open(HARBOR) as im:
         return np.asarray(im.convert("RGB"))[100 : 100 + size, 60 : 60 + size].copy()
 
 

@@ -73,7 +73,7 @@ def test_fourier_attention_same_with_matrix_dft():
 
 @pytest.mark.parametrize("case", ["b", "c"])
 def test_export_path_reproduces_published_stable_sort_output(monkeypatch, case):
-    """The published code's output with a stable sort (shared/reference/README.md)."""
+    """The published code's output with a stable sort, recorded in the parity fixture."""
     tensors = load_file(str(FIXTURE))
     model = from_official_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith(f"{case}.sd.")}).eval()
     use_export_path(model)

@@ -14,8 +14,7 @@ from PIL import Image
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write, read_image, write_image
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-HARBOR = DATA / "ucmerced" / "val" / "harbor55.png"
+HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"  # UC Merced val harbor55
 
 
 def random_image(dtype: type, channels: int, seed: int = 0) -> np.ndarray:

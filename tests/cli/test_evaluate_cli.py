@@ -16,7 +16,7 @@ from fatsr.cli import main
 from fatsr.models.fat import FAT
 from fatsr.models.files import save_model
 
-VAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ucmerced" / "val"
+VAL = Path(__file__).resolve().parents[1] / "fixtures" / "ucmerced" / "val"
 NAMES = ["harbor55", "forest05", "denseresidential05"]
 
 

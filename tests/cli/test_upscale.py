@@ -25,8 +25,7 @@ from fatsr.engine.tiling import upscale_image
 from fatsr.errors import FatsrError
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".." / "shared" / "data"
-HARBOR = DATA / "ucmerced" / "val" / "harbor55.png"
+HARBOR = ROOT / "examples" / "harbor55.png"  # UC Merced val harbor55
 SCALE = 2
 
 

@@ -12,7 +12,7 @@ from fatsr.data import TrainDataset, ValDataset, bicubic_downscale, find_images,
 from fatsr.errors import FatsrError
 from fatsr.io import read_image, write_image
 
-UCM_VAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ucmerced" / "val"
+UCM_VAL = Path(__file__).resolve().parents[1] / "fixtures" / "ucmerced" / "val"
 REAL = ["harbor55.png", "forest05.png"]
 
 
@@ -93,6 +93,22 @@ def test_hr_only_crops_are_aligned(hr_folder, scale):
             # ... and, away from the crop edge, the downscale of the HR crop itself
             own = bicubic_downscale(item["hr"], scale)
             assert (own - item["lr"])[:, 2:-2, 2:-2].abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_several_folders_train_on_all_their_images(tmp_path, hr_folder):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    write_image(extra / "c.png", random_image((40, 40, 3), 3))
+    write_image(extra / "a.png", random_image((40, 40, 3), 4))  # same name as in hr_folder: both kept
+    both = TrainDataset([hr_folder, extra], 2, patch_size=7, augment=False, seed=5)
+    assert [(p.hr.parent.name, p.name) for p in both.pairs] == [("hr", "a"), ("hr", "b"), ("extra", "a"), ("extra", "c")]
+    for index, path in ((2, extra / "a.png"), (3, extra / "c.png")):  # the second folder's crops come from its files
+        locate(both[index]["hr"], to_tensor(read_image(path)))
+    first = TrainDataset(hr_folder, 2, patch_size=7, augment=False, seed=5)
+    for index in range(len(first)):  # the first folder's items are exactly those of that folder alone
+        assert torch.equal(both[index]["hr"], first[index]["hr"]) and torch.equal(both[index]["lr"], first[index]["lr"])
+    with pytest.raises(FatsrError, match="missing: no such folder"):
+        TrainDataset([hr_folder, tmp_path / "missing"], 2, patch_size=7)
 
 
 def test_augmented_pairs_stay_aligned_and_vary(hr_folder):

@@ -20,7 +20,7 @@ from fatsr.data.kernels import random_blur_kernel
 from fatsr.errors import FatsrError
 from fatsr.io import read_image
 
-VAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ucmerced" / "val"
+VAL = Path(__file__).resolve().parents[1] / "fixtures" / "ucmerced" / "val"
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +135,9 @@ def test_gaussian_noise_has_the_requested_sigma(grey: bool, first_stage_only) ->
     noise = {"gaussian_prob": 1.0, "gaussian_sigma": [8.0, 8.0], "poisson_scale": [1.0, 1.0], "gray_prob": float(grey)}
     flat = torch.full((4, 3, 64, 64), 128 / 255)
     out = (BatchDegrader(first_stage_only(noise=noise), 1)(flat, np.random.default_rng(0)) * 255 - 128).double()
-    assert out.mean() == pytest.approx(0.0, abs=0.15)
+    assert out.mean().item() == pytest.approx(0.0, abs=0.15)
     for image in out:  # every image of the batch, not just the batch as a whole
-        assert image.std() == pytest.approx(math.sqrt(8.0**2 + 1 / 12), rel=0.05)  # + rounding to 8 bits
+        assert image.std().item() == pytest.approx(math.sqrt(8.0**2 + 1 / 12), rel=0.05)  # + rounding to 8 bits
     same = np.corrcoef(out[:, 0].ravel(), out[:, 1].ravel())[0, 1]
     assert same == pytest.approx(1.0) if grey else abs(same) < 0.05
     assert abs(np.corrcoef(out[0].ravel(), out[1].ravel())[0, 1]) < 0.05  # images get their own noise
@@ -149,8 +149,8 @@ def test_poisson_noise_variance_follows_the_signal(first_stage_only) -> None:
     noise = {"gaussian_prob": 0.0, "gaussian_sigma": [1.0, 1.0], "poisson_scale": [1.0, 1.0], "gray_prob": 0.0}
     out = BatchDegrader(first_stage_only(noise=noise), 1)(ramp, np.random.default_rng(0))[..., 64:192].double()
     level = torch.arange(64, 192).double() / 255
-    assert (out - level).mean() == pytest.approx(0.0, abs=2e-3)
-    assert ((out - level) ** 2).mean() == pytest.approx((level / 256).mean(), rel=0.05)
+    assert (out - level).mean().item() == pytest.approx(0.0, abs=2e-3)
+    assert ((out - level) ** 2).mean().item() == pytest.approx((level / 256).mean().item(), rel=0.05)
 
 
 @pytest.mark.parametrize("quality", [30, 80, 95])

@@ -14,7 +14,7 @@ from fatsr.data.denoise import denoise
 from fatsr.errors import FatsrError
 from fatsr.io import read_image, write_image
 
-VAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ucmerced" / "val"
+VAL = Path(__file__).resolve().parents[1] / "fixtures" / "ucmerced" / "val"
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from fatsr.engine.config import TrainConfig
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+UCMERCED = Path(__file__).resolve().parents[1] / "fixtures" / "ucmerced"
 TINY_NETWORK = {"dim": 16, "num_blocks": 1, "num_layers": 1, "num_heads": 2, "window_size": 4, "mlp_ratio": 2.0}
-
-
-def write_crops(folder: Path, sources: list[Path], size: int = 48, offset: int = 100) -> None:
-    """``size`` x ``size`` crops of real UC Merced images as PNGs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in sources:
-        with Image.open(path) as im:
-            im.convert("RGB").crop((offset, offset, offset + size, offset + size)).save(folder / path.name)
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``train/`` (6 HR crops 48x48) and ``val/`` (2 HR crops) of UC Merced."""
+    """``train/`` (6 HR crops 48x48) and ``val/`` (2 HR crops) of UC Merced, copied from the fixtures."""
     root = tmp_path_factory.mktemp("ucm")
-    train = sorted((SHARED_DATA / "ucmerced" / "train").glob("*.png"))
-    val = sorted((SHARED_DATA / "ucmerced" / "val").glob("*.png"))
-    write_crops(root / "train", train[::28][:6])
-    write_crops(root / "val", val[::20][:2])
+    shutil.copytree(UCMERCED / "train48", root / "train")
+    shutil.copytree(UCMERCED / "val48", root / "val")
     return root
 
 

@@ -23,7 +23,7 @@ from fatsr.engine.tiling import (
 )
 from fatsr.errors import FatsrError
 
-NEON = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "neon"
+NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files
 SCALE = 2
 
 

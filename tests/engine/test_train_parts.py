@@ -111,12 +111,16 @@ def test_yaml_then_flags_then_published_flags(tmp_path):
         "--config", str(run_yaml), "--data_dir", "d", "--save_dir", "s", "--save_cycle", "5", "--batch_size", "8",
         "--epochs", "3", "--no-cuda", "--resume", "auto",
     ]))  # fmt: skip
-    assert (published.data_dir, published.save_dir, published.save_cycle, published.batch_size) == ("d", "s", 5, 8)
+    assert (published.data_dir, published.save_dir, published.save_cycle, published.batch_size) == (["d"], "s", 5, 8)
+    several = resolve_config(_parse(["--config", str(run_yaml), "--data-dir", "a", "b", "--data-dir", "c"]))
+    assert several.data_dir == ["a", "b", "c"]
+    run_yaml.write_text(yaml.safe_dump({"data_dir": "one"}))  # a single folder in YAML (or an older saved config)
+    assert resolve_config(_parse(["--config", str(run_yaml)])).data_dir == ["one"]
     assert (published.epochs, published.steps, published.device, published.resume) == (3, None, "cpu", "auto")
     defaults = resolve_config(_parse([]))
     assert defaults == TrainConfig()
     assert (defaults.data_dir, defaults.save_dir, defaults.batch_size, defaults.lr, defaults.preset) == (
-        "./datasets/train",
+        ["./datasets/train"],
         "./checkpoints/v1",
         2,
         1e-4,

@@ -119,7 +119,7 @@ def test_published_script_runs_on_the_published_layout(tmp_path, tiny_data, make
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "last.pt", "step_000003.pt", "step_000006.pt",
                                                "model.safetensors", "metrics.jsonl", "progress.png"}  # fmt: skip
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert (saved["data_dir"], saved["epochs"], saved["device"]) == ("./datasets/train", 2, "cpu")
+    assert (saved["data_dir"], saved["epochs"], saved["device"]) == (["./datasets/train"], 2, "cpu")
     assert saved["val_dir"] is None and saved["save_dir"] == "./checkpoints/v1"
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 6  # 2 epochs of 3 batches
     assert fatsr.load_model(run / "model.safetensors").scale == 2

@@ -17,7 +17,7 @@ from fatsr.models.files import read_metadata
 
 VAL_IMAGES = ["harbor55.png", "denseresidential05.png", "airplane56.png", "storagetanks55.png", "freeway05.png", "parkinglot05.png"]
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+VAL = Path(__file__).resolve().parents[1] / "fixtures" / "ucmerced" / "val"
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -35,7 +35,7 @@ def test_shipped_model_beats_bicubic():
     model = fatsr.load_model()
     gains = []
     for name in VAL_IMAGES:
-        hr = torch.from_numpy(read_image(SHARED_DATA / "ucmerced" / "val" / name)).permute(2, 0, 1)[None].float() / 255
+        hr = torch.from_numpy(read_image(VAL / name)).permute(2, 0, 1)[None].float() / 255
         lr = (bicubic_downscale(hr, 4) * 255).round() / 255  # an 8-bit LR image
         with torch.inference_mode():
             sr = model(lr)

@@ -42,6 +42,7 @@ EXAMPLES = """\
 examples:
   fatsr train --data-dir data/train --val-dir data/val --preset compact --steps 20000 \\
       --perceptual-weight 0 --save-dir runs/compact
+  fatsr train --data-dir ucmerced/train ucmerced/train_extra --config configs/compact-x4.yaml
   fatsr train --config run.yaml --lr 2e-4           # flags override the YAML file
   fatsr train --data-dir data/train_hr --degradation fat --save-dir runs/real   # realistic LR
   fatsr train --save-dir runs/compact --resume auto  # continue where it stopped
@@ -49,7 +50,8 @@ examples:
 """
 
 HELP: dict[str, str] = {
-    "data_dir": "training images: HR/ (or GT/) + LR/, or HR only",
+    "data_dir": "training images: HR/ (or GT/) + LR/, or HR only; several folders train on all of them "
+    "(--data-dir A B or --data-dir A --data-dir B)",
     "val_dir": "validation images (same layouts); none = no validation",
     "scale": "upscaling factor",
     "patch_size": "LR crop side in pixels (a multiple of 12 for the presets)",
@@ -125,6 +127,8 @@ def add_field(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
         options["action"] = argparse.BooleanOptionalAction
     elif base is tuple:
         options.update(nargs=2, type=float, metavar=("B1", "B2"))
+    elif base is list and name == "data_dir":
+        options.update(nargs="+", action="extend", metavar="DIR")
     elif base is list:
         options.update(nargs="*", type=int, metavar="STEP")
     elif base is dict:

@@ -127,7 +127,7 @@ def _to_tensor(img: np.ndarray) -> Tensor:
 
 
 class TrainDataset(Dataset):
-    """Random aligned ``patch_size`` LR crops (and ``scale`` times larger HR crops), with random
+    """Random aligned ``patch_size`` LR crops from one dataset root or several (and ``scale`` times larger HR crops), with random
     flips and 90-degree rotations if ``augment``. Draws come from
     ``numpy.random.default_rng([seed, epoch, index])``: independent of worker processes and
     exactly repeatable; call :meth:`set_epoch` each epoch. ``cache`` keeps decoded images in memory.
@@ -137,7 +137,7 @@ class TrainDataset(Dataset):
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        root: str | os.PathLike | list[str | os.PathLike],
         scale: int,
         patch_size: int = 48,
         augment: bool = True,
@@ -147,16 +147,17 @@ class TrainDataset(Dataset):
     ) -> None:
         if patch_size < 1 or seed < 0:
             raise FatsrError(f"patch size must be >= 1 and seed >= 0, got {patch_size} and {seed}")
-        self.root, self.scale, self.patch_size = Path(root), scale, patch_size
+        self.roots = [Path(root)] if isinstance(root, (str, os.PathLike)) else [Path(r) for r in root]
+        self.scale, self.patch_size = scale, patch_size
         self.augment, self.seed, self.epoch, self.hr_only = augment, seed, 0, hr_only
-        self.pairs = _scan(self.root, scale)
-        small = [
-            f"{p.name} ({p.hr_size[1]}x{p.hr_size[0]})" for p in self.pairs if min(p.hr_size) // scale < patch_size
-        ]
-        if small:
+        self.pairs = [pair for folder in self.roots for pair in _scan(folder, scale)]
+        too_small = [p for p in self.pairs if min(p.hr_size) // scale < patch_size]
+        if too_small:
             hr_patch = patch_size * scale
+            folders = ", ".join(dict.fromkeys(str(p.hr.parent) for p in too_small))
+            small = [f"{p.name} ({p.hr_size[1]}x{p.hr_size[0]})" for p in too_small]
             raise FatsrError(
-                f"{self.root}: images smaller than the {hr_patch}x{hr_patch} HR crop ({patch_size}x{patch_size} LR): "
+                f"{folders}: images smaller than the {hr_patch}x{hr_patch} HR crop ({patch_size}x{patch_size} LR): "
                 f"{_listing(small)}; use a smaller patch size or remove them"
             )
         self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None

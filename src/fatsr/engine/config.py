@@ -30,7 +30,7 @@ class TrainConfig:
     (preset ``fat``, x4, Adam 1e-4, batch 2, 100 epochs, L1 + 0.001 perceptual + 0.1 LEV)."""
 
     # data
-    data_dir: str = "./datasets/train"
+    data_dir: list[str] = field(default_factory=lambda: ["./datasets/train"])  # one or more folders
     val_dir: str | None = None
     scale: int = 4
     patch_size: int = 48  # LR patch side
@@ -139,7 +139,12 @@ def coerce(name: str, value: Any) -> Any:
                 raise TypeError
             return tuple(_convert(float, v) for v in value)
         if base is list:
-            return [_convert(int, v) for v in value]
+            item = (typing.get_args(_HINTS[name]) or (int,))[0]
+            if item is str and isinstance(value, (str, os.PathLike)):
+                value = [value]  # one folder
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                raise TypeError
+            return [_convert(item, v) for v in value]
         return _convert(base, value)
     except TypeError:
         raise FatsrError(f"config value {name}: {value!r} is not a valid {_HINTS[name]}") from None

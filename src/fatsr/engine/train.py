@@ -275,7 +275,7 @@ class Trainer:
         self.steps_per_epoch = len(self.train_set) // config.batch_size
         if self.steps_per_epoch == 0:
             raise FatsrError(
-                f"{config.data_dir} holds {len(self.train_set)} training images, fewer than --batch-size "
+                f"{', '.join(config.data_dir)} hold(s) {len(self.train_set)} training images, fewer than --batch-size "
                 f"{config.batch_size}; add images or lower the batch size"
             )
         self.total_steps = config.steps or (config.epochs or 100) * self.steps_per_epoch
