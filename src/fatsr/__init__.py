@@ -76,12 +76,12 @@ def upscale(
             raise FatsrError("output= is for path inputs; write the returned array yourself")
         return upscale_image(model, np.asarray(image), tiling, autocast=autocast)
     from fatsr.io import read_image, write_image
-    from fatsr.raster import RasterOptions, is_georaster, upscale_raster
+    from fatsr.raster import RasterOptions, is_raster, upscale_raster
 
     source = Path(image)
     if output is not None and Path(output).resolve() == source.resolve():
         raise FatsrError(f"{source}: output= would replace this input; choose another output")
-    if is_georaster(source):
+    if is_raster(source):
         if output is None:
             raise FatsrError(f"{source}: a georeferenced raster is written window by window; pass output=PATH.tif")
         options = RasterOptions(**raster_options)

@@ -49,11 +49,18 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[P
         raise
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # decoded by Pillow (OpenCV for 16-bit colour)
+GDAL_SUFFIXES = (".tif", ".tiff", ".jp2", ".j2k", ".vrt", ".img")  # decoded by GDAL (rasterio)
+IMAGE_SUFFIXES = PILLOW_SUFFIXES + GDAL_SUFFIXES  # what folders and glob patterns are searched for
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) from the file header; FatsrError if unreadable."""
+    if Path(path).suffix.lower() not in PILLOW_SUFFIXES:
+        opened = _open_raster(Path(path))
+        if opened is not None:
+            with opened as ds:
+                return ds.height, ds.width
     try:
         with Image.open(path) as im:
             return im.height, im.width
@@ -62,14 +69,20 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an HWC array: uint8 or uint16, with 1, 3 or 4 channels.
+    """Read an image file as an HWC array: uint8 or uint16, with 1, 3 or 4 channels (any
+    number of bands from GDAL).
 
-    Pillow decodes (and reports truncated or foreign files clearly) but reduces 16-bit
-    colour to 8 bits, so those files are decoded by OpenCV instead.
+    TIFF, JPEG2000, VRT, ... are decoded by GDAL (rasterio; a palette is expanded by Pillow,
+    as for PNG). Pillow decodes PNG, JPEG, ... (and reports truncated or foreign files
+    clearly) but reduces 16-bit colour to 8 bits, so those files are decoded by OpenCV instead.
     """
     path = Path(path)
     if not path.is_file():
         raise FatsrError(f"{path}: no such file")
+    if path.suffix.lower() not in PILLOW_SUFFIXES:
+        array = _read_with_rasterio(path)
+        if array is not None:
+            return array
     try:
         with Image.open(path) as im:
             sixteen_bit_colour = im.mode in ("RGB", "RGBA") and any("16" in str(t.args) for t in im.tile)
@@ -81,6 +94,41 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if sixteen_bit_colour:
         array = _read_with_opencv(path)
     return array
+
+
+def _open_raster(path: Path):
+    """The rasterio dataset of ``path``, or None where GDAL cannot read it."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioError:
+        return None
+
+
+def _read_with_rasterio(path: Path) -> np.ndarray | None:
+    """HWC uint8/uint16 from GDAL; None where GDAL cannot read it or it has a palette."""
+    from rasterio.enums import ColorInterp
+    from rasterio.errors import RasterioError
+
+    opened = _open_raster(path)
+    if opened is None:
+        return None
+    with opened as ds:
+        if ds.count == 0 or ColorInterp.palette in ds.colorinterp:
+            return None
+        if not set(ds.dtypes) <= {"uint8", "uint16"} or len(set(ds.dtypes)) > 1:
+            raise FatsrError(f"{path}: {', '.join(sorted(set(ds.dtypes)))} pixels; this step reads 8- or 16-bit unsigned images")
+        try:
+            data = ds.read()
+        except RasterioError as exc:
+            raise FatsrError(f"{path}: not a readable image ({str(exc).splitlines()[0]}); replace or remove it") from None
+    return np.ascontiguousarray(data.transpose(1, 2, 0))
 
 
 def _read_with_opencv(path: Path) -> np.ndarray:

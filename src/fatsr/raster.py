@@ -1,10 +1,18 @@
-"""GeoTIFF super-resolution window by window (rasterio): the output keeps CRS, origin,
-extent, nodata, dtype and band order, with the pixel size divided by the scale.
+"""Rasters that GDAL reads (GeoTIFF, JPEG2000, VRT, ...) super-resolved window by window
+(rasterio). The output is a Cloud-Optimized GeoTIFF (or a plain tiled one) that keeps what the
+input had: CRS and transform (pixel size divided by the scale), or GCPs / RPCs rescaled to the
+new pixel grid; nodata, the dataset mask, dtype, band order, descriptions, colour
+interpretation and tags.
 
-Pixel values are mapped to the network's [0, 1] with a recorded per-band linear mapping;
-nodata pixels are filled for the network and put back (mask upsampled by nearest) after.
-The chosen bands go through the network as RGB, every other band alone (as grey through the
-network, or bicubic). Provenance goes into ``FATSR_*`` tags; stale ``STATISTICS_*`` are dropped.
+Pixel values are mapped to the network's [0, 1] with a recorded per-band linear mapping.
+Values outside [0, 1] (the tails of a percentile stretch) are not fed to the network as they
+are: it sees them softly compressed into [-0.05, 1.05] and the rest (the residual) is
+upsampled bicubically and added back (:class:`TailSafe`). Invalid pixels (nodata, masked,
+non-finite) are inpainted for the network (``rasterio.fill.fillnodata``) and put back after
+(mask upsampled by nearest). The chosen bands go through the network together, every other
+band alone (through the network, or bicubic); an alpha band is upsampled by nearest.
+Palette and thematic rasters (class codes) are refused. Provenance goes into ``FATSR_*``
+tags; stale ``STATISTICS_*`` are dropped.
 """
 
 from __future__ import annotations
@@ -26,9 +34,13 @@ import rasterio
 import torch
 import torch.nn.functional as F
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.control import GroundControlPoint
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.fill import fillnodata
 from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.rpc import RPC
+from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 from torch import Tensor, nn
 
@@ -37,6 +49,7 @@ from fatsr.errors import FatsrError
 from fatsr.io import atomic_write
 
 SUFFIXES = (".tif", ".tiff")
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # plain pictures go through fatsr.io
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 COMPRESSIONS = ("deflate", "zstd")
 OTHER_BANDS = ("network", "bicubic")
@@ -44,6 +57,9 @@ STATS_SIZE = 1024  # longest side of the decimated read behind the stretch and f
 PERCENTILES = (0.5, 99.5)
 BLOCK = 256
 WRITE_ROWS = 16  # LR rows mapped back and written at a time
+TAIL = 0.05  # how far beyond [0, 1] the network sees values (the rest goes bicubic)
+FILL_MARGIN = 32  # LR pixels read around a window so its inpainting sees valid pixels beyond
+FILL_DISTANCE = 64  # LR pixels fillnodata searches for valid pixels; further ones get the band mean
 
 
 @dataclass(frozen=True)
@@ -55,7 +71,8 @@ class RasterOptions:
     value_range: tuple[float, float] | None = None
     other_bands: str = "network"
     compress: str = "deflate"
-    overviews: bool = False
+    overviews: bool = True
+    cog: bool = True
 
     def __post_init__(self) -> None:
         if self.other_bands not in OTHER_BANDS:
@@ -107,15 +124,74 @@ class Bicubic(nn.Module):
         return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
-def is_georaster(path: str | os.PathLike) -> bool:
-    """A .tif/.tiff that needs this module: it has a CRS, more than 4 bands or a dtype
-    other than uint8/uint16. Unreadable files are left to the image reader's error."""
+class Nearest(nn.Module):
+    """Nearest-neighbour enlargement (alpha bands)."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+def soft_clip(x: Tensor, tail: float = TAIL) -> Tensor:
+    """Identity on [0, 1]; beyond, ``tail * tanh(excess / tail)``: smooth (C1), monotonic,
+    and never more than ``tail`` outside [0, 1]."""
+    over = tail * torch.tanh(torch.clamp(x - 1, min=0) / tail)
+    under = tail * torch.tanh(torch.clamp(-x, min=0) / tail)
+    return torch.clamp(x, 0, 1) + over - under
+
+
+class TailSafe(nn.Module):
+    """A model that only ever sees values near [0, 1]: ``model(soft_clip(x)) +
+    bicubic(x - soft_clip(x))``. In range the residual is zero and this is the model; a
+    target far brighter than the stretch (a roof, a cloud, a glint) keeps its value through
+    bicubic instead of driving the network where it was never trained."""
+
+    def __init__(self, model: Callable) -> None:
+        super().__init__()
+        self.model = model
+        self.scale: int = model.scale
+        self.channels: int = getattr(model, "channels", 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        inside = soft_clip(x)
+        out = self.model(inside)
+        residual = x - inside
+        if bool((residual != 0).any()):
+            out = out + F.interpolate(residual, scale_factor=self.scale, mode="bicubic", align_corners=False).to(out.dtype)
+        return out
+
+
+def georeferenced(ds: DatasetReader) -> bool:
+    """Whether a dataset places its pixels on the Earth: a CRS, a non-identity transform,
+    GCPs or RPCs."""
+    return ds.crs is not None or not ds.transform.is_identity or bool(ds.gcps[0]) or ds.rpcs is not None
+
+
+def _plain_picture(ds: DatasetReader, path: Path) -> bool:
+    """A picture :mod:`fatsr.io` handles as well: PNG/JPEG/TIFF/..., 8 or 16-bit, grey, RGB or
+    RGBA, without georeference, nodata, mask or palette."""
+    alpha = ds.count == 4 and ds.colorinterp[3] == ColorInterp.alpha
+    masked = any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums) and not alpha
+    return (
+        path.suffix.lower() in PLAIN_SUFFIXES and not georeferenced(ds) and ds.nodata is None and not masked
+        and len(set(ds.dtypes)) == 1 and ds.dtypes[0] in ("uint8", "uint16") and (ds.count in (1, 3) or alpha)
+        and ColorInterp.palette not in ds.colorinterp
+    )
+
+
+def is_raster(path: str | os.PathLike) -> bool:
+    """Whether ``path`` goes through this module: GDAL reads it and it is more than a plain
+    picture (georeferenced, JPEG2000/VRT/..., another dtype or band count, nodata, a mask or a
+    palette). Files GDAL cannot read are left to :mod:`fatsr.io` and its error."""
     path = Path(path)
-    if path.suffix.lower() not in SUFFIXES or not path.is_file():
+    if not path.is_file():
         return False
     try:
         with _quiet(), rasterio.open(path) as ds:
-            return ds.crs is not None or ds.count > 4 or any(dt not in ("uint8", "uint16") for dt in ds.dtypes)
+            return not _plain_picture(ds, path)
     except RasterioError:
         return False
 
@@ -132,17 +208,18 @@ def upscale_raster(
     overwrite: bool = False,
     checkpoint_seconds: float = 60.0,
 ) -> None:
-    """Write ``dst``, a tiled compressed GeoTIFF: ``src`` super-resolved by ``model``
-    (an ``SRModel``), read and written one panel block at a time.
+    """Write ``dst``, a Cloud-Optimized GeoTIFF (``options.cog``; else a plain tiled one):
+    ``src`` super-resolved by ``model`` (an ``SRModel``), read and written one panel block at
+    a time.
 
-    The work goes to a hidden partial file beside ``dst`` that is renamed onto it at the end.
-    Every ``checkpoint_seconds`` the partial file is flushed and its progress recorded, so a
-    run that crashes or is interrupted resumes there when started again with the same source,
-    model and settings. A run that fails before its first checkpoint leaves nothing.
+    The work goes to a hidden partial tiled GeoTIFF beside ``dst``; at the end it is copied
+    into a COG (GDAL's COG driver: overviews, then the image, in cloud-optimized order) that
+    is renamed onto ``dst``. Every ``checkpoint_seconds`` the partial file is flushed and its
+    progress recorded, so a run that crashes or is interrupted resumes there when started
+    again with the same source, model and settings. A run that fails before its first
+    checkpoint leaves nothing.
     """
     src, dst = Path(src), Path(dst)
-    if dst.suffix.lower() not in SUFFIXES:
-        raise FatsrError(f"{dst}: a georeferenced raster is written as GeoTIFF; give an output ending in .tif")
     if dst.resolve() == src.resolve():
         raise FatsrError(f"{src}: its output {dst} would replace this input; choose another output")
     if dst.exists() and not overwrite:
@@ -150,9 +227,15 @@ def upscale_raster(
     if dst.is_dir():
         raise FatsrError(f"{dst} is a folder; give a file name")
     with _open(src) as ds:
-        groups = _band_groups(ds.count, options, getattr(model, "channels", 3))
+        if dst.suffix.lower() not in SUFFIXES:
+            what = "would lose its georeference" if georeferenced(ds) else "cannot hold this raster"
+            raise FatsrError(f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (written as GeoTIFF)")
+        groups = _band_groups(ds, options, getattr(model, "channels", 3))
         mapping, fills = _value_mapping(ds, options.value_range)
-        runners = {"rgb": model, "network": model, "bicubic": Bicubic(model.scale)}
+        runners = {
+            "rgb": TailSafe(model), "network": TailSafe(model), "bicubic": Bicubic(model.scale),
+            "nearest": Nearest(model.scale),
+        }
         tags = _provenance(model, model_file, tiling, mapping, groups)
         profile = _output_profile(ds, model.scale, options.compress)
         job = _job(src, tags, tiling, options, autocast)
@@ -165,15 +248,15 @@ def upscale_raster(
                     if g < writer.position[0]:
                         continue
                     resume = writer.position[1:] if g == writer.position[0] else (0, 0)
-                    read = _read_bands(ds, indexes, mapping, fills)
+                    read = _read_bands(ds, indexes, mapping, fills, fill=kind != "nearest")
                     blocks = upscale_blocks(
                         runners[kind], read, ds.height, ds.width, tiling, autocast=autocast, resume=resume,
                         progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
                     )
                     for block in blocks:
-                        _write_block(ds, writer.dataset(), indexes, mapping, block, model.scale)
+                        _write_block(ds, writer.dataset(), indexes, mapping, block, model.scale, mask=g == 0)
                         writer.progress(g, block.panel, block.top + block.data.shape[1])
-                writer.finish(lambda out: _finish(ds, out, tags, options.overviews), overwrite=overwrite)
+                writer.finish(lambda out: _finish(ds, out, tags, options), options, overwrite=overwrite)
             except RasterioError as exc:
                 writer.abandon()
                 raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc}); choose another output") from None
@@ -202,7 +285,9 @@ class PartialWriter:
             self.journal.unlink(missing_ok=True)
             try:
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                self._out = rasterio.open(self.path, "w", **profile)
+                with _quiet():
+                    self._out = rasterio.open(self.path, "w", **{k: v for k, v in profile.items() if k not in _POINTS})
+                _set_georeference(self._out, profile)
             except (OSError, RasterioError) as exc:
                 self.path.unlink(missing_ok=True)
                 raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc}); choose a writable output") from None
@@ -223,7 +308,8 @@ class PartialWriter:
 
     def dataset(self) -> DatasetWriter:
         if self._out is None:
-            self._out = rasterio.open(self.path, "r+")
+            with _quiet():
+                self._out = rasterio.open(self.path, "r+")
         return self._out
 
     def progress(self, group: int, panel: int, row: int) -> None:
@@ -241,16 +327,30 @@ class PartialWriter:
             tmp.write_text(json.dumps({"job": self.job, "position": self._pending}))
         self.position, self._pending, self._last = self._pending, None, time.monotonic()
 
-    def finish(self, last_steps: Callable[[DatasetWriter], None], *, overwrite: bool) -> None:
-        """Metadata and overviews, then the partial file becomes the destination."""
+    def finish(self, last_steps: Callable[[DatasetWriter], None], options: RasterOptions, *, overwrite: bool) -> None:
+        """Metadata (and, for a plain GeoTIFF, overviews), then the partial file becomes the
+        destination, copied into a COG first when ``options.cog``."""
         last_steps(self.dataset())
         self._close()
         if self.dst.exists() and not overwrite:
             raise FatsrError(f"{self.dst} appeared while upscaling; pass --overwrite to replace it")
+        result = self.path
+        if options.cog:
+            result = self.dst.with_name(f".{self.dst.name}.fatsr-cog.tif")
+            try:
+                gdal_copy(
+                    self.path, result, driver="COG", COMPRESS=options.compress.upper(), PREDICTOR="YES",
+                    BLOCKSIZE=BLOCK, BIGTIFF="IF_SAFER", OVERVIEWS="AUTO" if options.overviews else "NONE",
+                    OVERVIEW_RESAMPLING="AVERAGE",
+                )
+            except BaseException:
+                result.unlink(missing_ok=True)
+                raise
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(self.path, 0o666 & ~umask)
-        os.replace(self.path, self.dst)
+        os.chmod(result, 0o666 & ~umask)
+        os.replace(result, self.dst)
+        self.path.unlink(missing_ok=True)
         self.journal.unlink(missing_ok=True)
 
     def abandon(self) -> None:
@@ -276,14 +376,14 @@ def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions
     return {
         "source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "tags": tags,
         "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel], "compress": options.compress,
-        "autocast": str(autocast),
+        "autocast": str(autocast), "cog": options.cog, "overviews": options.overviews,
     }
 
 
-def _finish(ds: DatasetReader, out: DatasetWriter, tags: dict[str, str], overviews: bool) -> None:
+def _finish(ds: DatasetReader, out: DatasetWriter, tags: dict[str, str], options: RasterOptions) -> None:
     _copy_metadata(ds, out)
     out.update_tags(**tags)
-    if overviews:
+    if options.overviews and not options.cog:  # the COG driver makes its own
         factors = overview_factors(out.width, out.height)
         if factors:
             out.build_overviews(factors, Resampling.average)
@@ -326,30 +426,39 @@ def _open(path: Path) -> Iterator[DatasetReader]:
             raise FatsrError(f"{path}: {unsupported[0]} pixels are not supported; convert to one of {', '.join(SUPPORTED_DTYPES)}")
         if len(set(ds.dtypes)) > 1:
             raise FatsrError(f"{path}: bands of different dtypes ({', '.join(sorted(set(ds.dtypes)))}) are not supported")
+        thematic = [i for i in ds.indexes if str(ds.tags(i).get("LAYER_TYPE", "")).lower() == "thematic"]
+        if ColorInterp.palette in ds.colorinterp or thematic:
+            kind = "a palette" if ColorInterp.palette in ds.colorinterp else "a thematic (LAYER_TYPE=thematic)"
+            raise FatsrError(
+                f"{path}: {kind} raster holds class codes, not measurements, and super-resolution would invent "
+                "classes; enlarge it by nearest neighbour instead (gdal_translate -r nearest -outsize 400% 400%)"
+            )
         with _quiet():
             yield ds
 
 
-def _band_groups(count: int, options: RasterOptions, channels: int) -> list[tuple[tuple[int, ...], str]]:
+def _band_groups(ds: DatasetReader, options: RasterOptions, channels: int) -> list[tuple[tuple[int, ...], str]]:
     """(1-based bands, how) per pass: "rgb" through the network together, then every
-    other band alone ("network" or "bicubic")."""
-    rgb = options.bands
+    other band alone ("network" or "bicubic"; an alpha band "nearest")."""
+    count, rgb = ds.count, options.bands
+    alpha = {i for i, ci in zip(ds.indexes, ds.colorinterp) if ci == ColorInterp.alpha}
     if rgb is not None:
         if len(rgb) != channels or len(set(rgb)) != len(rgb):
             raise FatsrError(f"--bands {','.join(map(str, rgb))}: give {channels} different band numbers, e.g. 3,2,1")
         if not all(1 <= b <= count for b in rgb):
             raise FatsrError(f"--bands {','.join(map(str, rgb))}: the raster has bands 1 to {count}")
-    elif count >= channels == 3:
-        rgb = (1, 2, 3)
+    elif count - len(alpha) >= channels == 3:
+        rgb = tuple([i for i in ds.indexes if i not in alpha][:3])
     groups = [(tuple(rgb), "rgb")] if rgb else []
-    return groups + [((b,), options.other_bands) for b in range(1, count + 1) if b not in (rgb or ())]
+    rest = [b for b in range(1, count + 1) if b not in (rgb or ())]
+    return groups + [((b,), "nearest" if b in alpha else options.other_bands) for b in rest]
 
 
-def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """True where a pixel holds the nodata value (NaN nodata matches NaN); None without nodata."""
-    if nodata is None:
-        return None
-    return np.isnan(data) if math.isnan(nodata) else data == nodata
+def valid_mask(ds: DatasetReader, indexes: tuple[int, ...], data: np.ndarray, window: Window | None = None,
+               out_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """True where a pixel holds data: GDAL's mask (nodata, the dataset mask, alpha) and finite."""
+    masks = ds.read_masks(list(indexes), window=window, out_shape=out_shape, resampling=Resampling.nearest)
+    return (masks > 0) & np.isfinite(data)
 
 
 def _value_mapping(ds: DatasetReader, value_range: tuple[float, float] | None) -> tuple[ValueMapping, np.ndarray]:
@@ -358,10 +467,7 @@ def _value_mapping(ds: DatasetReader, value_range: tuple[float, float] | None) -
     factor = max(1, math.ceil(max(ds.width, ds.height) / STATS_SIZE))
     shape = (ds.count, math.ceil(ds.height / factor), math.ceil(ds.width / factor))
     sample = ds.read(out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
-    mask = nodata_mask(sample, ds.nodata)
-    if mask is None:
-        mask = np.zeros(sample.shape, bool)
-    valid = [band[~m & np.isfinite(band)] for band, m in zip(sample, mask)]
+    valid = [band[m] for band, m in zip(sample, valid_mask(ds, ds.indexes, sample, out_shape=shape))]
     dtype = np.dtype(ds.dtypes[0])
     if value_range is not None:
         method, low, high = "range", [value_range[0]] * ds.count, [value_range[1]] * ds.count
@@ -378,36 +484,74 @@ def _value_mapping(ds: DatasetReader, value_range: tuple[float, float] | None) -
     return mapping, (means - np.array(low)) / (np.array(high) - np.array(low))
 
 
-def _read_bands(ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMapping, fills: np.ndarray):
-    """A window reader for the tiler: bands in [0, 1], nodata pixels replaced by the fill value."""
+def _read_bands(ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMapping, fills: np.ndarray, fill: bool = True):
+    """A window reader for the tiler: bands in [0, 1]; invalid pixels inpainted from the valid
+    ones around them (``fillnodata``, reading ``FILL_MARGIN`` more pixels on each side), and
+    those beyond ``FILL_DISTANCE`` of any set to the band's mean. ``fill=False``: left as read."""
 
     def read(top: int, bottom: int, left: int, right: int) -> np.ndarray:
-        data = ds.read(list(indexes), window=Window(left, top, right - left, bottom - top))
-        unit = mapping.to_unit(data.astype(np.float64), indexes)
-        mask = nodata_mask(data, ds.nodata)
-        if mask is not None:
-            unit = np.where(mask, fills[[i - 1 for i in indexes]].astype(np.float32)[:, None, None], unit)
-        return unit
+        m = FILL_MARGIN if fill else 0
+        t, b, l, r = max(top - m, 0), min(bottom + m, ds.height), max(left - m, 0), min(right + m, ds.width)
+        window = Window(l, t, r - l, b - t)
+        data = ds.read(list(indexes), window=window).astype(np.float64)
+        unit = mapping.to_unit(data, indexes)
+        if fill:
+            valid = valid_mask(ds, indexes, data, window)
+            for k, band_valid in enumerate(valid):
+                if band_valid.all():
+                    continue
+                band = np.where(band_valid, unit[k], 0).astype(np.float32)
+                if band_valid.any():
+                    band = fillnodata(band, band_valid.astype(np.uint8), max_search_distance=FILL_DISTANCE, smoothing_iterations=0)
+                    reached = fillnodata(band_valid.astype(np.float32), band_valid.astype(np.uint8),
+                                         max_search_distance=FILL_DISTANCE, smoothing_iterations=0) > 0  # fmt: skip
+                else:
+                    reached = band_valid
+                unit[k] = np.where(reached | band_valid, band, np.float32(fills[indexes[k] - 1]))
+        return unit[:, top - t : top - t + bottom - top, left - l : left - l + right - left]
 
     return read
 
 
 def _write_block(
-    ds: DatasetReader, out: DatasetWriter, indexes: tuple[int, ...], mapping: ValueMapping, block: Block, scale: int
+    ds: DatasetReader, out: DatasetWriter, indexes: tuple[int, ...], mapping: ValueMapping, block: Block, scale: int,
+    mask: bool = False,
 ) -> None:
-    """Map a finished block back to the dtype, put nodata back, write it (in chunks of
-    ``WRITE_ROWS`` LR rows, so the temporaries stay small)."""
+    """Map a finished block back to the dtype, put nodata (and non-finite values) back where
+    the input had them, write it (in chunks of ``WRITE_ROWS`` LR rows, so the temporaries
+    stay small); with ``mask``, also the dataset mask of an input that has one."""
     dtype = np.dtype(out.dtypes[0])
     cols = block.data.shape[2]
+    floating = np.issubdtype(dtype, np.floating)
     for first in range(0, block.data.shape[1], WRITE_ROWS * scale):
         unit, top = block.data[:, first : first + WRITE_ROWS * scale], block.top + first
         values = mapping.from_unit(unit, indexes, dtype)
-        if ds.nodata is not None:
-            window = Window(block.left // scale, top // scale, cols // scale, unit.shape[1] // scale)
-            mask = nodata_mask(ds.read(list(indexes), window=window), ds.nodata).repeat(scale, axis=1).repeat(scale, axis=2)
-            values[~mask & nodata_mask(values, ds.nodata)] = _beside(ds.nodata, dtype)
-            values[mask] = ds.nodata
-        out.write(values, indexes=list(indexes), window=Window(block.left, top, cols, unit.shape[1]))
+        window = Window(block.left // scale, top // scale, cols // scale, unit.shape[1] // scale)
+        out_window = Window(block.left, top, cols, unit.shape[1])
+        if ds.nodata is not None or floating:
+            lr = ds.read(list(indexes), window=window)
+            put_back = ~np.isfinite(lr) if floating else np.zeros(lr.shape, bool)
+            if ds.nodata is not None:
+                put_back |= _nodata(lr, ds.nodata)
+            big = put_back.repeat(scale, axis=1).repeat(scale, axis=2)
+            if ds.nodata is not None:
+                values[~big & _nodata(values, ds.nodata)] = _beside(ds.nodata, dtype)
+                values[big] = ds.nodata
+            else:
+                values[big] = lr.repeat(scale, axis=1).repeat(scale, axis=2)[big]
+        out.write(values, indexes=list(indexes), window=out_window)
+        if mask and _has_dataset_mask(ds):
+            lr_mask = ds.dataset_mask(window=window)
+            out.write_mask(lr_mask.repeat(scale, axis=0).repeat(scale, axis=1), window=out_window)
+
+
+def _has_dataset_mask(ds: DatasetReader) -> bool:
+    """A mask band of its own (internal or a .msk sidecar), not derived from nodata or alpha."""
+    return any(flags == [MaskFlags.per_dataset] for flags in ds.mask_flag_enums)
+
+
+def _nodata(data: np.ndarray, nodata: float) -> np.ndarray:
+    return np.isnan(data) if math.isnan(nodata) else data == nodata
 
 
 def _beside(nodata: float, dtype: np.dtype) -> float:
@@ -418,6 +562,8 @@ def _beside(nodata: float, dtype: np.dtype) -> float:
 
 
 def _output_profile(ds: DatasetReader, scale: int, compress: str) -> dict:
+    """A tiled GeoTIFF ``scale`` times larger, with the input's georeference rescaled: CRS and
+    transform, or GCPs (pixel and line times ``scale``), or RPCs (their image offsets and scales)."""
     profile = {
         "driver": "GTiff", "dtype": ds.dtypes[0], "count": ds.count, "width": ds.width * scale,
         "height": ds.height * scale, "nodata": ds.nodata, "crs": ds.crs, "tiled": True, "blockxsize": BLOCK,
@@ -426,7 +572,37 @@ def _output_profile(ds: DatasetReader, scale: int, compress: str) -> dict:
     }
     if ds.crs is not None or not ds.transform.is_identity:
         profile["transform"] = ds.transform @ Affine.scale(1 / scale)
+    gcps, gcps_crs = ds.gcps
+    if gcps:
+        profile["gcps"] = [
+            GroundControlPoint(row=g.row * scale, col=g.col * scale, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info)
+            for g in gcps
+        ]
+        profile["gcps_crs"] = gcps_crs
+    if ds.rpcs is not None:
+        profile["rpcs"] = scaled_rpcs(ds.rpcs, scale)
     return profile
+
+
+def scaled_rpcs(rpcs: RPC, scale: int) -> RPC:
+    """RPCs of the image enlarged ``scale`` times. RPC image coordinates count from the
+    centre of the first pixel, so line' = scale * line + (scale - 1) / 2 (and samples alike)."""
+    values = rpcs.to_dict()
+    for axis in ("line", "samp"):
+        values[f"{axis}_off"] = rpcs.to_dict()[f"{axis}_off"] * scale + (scale - 1) / 2
+        values[f"{axis}_scale"] = rpcs.to_dict()[f"{axis}_scale"] * scale
+    return RPC(**values)
+
+
+_POINTS = ("gcps", "gcps_crs", "rpcs")  # georeference set on the open dataset, not through the profile
+
+
+def _set_georeference(out: DatasetWriter, profile: dict) -> None:
+    """GCPs and RPCs, which ``rasterio.open`` does not take from a profile."""
+    if "gcps" in profile:
+        out.gcps = (profile["gcps"], profile["gcps_crs"])
+    if "rpcs" in profile:
+        out.rpcs = profile["rpcs"]
 
 
 def _copy_metadata(ds: DatasetReader, out: DatasetWriter) -> None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from fatsr.engine.tiling import Tiling, upscale_image
 from fatsr.errors import FatsrError
 from fatsr.io import IMAGE_SUFFIXES, read_image, write_image
-from fatsr.raster import is_georaster
+from fatsr.raster import is_raster
 
 DESCRIPTION = """\
 Upscale images with a FAT model.
@@ -37,12 +37,18 @@ Existing files are never replaced unless --overwrite is given; --skip-existing
 leaves them and upscales the rest (resuming an interrupted batch).
 
 Images larger than --tile are upscaled in overlapping tiles blended without seams.
-GeoTIFFs (.tif with a CRS, more than 4 bands, or int16/float/... pixels) are read and
-written window by window as tiled, compressed GeoTIFF (default output <stem>_x<scale>.tif,
-or <stem>.tif in a folder): CRS and origin kept, pixel size divided by the scale, nodata,
-dtype and every band kept, provenance in FATSR_* tags. A scene that is interrupted
-resumes where it stopped when the same command is run again (progress is kept in a
-hidden .NAME.fatsr-partial.tif beside the output until it is complete).
+Rasters that GDAL reads and that are more than a plain picture (georeferenced by CRS,
+transform, GCPs or RPCs; JPEG2000, VRT, ...; int16/float/... pixels; other band counts;
+nodata, a mask) are read and written window by window as a Cloud-Optimized GeoTIFF with
+overviews (default output <stem>_x<scale>.tif, or <stem>.tif in a folder): georeference
+rescaled to the new pixel size, nodata, mask, dtype and every band kept, provenance in
+FATSR_* tags. Values beyond the stretch go through bicubic, not the network; nodata is
+inpainted for the network and put back. Palette/thematic rasters (class codes) are
+refused. A scene that is interrupted resumes where it stopped when the same command is
+run again (progress is kept in a hidden .NAME.fatsr-partial.tif beside the output).
+
+A file that cannot be upscaled is reported on one line and skipped; the others are
+done, and the exit code is 2 with a summary at the end.
 
 Under torchrun (torchrun --nproc_per_node=K -m fatsr upscale ...) each process takes
 every K-th input file.
@@ -124,7 +130,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="bands not in --bands: each through the network as grey, or bicubic (default: network)",
     )
     geo.add_argument("--compress", choices=("deflate", "zstd"), default="deflate", help="GeoTIFF compression (default: deflate)")
-    geo.add_argument("--overviews", action="store_true", help="add internal overviews (2x, 4x, ... averaged) to each output GeoTIFF")
+    geo.add_argument(
+        "--overviews", action=argparse.BooleanOptionalAction, default=True,
+        help="internal overviews (2x, 4x, ... averaged) in each output GeoTIFF (default: on)",
+    )
+    geo.add_argument(
+        "--no-cog", dest="cog", action="store_false",
+        help="write a plain tiled GeoTIFF instead of a Cloud-Optimized GeoTIFF (no final copy)",
+    )
     # The published inference.py flags, kept working but out of the help.
     parser.add_argument("--test_img", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--model_path", dest="model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -155,12 +168,23 @@ def run(args: argparse.Namespace) -> int:
     )
     _prepare_folders([dst for _, dst in jobs])
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
+    failed: list[Path] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
-        if is_georaster(src):
-            _upscale_georaster(args, model, src, dst, tiling, autocast)
-        else:
-            _upscale_image_file(args, model, src, dst, device, tiling, autocast)
+        try:
+            if is_raster(src):
+                _upscale_georaster(args, model, src, dst, tiling, autocast)
+            else:
+                _upscale_image_file(args, model, src, dst, device, tiling, autocast)
+        except FatsrError as exc:
+            if len(jobs) == 1:
+                raise
+            failed.append(src)
+            tqdm.write(f"error: {exc} (skipped)", file=sys.stderr)
+            continue
         tqdm.write(str(dst), file=sys.stdout)
+    if failed:
+        names = ", ".join(p.name for p in failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+        raise FatsrError(f"{len(failed)} of {len(jobs)} inputs failed ({names}, see above); the other {len(jobs) - len(failed)} were written")
     return 0
 
 
@@ -225,6 +249,7 @@ def _upscale_georaster(
         other_bands=args.other_bands,
         compress=args.compress,
         overviews=args.overviews,
+        cog=args.cog,
     )
     upscale_raster(
         src, dst, model, model_file=args.model or fatsr.default_model_path(), tiling=tiling, options=options,
@@ -330,7 +355,7 @@ def plan_outputs(
     """Pair each input with its output path; refuse clashes before any work is done.
     With ``skip_existing``, pairs whose output exists are left out. ``shard=(rank, world)``
     keeps every world-th pair from the rank-th (torchrun); all pairs are checked for clashes."""
-    suffixes = [".tif" if is_georaster(src) else ".png" for src in inputs]
+    suffixes = [".tif" if is_raster(src) else ".png" for src in inputs]
     if target is None:
         outputs = [src.with_name(f"{src.stem}_x{scale}{ext}") for src, ext in zip(inputs, suffixes)]
     elif target[1]:

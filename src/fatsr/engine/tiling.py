@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fatsr.errors import FatsrError
+from fatsr.progress import Progress
 
 TILE_MULTIPLE = 12  # the FAT window (6) times 2: tiles of this multiple need no padding
 
@@ -159,8 +158,8 @@ def upscale_blocks(
 
     ``model`` maps (N, C, h, w) in [0, 1] to (N, C, scale*h, scale*w) and has ``.scale``.
     ``resume=(panel, row)`` starts at output row ``row`` of that panel (earlier panels and
-    rows are neither computed nor yielded). ``progress``: the label of a tile progress bar
-    on stderr (shown on a terminal only).
+    rows are neither computed nor yielded). ``progress``: the label of the tile progress on
+    stderr (a bar on a terminal, else a line at least every 30 s; see :mod:`fatsr.progress`).
     """
     if height < 1 or width < 1:
         raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
@@ -172,8 +171,7 @@ def upscale_blocks(
             cols = [j for j, x in enumerate(grid.xs) if x * grid.s < c1 and (x + grid.tw) * grid.s > c0]
             panels.append(_Panel(p, c0, c1, cols, resume[1] if p == resume[0] else 0))
     total = sum(len(panel.cols) * sum((y + grid.th) * grid.s > panel.first_row for y in grid.ys) for panel in panels)
-    bar = tqdm(total=total, desc=progress, unit="tile", leave=False, file=sys.stderr, disable=None if progress else True)
-    with bar:
+    with Progress(total, progress) as bar:
         for panel in panels:
             yield from _panel_blocks(model, read, grid, panel, tiling.batch, device, autocast, bar.update)
 

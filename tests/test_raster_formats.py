@@ -1,0 +1,393 @@
+"""Every raster GDAL reads goes through rasterio and keeps what it had: JPEG2000, VRT, GCPs,
+RPCs, a transform without CRS, dataset masks, alpha, non-finite values; palette and thematic
+rasters are refused; GeoTIFF output is a valid Cloud-Optimized GeoTIFF. Inputs are made here
+from the harbour picture in examples/ (real pixels, 16-bit by a scale, invented placements)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import torch.nn.functional as F
+from affine import Affine
+from PIL import Image
+from rasterio.control import GroundControlPoint
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp
+from rasterio.rpc import RPC
+from rasterio.transform import RPCTransformer
+
+import fatsr
+from fatsr.cli import main
+from fatsr.engine.tiling import Tiling, upscale_image
+from fatsr.raster import (
+    Bicubic, RasterOptions, TailSafe, _read_bands, _value_mapping, is_raster, soft_clip, upscale_raster,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own writes
+HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"
+SCALE = 2
+TILING = Tiling(24, 6)
+UTM = CRS.from_epsg(32633)
+PLACE = Affine(0.3, 0, 500000, 0, -0.3, 4100000)
+
+
+class Nearest:
+    """A stand-in network: nearest x2, so every output value is an input value."""
+
+    scale = SCALE
+    channels = 3
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=SCALE, mode="nearest")
+
+
+def harbor(height: int = 40, width: int = 52, deep: bool = True) -> np.ndarray:
+    """(3, H, W) real pixels: uint16 (x 40 + 100) or uint8."""
+    rgb = np.asarray(Image.open(HARBOR))[60 : 60 + height, 30 : 30 + width].transpose(2, 0, 1)
+    return (rgb.astype(np.uint16) * 40 + 100) if deep else rgb.copy()
+
+
+def write(path: Path, data: np.ndarray, **profile) -> Path:
+    profile = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1], "width": data.shape[2],
+               "dtype": data.dtype.name} | profile  # fmt: skip
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(data)
+    return path
+
+
+def nearest(a: np.ndarray) -> np.ndarray:
+    return a.repeat(SCALE, axis=-2).repeat(SCALE, axis=-1)
+
+
+def full_range(data: np.ndarray) -> RasterOptions:
+    """A value range holding every value: no tail goes bicubic, the stand-in's output is exact."""
+    return RasterOptions(value_range=(float(data.min()), float(data.max()) + 1))
+
+
+def cli(capsys, *argv: object) -> tuple[int, str, str]:
+    code = main(["upscale", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def assert_cog(path: Path) -> None:
+    from rio_cogeo.cogeo import cog_validate
+
+    valid, errors, warnings = cog_validate(str(path), quiet=True)
+    assert valid and not errors and not warnings, (errors, warnings)
+
+
+# --- georeference in every form ----------------------------------------------------------
+
+
+def test_jpeg2000_16bit_georeferenced(capsys, tmp_path, model_file):
+    data = harbor()
+    src = write(tmp_path / "s2.jp2", data, driver="JP2OpenJPEG", crs=UTM, transform=PLACE, QUALITY=100, REVERSIBLE="YES")
+    with rasterio.open(src) as ds:
+        np.testing.assert_array_equal(ds.read(), data)  # lossless
+    assert is_raster(src)
+    code, printed, err = cli(capsys, src, "--model", model_file, "--tile", "24", "--overlap", "6")
+    assert code == 0, err
+    dst = Path(printed.strip())
+    assert dst == tmp_path / "s2_x2.tif"
+    with rasterio.open(dst) as ds:
+        assert ds.crs == UTM and ds.transform == PLACE @ Affine.scale(1 / SCALE) and ds.dtypes[0] == "uint16"
+        assert ds.shape == (80, 104)
+    assert_cog(dst)
+    upscale_raster(src, tmp_path / "n.tif", Nearest(), tiling=TILING, options=full_range(data))
+    with rasterio.open(tmp_path / "n.tif") as ds:
+        np.testing.assert_array_equal(ds.read(), nearest(data))
+
+
+def test_jpeg2000_8bit_rgb_is_read(capsys, tmp_path, model_file):
+    data = harbor(deep=False)
+    src = write(tmp_path / "rgb.jp2", data, driver="JP2OpenJPEG", QUALITY=100, REVERSIBLE="YES")
+    code, printed, err = cli(capsys, src, "--model", model_file, "--tile", "24", "--overlap", "6")
+    assert code == 0, err
+    with rasterio.open(printed.strip()) as ds:
+        assert ds.shape == (80, 104) and ds.count == 3 and ds.dtypes[0] == "uint8"
+
+
+def test_vrt_band_stack(tmp_path):
+    data = harbor()
+    for b in range(3):
+        write(tmp_path / f"b{b + 1}.tif", data[b : b + 1], crs=UTM, transform=PLACE)
+    bands = "".join(
+        f'<VRTRasterBand dataType="UInt16" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">b{b}.tif'
+        f"</SourceFilename><SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
+        for b in (3, 2, 1)
+    )  # a band stack in reverse order
+    gt = ", ".join(map(str, PLACE.to_gdal()))
+    src = tmp_path / "stack.vrt"
+    src.write_text(f'<VRTDataset rasterXSize="52" rasterYSize="40"><SRS>{UTM.to_wkt()}</SRS>'
+                   f"<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>")  # fmt: skip
+    assert is_raster(src)
+    dst = tmp_path / "out.tif"
+    upscale_raster(src, dst, Nearest(), tiling=TILING, options=full_range(data))
+    with rasterio.open(dst) as ds:
+        assert ds.crs == UTM and ds.transform == PLACE @ Affine.scale(1 / SCALE)
+        np.testing.assert_array_equal(ds.read(), nearest(data[::-1]))
+    assert_cog(dst)
+
+
+def test_gcps_are_rescaled_and_png_output_is_refused(capsys, tmp_path, model_file):
+    gcps = [GroundControlPoint(row=r, col=c, x=500000 + 0.3 * c, y=4100000 - 0.3 * r, z=12.0, id=str(i))
+            for i, (r, c) in enumerate([(0, 0), (0, 52), (40, 0), (40, 52), (17.5, 23.25)])]  # fmt: skip
+    src = write(tmp_path / "gcp.tif", harbor(deep=False))
+    with rasterio.open(src, "r+") as ds:
+        ds.gcps = (gcps, UTM)
+    assert is_raster(src)  # a plain-looking 8-bit RGB TIFF, but placed by its GCPs
+    code, _, err = cli(capsys, src, "-o", tmp_path / "out.png", "--model", model_file)
+    assert_one_line_error(code, err, "out.png", "georeference", ".tif")
+    assert not (tmp_path / "out.png").exists()
+    code, printed, err = cli(capsys, src, "--model", model_file, "--tile", "24", "--overlap", "6")
+    assert code == 0, err
+    with rasterio.open(printed.strip()) as ds:
+        out_gcps, crs = ds.gcps
+        assert ds.crs is None and crs == UTM
+    assert [(g.row, g.col, g.x, g.y, g.z) for g in out_gcps] == [
+        (g.row * SCALE, g.col * SCALE, g.x, g.y, g.z) for g in gcps
+    ]
+
+
+def test_rpcs_are_rescaled_to_the_same_ground(tmp_path):
+    rpcs = RPC(height_off=100, height_scale=500, lat_off=40, lat_scale=0.01, long_off=10, long_scale=0.01,
+               line_off=20, line_scale=20, samp_off=26, samp_scale=26,
+               line_num_coeff=[0, 0.1, -1, 0.05] + [0.01] * 16, line_den_coeff=[1] + [0.001] * 19,
+               samp_num_coeff=[0, 1, 0.1, 0.02] + [0.01] * 16, samp_den_coeff=[1] + [0.001] * 19)  # fmt: skip
+    src = write(tmp_path / "rpc.tif", harbor(deep=False), rpcs=rpcs)
+    dst = tmp_path / "out.tif"
+    upscale_raster(src, dst, Nearest(), tiling=TILING)
+    with rasterio.open(dst) as ds:
+        assert ds.rpcs is not None
+        out_rpcs = ds.rpcs
+    lon, lat = [9.995, 10.0, 10.004], [40.004, 40.0, 39.996]
+    with RPCTransformer(rpcs) as lr, RPCTransformer(out_rpcs) as hr:
+        before = np.array(lr.rowcol(lon, lat, zs=[100] * 3, op=lambda v: v))
+        after = np.array(hr.rowcol(lon, lat, zs=[100] * 3, op=lambda v: v))
+    np.testing.assert_allclose(after, SCALE * before, atol=1e-6)  # pixel corners scale: same ground
+
+
+def test_transform_without_crs(tmp_path):
+    local = Affine(0.02, 0, 15.0, 0, -0.02, 30.0)  # a drone ortho on a local grid
+    src = write(tmp_path / "local.tif", harbor(deep=False), transform=local)
+    assert is_raster(src)
+    dst = tmp_path / "out.tif"
+    upscale_raster(src, dst, Nearest(), tiling=TILING)
+    with rasterio.open(dst) as ds:
+        assert ds.crs is None and ds.transform == local @ Affine.scale(1 / SCALE)
+
+
+def test_plain_16bit_rgb_tiff_from_gdal_is_an_image(capsys, tmp_path, model_file):
+    data = harbor()
+    src = write(tmp_path / "deep.tif", data)
+    assert not is_raster(src)  # no georeference: the picture path, as a PNG
+    code, printed, err = cli(capsys, src, "--model", model_file, "--tile", "24", "--overlap", "6")
+    assert code == 0, err
+    dst = Path(printed.strip())
+    assert dst == tmp_path / "deep_x2.png"
+    expected = upscale_image(fatsr.load_model(model_file), data.transpose(1, 2, 0), TILING)
+    with rasterio.open(dst) as ds:
+        np.testing.assert_array_equal(ds.read().transpose(1, 2, 0), expected)
+
+
+# --- masks, alpha, non-finite values, classes ----------------------------------------------
+
+
+@pytest.mark.parametrize("internal", [True, False], ids=["internal", "sidecar"])
+def test_dataset_mask_is_kept_as_a_mask(tmp_path, internal):
+    data = harbor(deep=False)
+    mask = np.full(data.shape[1:], 255, np.uint8)
+    mask[:, :15] = 0
+    mask[30:, 40:] = 0
+    src = tmp_path / "masked.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=internal):
+        with rasterio.open(src, "w", driver="GTiff", count=3, height=40, width=52, dtype="uint8", crs=UTM,
+                           transform=PLACE) as out:  # fmt: skip
+            out.write(data)
+            out.write_mask(mask)
+    assert (tmp_path / "masked.tif.msk").exists() != internal
+    dst = tmp_path / "out.tif"
+    upscale_raster(src, dst, Nearest(), tiling=TILING)
+    with rasterio.open(dst) as ds:
+        np.testing.assert_array_equal(ds.dataset_mask(), nearest(mask))
+        values = ds.read()
+    keep = nearest(mask) > 0
+    np.testing.assert_array_equal(values[:, keep], nearest(data)[:, keep])
+    assert_cog(dst)
+
+
+def test_alpha_band_goes_by_nearest(tmp_path):
+    data = harbor(deep=False)
+    alpha = np.where(np.arange(52) < 20, 0, 255).astype(np.uint8)[None].repeat(40, 0)[None]
+    src = write(tmp_path / "rgba.tif", np.concatenate([data, alpha]), crs=UTM, transform=PLACE, photometric="RGB",
+                alpha="YES")  # fmt: skip
+    with rasterio.open(src) as ds:
+        assert ds.colorinterp[3] == ColorInterp.alpha
+    dst = tmp_path / "out.tif"
+    upscale_raster(src, dst, Nearest(), tiling=TILING)
+    with rasterio.open(dst) as ds:
+        np.testing.assert_array_equal(ds.read(4), nearest(alpha[0]))
+        assert ds.colorinterp[3] == ColorInterp.alpha and json.loads(ds.tags()["FATSR_BANDS"])["4"] == "nearest"
+
+
+def test_non_finite_values_stay_put_and_do_not_spread(tmp_path):
+    data = harbor()[:1].astype(np.float32) / 10000
+    data[0, 10, 10], data[0, 20, 30], data[0, 5, 40] = np.nan, np.inf, -np.inf
+    src = write(tmp_path / "f.tif", data, crs=UTM, transform=PLACE)
+    dst = tmp_path / "out.tif"
+    upscale_raster(src, dst, Bicubic(SCALE), tiling=TILING)
+    with rasterio.open(dst) as ds:
+        out = ds.read(1)
+    bad = nearest(~np.isfinite(data[0]))
+    assert np.isfinite(out[~bad]).all()
+    np.testing.assert_array_equal(np.isnan(out), nearest(np.isnan(data[0])))
+    assert out[40, 60] == np.inf and out[10, 80] == -np.inf
+
+
+def test_palette_and_thematic_rasters_are_refused(capsys, tmp_path, model_file):
+    classes = (harbor(deep=False)[0] // 64).astype(np.uint8)[None]  # 4 classes
+    palette = write(tmp_path / "classes.tif", classes, crs=UTM, transform=PLACE)
+    with rasterio.open(palette, "r+") as ds:
+        ds.write_colormap(1, {0: (0, 0, 255, 255), 1: (0, 255, 0, 255), 2: (255, 255, 0, 255), 3: (255, 0, 0, 255)})
+    code, _, err = cli(capsys, palette, "--model", model_file)
+    assert_one_line_error(code, err, "classes.tif", "palette", "nearest")
+    thematic = write(tmp_path / "landcover.tif", classes, crs=UTM, transform=PLACE)
+    with rasterio.open(thematic, "r+") as ds:
+        ds.update_tags(1, LAYER_TYPE="thematic")
+    code, _, err = cli(capsys, thematic, "--model", model_file)
+    assert_one_line_error(code, err, "landcover.tif", "thematic")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "landcover.tif"]
+
+
+# --- COG -------------------------------------------------------------------------------------
+
+
+def test_cog_output_keeps_metadata_and_has_overviews(tmp_path):
+    data = harbor(150, 140)
+    src = write(tmp_path / "scene.tif", data, crs=UTM, transform=PLACE, nodata=100, photometric="RGB")
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(MISSION="test", STATISTICS_MEAN="1")
+        ds.update_tags(2, WAVELENGTH="560")
+        ds.set_band_description(1, "red")
+    dst = tmp_path / "out.tif"
+    upscale_raster(src, dst, Bicubic(SCALE), tiling=TILING, options=RasterOptions(compress="zstd"))
+    assert_cog(dst)
+    with rasterio.open(src) as a, rasterio.open(dst) as b:
+        assert b.overviews(1) == [2] and b.compression.value.lower() == "zstd"
+        assert b.nodata == 100 and b.colorinterp == a.colorinterp and b.descriptions == a.descriptions
+        assert b.tags()["MISSION"] == "test" and b.tags(2)["WAVELENGTH"] == "560" and "FATSR_VERSION" in b.tags()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif", "scene.tif"]  # no partial or temporary left
+
+
+def test_cog_after_an_interrupted_run(tmp_path):
+    data = harbor(60, 70)
+    src = write(tmp_path / "scene.tif", data, crs=UTM, transform=PLACE)
+
+    class Stop(Nearest):
+        calls = 0
+
+        def __call__(self, x):
+            Stop.calls += 1
+            if Stop.calls > 3:
+                raise KeyboardInterrupt
+            return super().__call__(x)
+
+    dst = tmp_path / "out.tif"
+    tiling = Tiling(24, 6, batch=1, panel=24)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_raster(src, dst, Stop(), tiling=tiling, checkpoint_seconds=0, options=full_range(data))
+    assert (tmp_path / ".out.tif.fatsr-partial.json").exists()
+    upscale_raster(src, dst, Nearest(), tiling=tiling, checkpoint_seconds=0, options=full_range(data))
+    assert_cog(dst)
+    with rasterio.open(dst) as ds:
+        np.testing.assert_array_equal(ds.read(), nearest(data))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif", "scene.tif"]
+
+
+# --- radiometry --------------------------------------------------------------------------------
+
+
+def test_soft_clip_is_identity_inside_and_bounded_outside():
+    x = torch.linspace(-3, 4, 701)
+    y = soft_clip(x)
+    inside = (x >= 0) & (x <= 1)
+    assert torch.equal(y[inside], x[inside])
+    assert y.min() >= -0.05 and y.max() <= 1.05 and bool((y.diff() >= 0).all())
+
+
+def test_tail_safe_sends_only_the_residual_through_bicubic():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 12, 12)
+    x[0, :, 5, 6] = 5.0  # a glint, 5x the stretch
+    x[0, 1, 2, 2] = -0.7
+
+    def squaring(t):  # a non-linear stand-in that would blow up the glint
+        return F.interpolate(t, scale_factor=SCALE, mode="nearest") ** 2
+
+    squaring.scale = SCALE
+    out = TailSafe(squaring)(x)
+    inside = soft_clip(x)
+    expected = squaring(inside) + F.interpolate(x - inside, scale_factor=SCALE, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(out, expected)
+    assert float(out.max()) < 5.6  # squaring the raw glint would give 25
+    clean = torch.rand(1, 3, 12, 12)
+    assert torch.equal(TailSafe(squaring)(clean), squaring(clean))
+    torch.testing.assert_close(TailSafe(Bicubic(SCALE))(x), Bicubic(SCALE)(x))  # linear: exactly bicubic
+
+
+def test_nodata_is_inpainted_from_its_neighbours_not_the_mean(tmp_path):
+    ramp = np.tile(np.linspace(1000, 5000, 60), (30, 1)).astype(np.int16)[None]
+    ramp[:, :, 40:] = -9999  # the bright end is nodata
+    src = write(tmp_path / "ramp.tif", ramp, crs=UTM, transform=PLACE, nodata=-9999)
+    with rasterio.open(src) as ds:
+        mapping, fills = _value_mapping(ds, None)
+        unit = _read_bands(ds, (1,), mapping, fills)(0, 30, 0, 60)
+    edge = mapping.to_unit(ramp[:, :, 39:40].astype(np.float64), (1,))
+    np.testing.assert_allclose(unit[0, :, 40], edge[0, :, 0], atol=1e-6)  # continues where data ends
+    mean = fills[0]
+    assert abs(unit[0, 0, 40] - mean) > 0.3
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def test_batch_reports_and_skips_a_bad_file(capsys, tmp_path, model_file):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(harbor(24, 24, deep=False).transpose(1, 2, 0)).save(folder / "a.png")
+    (folder / "b.png").write_text("not a picture")
+    write(folder / "c.tif", harbor(24, 24), crs=UTM, transform=PLACE)
+    code, printed, err = cli(capsys, folder, "-o", tmp_path / "out", "--model", model_file)
+    assert code == 2
+    assert printed.split() == [str(tmp_path / "out" / "a.png"), str(tmp_path / "out" / "c.tif")]
+    lines = err.splitlines()
+    assert len(lines) == 2 and "b.png" in lines[0] and lines[0].endswith("(skipped)")
+    assert lines[1].startswith("error: 1 of 3 inputs failed (b.png")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.tif"]
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(capsys, tmp_path, monkeypatch):
+    import re
+
+    import fatsr.progress
+
+    monkeypatch.setattr(fatsr.progress, "LOG_SECONDS", 0.0)  # a line at every tile batch
+    src = write(tmp_path / "scene.tif", harbor(40, 52), crs=UTM, transform=PLACE)
+    upscale_raster(src, tmp_path / "out.tif", Nearest(), tiling=Tiling(24, 6, batch=2))
+    lines = capsys.readouterr().err.splitlines()
+    pattern = r"scene\.tif bands 1,2,3: (\d+)/6 tiles \(\d+%\), [\d.e+]+ tiles/s, ETA \d\d:\d\d:\d\d"
+    done = [int(re.fullmatch(pattern, line).group(1)) for line in lines]
+    assert done == [2, 3, 5, 6]  # 3 x 2 tiles, in batches of 2 per tile row
