@@ -28,8 +28,9 @@ from scipy import ndimage
 
 import fatsr
 from fatsr.raster import Bicubic, RasterOptions, upscale_raster
+from inputs import DATA, existing
 
-NEON = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "neon"
+NEON = DATA / "neon"
 FILES = [NEON / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif", NEON / "LC08_232066_20190727_sr_int16_6band.tif"]
 NEAR = 8  # output pixels
 
@@ -76,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
         for path in args.files:
-            runs.append(path)
+            runs.append(existing(path, "file", "--files"))
             with rasterio.open(path) as ds:
                 if ds.nodata is not None:
                     runs.append(with_collar(path, Path(tmp) / f"{path.stem}+collar.tif"))
