@@ -391,3 +391,114 @@ def test_progress_lines_when_stderr_is_not_a_terminal(capsys, tmp_path, monkeypa
     pattern = r"scene\.tif bands 1,2,3: (\d+)/6 tiles \(\d+%\), [\d.e+]+ tiles/s, ETA \d\d:\d\d:\d\d"
     done = [int(re.fullmatch(pattern, line).group(1)) for line in lines]
     assert done == [2, 3, 5, 6]  # 3 x 2 tiles, in batches of 2 per tile row
+
+
+# --- multispectral training and upscaling ------------------------------------------------------
+
+
+def four_bands(top: int, left: int, size: int) -> np.ndarray:
+    """(4, size, size) uint16: the harbour's RGB and an invented near-infrared band from it."""
+    rgb = np.asarray(Image.open(HARBOR))[top : top + size, left : left + size].transpose(2, 0, 1).astype(np.float64)
+    nir = np.clip(1.6 * rgb[1] - 0.4 * rgb[0], 0, 255)
+    return (np.concatenate([rgb, nir[None]]) * 40 + 100).astype(np.uint16)
+
+
+def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
+    from tests.engine.conftest import TINY_NETWORK
+
+    from fatsr.engine.tiling import upscale_tiled
+    from fatsr.models.files import read_metadata
+
+    for folder, corners in (("train", [(0, 0), (0, 100), (100, 0), (100, 100), (200, 50), (50, 200)]),
+                            ("val", [(150, 150), (200, 200)])):  # fmt: skip
+        (tmp_path / folder).mkdir()
+        for top, left in corners:
+            write(tmp_path / folder / f"t{top}_{left}.tif", four_bands(top, left, 48), crs=UTM, transform=PLACE)
+    run = tmp_path / "run"
+    network = [f"--network={k}={v}" for k, v in TINY_NETWORK.items()]
+    code = main([
+        "train", "--data-dir", str(tmp_path / "train"), "--val-dir", str(tmp_path / "val"), "--save-dir", str(run),
+        "--scale", "2", "--patch-size", "16", "--perceptual-weight", "0", "--batch-size", "2", "--steps", "4",
+        "--val-every", "2", "--lr", "2e-3", "--workers", "0", "--no-progress", "--bands", "3,2,1,4", *network,
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    metadata = read_metadata(run / "model.safetensors")
+    config = json.loads(metadata["config"])
+    assert config["in_channels"] == config["out_channels"] == 4
+    assert json.loads(metadata["value_mapping"]) == {
+        "bands": [3, 2, 1, 4], "low": [0.0] * 4, "high": [65535.0] * 4, "method": "dtype range"
+    }
+
+    data = four_bands(120, 30, 40)
+    scene = write(tmp_path / "scene.tif", data, crs=UTM, transform=PLACE)
+    code, printed, err = cli(capsys, scene, "--model", run / "model.safetensors", "--tile", "24", "--overlap", "6")
+    assert code == 0, err
+    with rasterio.open(printed.strip()) as ds:
+        out, tags = ds.read(), ds.tags()
+        assert ds.crs == UTM and ds.count == 4 and ds.dtypes[0] == "uint16"
+    assert json.loads(tags["FATSR_BANDS"]) == {"3,2,1,4": "rgb"}
+    assert "the model's training mapping" in json.loads(tags["FATSR_VALUE_MAPPING"])["method"]
+    model = fatsr.load_model(run / "model.safetensors")
+    order = [2, 1, 0, 3]
+    expected = upscale_tiled(model, data[order].astype(np.float32) / 65535, TILING)
+    expected = np.clip(np.rint(expected * 65535), 0, 65535)
+    assert np.abs(out[order] - expected).max() <= 1  # the training's mapping, not a stretch (float rounding: 1)
+
+    three = write(tmp_path / "three.tif", data[:3], crs=UTM, transform=PLACE)
+    code, _, err = cli(capsys, three, "--model", run / "model.safetensors")
+    assert_one_line_error(code, err, "three.tif", "has 3 bands", "trained on bands 3,2,1,4")
+
+
+# --- evaluate: masked pixels are not scored ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["nodata", "mask"])
+def test_evaluate_leaves_nodata_and_masked_pixels_out(tmp_path, how):
+    from fatsr.evaluate import evaluate, pair_files, score
+
+    hr = harbor(48, 64, deep=False)
+    rng = np.random.default_rng(0)
+    sr = np.clip(hr.astype(int) + rng.integers(-12, 13, hr.shape), 1, 255).astype(np.uint8)
+    sr[:, :, :20] = rng.integers(0, 256, (3, 48, 20))  # garbage where the HR has no data
+    if how == "nodata":
+        hr[:, :, :20] = 0
+        write(tmp_path / "hr.tif", hr, crs=UTM, transform=PLACE, nodata=0)
+    else:
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            with rasterio.open(tmp_path / "hr.tif", "w", driver="GTiff", count=3, height=48, width=64, dtype="uint8",
+                               crs=UTM, transform=PLACE) as out:  # fmt: skip
+                out.write(hr)
+                out.write_mask(np.where(np.arange(64) < 20, 0, 255).astype(np.uint8)[None].repeat(48, 0))
+    Image.fromarray(sr.transpose(1, 2, 0)).save(tmp_path / "sr.png")
+    (result,) = evaluate(pair_files(tmp_path / "hr.tif", sr=tmp_path / "sr.png"), scale=2, border=0)
+    hwc = [x.transpose(1, 2, 0)[:, 20:] for x in (sr, hr)]
+    lr = np.zeros((24, 22, 3), np.uint8)  # not used by the compared scores
+    alone = score(*hwc, lr, scale=2, border=0)
+    for key in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas"):
+        assert result.scores[key] == pytest.approx(alone[key], rel=1e-12), key
+    assert result.scores["psnr_rgb"] > 25  # the garbage would pull it far down
+
+
+# --- prepare: GeoTIFF tiles and checks ----------------------------------------------------------
+
+
+def test_prepare_split_and_check_six_band_int16(capsys, tmp_path):
+    rgb = harbor(40, 52).astype(np.int32)
+    data = np.concatenate([rgb, rgb[::-1] // 2]).astype(np.int16) - 300  # 6 bands, some negative
+    data[:, :4, :] = -9999
+    src = write(tmp_path / "scene.tif", data, crs=UTM, transform=PLACE, nodata=-9999)
+    with rasterio.open(src, "r+") as ds:
+        ds.set_band_description(5, "nir")
+    assert main(["prepare", "split", str(src), "-o", str(tmp_path / "tiles"), "--size", "32", "--step", "20",
+                 "--min-size", "8"]) == 0  # fmt: skip
+    tiles = sorted((tmp_path / "tiles").iterdir())
+    assert [p.name for p in tiles] == ["scene_y0_x0.tif", "scene_y0_x20.tif", "scene_y8_x0.tif", "scene_y8_x20.tif"]
+    with rasterio.open(tiles[3]) as ds:
+        assert ds.crs == UTM and ds.transform == PLACE @ Affine.translation(20, 8)
+        assert ds.nodata == -9999 and ds.descriptions[4] == "nir" and ds.dtypes[0] == "int16"
+        np.testing.assert_array_equal(ds.read(), data[:, 8:40, 20:52])
+    capsys.readouterr()
+    assert main(["prepare", "check", str(tmp_path / "tiles")]) == 0
+    out = capsys.readouterr().out
+    assert "4 images; sizes 32x32 (4); int16 (4); 6 bands (4)" in out and "no problems found" in out

@@ -30,6 +30,10 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", se
             raise FatsrError("no default model is installed with this fatsr; pass --model PATH (a .safetensors or .pth file)")
     network, metadata = load_network(path)
     model = SRModel(network, name=metadata.get("name", Path(path).stem), seed=seed)
+    if "value_mapping" in metadata:
+        from fatsr.data.datasets import BandMapping
+
+        model.mapping = BandMapping.from_json(metadata["value_mapping"])
     return model.to(device).eval()
 
 

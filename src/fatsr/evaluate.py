@@ -13,19 +13,24 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
 import torch.nn.functional as F
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from torch import Tensor, nn
 
 from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
 from fatsr.errors import FatsrError
-from fatsr.io import atomic_write, read_image
+from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
 from fatsr.lpips import LPIPS
 
 COLUMNS = (
@@ -118,7 +123,47 @@ def pair_files(hr: str | os.PathLike, *, sr: str | os.PathLike | None = None,
 def _read(path: Path) -> np.ndarray:
     """HWC uint8/uint16 image with any alpha channel dropped."""
     image = read_image(path)
-    return image[:, :, :3] if image.shape[2] == 4 else image
+    return image[:, :, :3] if image.shape[2] == 4 and _has_alpha(path) is not False else image
+
+
+def _has_alpha(path: Path) -> bool | None:
+    """Whether a raster's 4th band is alpha (None: not a raster GDAL reads, e.g. a PNG)."""
+    with _raster(path) as ds:
+        return None if ds is None else ds.count == 4 and ds.colorinterp[3] == ColorInterp.alpha
+
+
+@contextmanager
+def _raster(path: Path):
+    if path.suffix.lower() in PILLOW_SUFFIXES:
+        yield None
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path)
+    except RasterioError:
+        yield None
+        return
+    with ds:
+        yield ds
+
+
+def valid_pixels(path: Path) -> np.ndarray | None:
+    """HW bool: pixels with data in every band (GDAL's mask: nodata, dataset mask, alpha; and
+    finite); None where all are (or the file is a plain picture)."""
+    with _raster(path) as ds:
+        if ds is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            valid = (ds.read_masks() > 0).all(axis=0)
+            if any(np.dtype(d).kind == "f" for d in ds.dtypes):
+                valid &= np.isfinite(ds.read()).all(axis=0)
+    return None if valid.all() else valid
+
+
+def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    return b if a is None else a if b is None else a & b
 
 
 def _to_tensor(image: np.ndarray) -> Tensor:
@@ -147,18 +192,32 @@ class ImageResult:
         return self.scores["psnr_rgb"] if math.isnan(y) else y
 
 
-def _load_pair(pair: Pair, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """(HR cropped to a multiple of ``scale``, LR from its file or bicubic from the HR)."""
+@dataclass(frozen=True)
+class Masks:
+    """HW bool masks of the pixels to score (None: all): HR (and SR file) pixels, LR pixels."""
+
+    hr: np.ndarray | None = None
+    lr: np.ndarray | None = None
+
+
+def _load_pair(pair: Pair, scale: int) -> tuple[np.ndarray, np.ndarray, Masks]:
+    """(HR cropped to a multiple of ``scale``, LR from its file or bicubic from the HR, the
+    valid pixels of both: nodata, masked and non-finite pixels are left out of every score)."""
     hr = _read(pair.hr)
-    hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    hr = hr[:h, :w]
+    valid = valid_pixels(pair.hr)
+    valid = None if valid is None else valid[:h, :w]
     if pair.lr is None:
         lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
+        lr_valid = None if valid is None else valid.reshape(h // scale, scale, w // scale, scale).all(axis=(1, 3))
     else:
         lr = _read(pair.lr)
+        lr_valid = valid_pixels(pair.lr)
     if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
         raise FatsrError(f"{pair.name}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR {hr.shape[1]}x{hr.shape[0]} "
                          f"divided by {scale}; check --scale or the LR file")  # fmt: skip
-    return hr, lr
+    return hr, lr, Masks(valid, lr_valid)
 
 
 def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: nn.Module | None,
@@ -173,34 +232,40 @@ def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: nn.Module | Non
 
 
 def score(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, *, scale: int, border: int,
-          lpips: Sequence[LPIPS] = ()) -> dict[str, float]:  # fmt: skip
-    """All metrics of one SR image (HWC arrays; LR for the consistency PSNR)."""
+          lpips: Sequence[LPIPS] = (), masks: Masks = Masks()) -> dict[str, float]:  # fmt: skip
+    """All metrics of one SR image (HWC arrays; LR for the consistency PSNR), on the pixels of
+    ``masks`` only."""
     has_y = hr.shape[2] in (1, 3)
     nan = float("nan")
-    texture = metrics.psnr_by_texture(sr, hr, border=border, y_channel=has_y)
+    valid = masks.hr
+    texture = metrics.psnr_by_texture(sr, hr, border=border, y_channel=has_y, valid=valid)
     back = bicubic_downscale(_to_tensor(sr), scale)[0].permute(1, 2, 0).numpy()
     scores = {
-        "psnr_y": metrics.psnr(sr, hr, border=border) if has_y else nan,
-        "ssim_y": metrics.ssim(sr, hr, border=border) if has_y else nan,
-        "psnr_rgb": metrics.psnr(sr, hr, border=border, y_channel=False),
-        "ssim_rgb": metrics.ssim(sr, hr, border=border, y_channel=False),
-        "sam_deg": metrics.sam(sr, hr, border=border) if hr.shape[2] > 1 else nan,
-        "ergas": metrics.ergas(sr, hr, scale=scale, border=border),
-        "lr_psnr": metrics.psnr(back, lr, y_channel=False),
+        "psnr_y": metrics.psnr(sr, hr, border=border, valid=valid) if has_y else nan,
+        "ssim_y": metrics.ssim(sr, hr, border=border, valid=valid) if has_y else nan,
+        "psnr_rgb": metrics.psnr(sr, hr, border=border, y_channel=False, valid=valid),
+        "ssim_rgb": metrics.ssim(sr, hr, border=border, y_channel=False, valid=valid),
+        "sam_deg": metrics.sam(sr, hr, border=border, valid=valid) if hr.shape[2] > 1 else nan,
+        "ergas": metrics.ergas(sr, hr, scale=scale, border=border, valid=valid),
+        "lr_psnr": metrics.psnr(back, lr, y_channel=False, valid=masks.lr),
         **{f"psnr_{k}": v for k, v in texture.items()},
     }
     for model in lpips:
-        scores[f"lpips_{model.net}"] = _lpips(model, sr, hr, border) if has_y else nan
+        scores[f"lpips_{model.net}"] = _lpips(model, sr, hr, border, valid) if has_y else nan
     return scores
 
 
-def _lpips(model: LPIPS, sr: np.ndarray, hr: np.ndarray, border: int) -> float:
-    a, b = (_to_tensor(x[border : x.shape[0] - border, border : x.shape[1] - border]) for x in (sr, hr))
+def _lpips(model: LPIPS, sr: np.ndarray, hr: np.ndarray, border: int, valid: np.ndarray | None = None) -> float:
+    def crop(x: np.ndarray) -> np.ndarray:
+        return x[border : x.shape[0] - border, border : x.shape[1] - border]
+
+    a, b = (_to_tensor(crop(x)) for x in (sr, hr))
     if a.shape[1] == 1:
         a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
     device = model.shift.device
+    mask = None if valid is None else torch.from_numpy(crop(valid))[None, None].to(device)
     with torch.inference_mode():
-        return float(model(a.to(device), b.to(device)))
+        return float(model(a.to(device), b.to(device), mask))
 
 
 def _worst_region(sr: np.ndarray, hr: np.ndarray, size: int) -> tuple[int, int]:
@@ -224,9 +289,12 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | N
     """Score each pair (running ``model`` on its LR when given); crops kept if ``crop_size``."""
     for pair in pairs:
         try:
-            hr, lr = _load_pair(pair, scale)
+            hr, lr, masks = _load_pair(pair, scale)
             sr = _sr_image(pair, hr, lr, model, device)
-            scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips)
+            if model is None:
+                sr_valid = valid_pixels(pair.sr)
+                masks = Masks(_and(masks.hr, None if sr_valid is None else sr_valid[: hr.shape[0], : hr.shape[1]]), masks.lr)
+            scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)
         except FatsrError as exc:
             message = str(exc)
             raise FatsrError(message if message.startswith(pair.name) else f"{pair.name}: {message}") from None

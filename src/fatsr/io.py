@@ -68,19 +68,20 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise FatsrError(f"{path}: not a readable image ({exc}); replace or remove it") from None
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, any_dtype: bool = False) -> np.ndarray:
     """Read an image file as an HWC array: uint8 or uint16, with 1, 3 or 4 channels (any
     number of bands from GDAL).
 
     TIFF, JPEG2000, VRT, ... are decoded by GDAL (rasterio; a palette is expanded by Pillow,
     as for PNG). Pillow decodes PNG, JPEG, ... (and reports truncated or foreign files
     clearly) but reduces 16-bit colour to 8 bits, so those files are decoded by OpenCV instead.
+    ``any_dtype``: GDAL rasters of other dtypes (int16, float32, ...) are returned as they are.
     """
     path = Path(path)
     if not path.is_file():
         raise FatsrError(f"{path}: no such file")
     if path.suffix.lower() not in PILLOW_SUFFIXES:
-        array = _read_with_rasterio(path)
+        array = _read_with_rasterio(path, any_dtype)
         if array is not None:
             return array
     try:
@@ -111,8 +112,9 @@ def _open_raster(path: Path):
         return None
 
 
-def _read_with_rasterio(path: Path) -> np.ndarray | None:
-    """HWC uint8/uint16 from GDAL; None where GDAL cannot read it or it has a palette."""
+def _read_with_rasterio(path: Path, any_dtype: bool = False) -> np.ndarray | None:
+    """HWC uint8/uint16 (any dtype with ``any_dtype``) from GDAL; None where GDAL cannot read
+    it or it has a palette."""
     from rasterio.enums import ColorInterp
     from rasterio.errors import RasterioError
 
@@ -122,7 +124,7 @@ def _read_with_rasterio(path: Path) -> np.ndarray | None:
     with opened as ds:
         if ds.count == 0 or ColorInterp.palette in ds.colorinterp:
             return None
-        if not set(ds.dtypes) <= {"uint8", "uint16"} or len(set(ds.dtypes)) > 1:
+        if len(set(ds.dtypes)) > 1 or not (any_dtype or ds.dtypes[0] in ("uint8", "uint16")):
             raise FatsrError(f"{path}: {', '.join(sorted(set(ds.dtypes)))} pixels; this step reads 8- or 16-bit unsigned images")
         try:
             data = ds.read()

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import FatsrError
@@ -68,10 +69,20 @@ class LPIPS(nn.Module):
                 out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
         return out
 
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+    def forward(self, a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
+        """Distance per image; ``valid`` (N, 1, H, W) bool: average each layer's map only where
+        its receptive cell holds valid pixels only (masked pixels excluded)."""
         xa, xb = ((x * 2 - 1 - self.shift) / self.scale for x in (a, b))
         pairs = zip(self._taps(xa), self._taps(xb), strict=True)
-        return sum(lin((fa - fb) ** 2).mean(dim=(1, 2, 3)) for lin, (fa, fb) in zip(self.lins, pairs, strict=True))
+        total = torch.zeros(a.shape[0], device=a.device)
+        for lin, (fa, fb) in zip(self.lins, pairs, strict=True):
+            d = lin((fa - fb) ** 2)
+            if valid is None:
+                total = total + d.mean(dim=(1, 2, 3))
+            else:
+                m = (F.interpolate(valid.float(), size=d.shape[-2:], mode="area") > 0.999).float()
+                total = total + (d * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3)).clamp(min=1)
+        return total
 
 
 def default_weights_dir() -> Path:

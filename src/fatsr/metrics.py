@@ -45,8 +45,11 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return 16.0 + unit @ _Y_WEIGHTS
 
 
-def _prepare(sr: np.ndarray, hr: np.ndarray, border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Both images as HWC float64 on 0..255 (Y or RGB), border cropped."""
+def _prepare(
+    sr: np.ndarray, hr: np.ndarray, border: int, y_channel: bool, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both images as HWC float64 on 0..255 (Y or RGB), border cropped, and the HW mask of
+    pixels to score (``valid``, all where None), cropped alike."""
     a, b = _to_unit(sr), _to_unit(hr)
     if a.shape != b.shape:
         raise FatsrError(f"SR image {a.shape[:2]} and HR image {b.shape[:2]} differ in size or channels; "
@@ -57,17 +60,22 @@ def _prepare(sr: np.ndarray, hr: np.ndarray, border: int, y_channel: bool) -> tu
         a, b = a * 255.0, b * 255.0
     if border < 0 or 2 * border >= min(a.shape[:2]):
         raise FatsrError(f"border {border} does not fit a {a.shape[0]}x{a.shape[1]} image; use a smaller border")
+    mask = np.ones(a.shape[:2], bool) if valid is None else np.asarray(valid, bool)
     if border:
-        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
-    return a, b
+        a, b, mask = (x[border:-border, border:-border] for x in (a, b, mask))
+    if not mask.any():
+        raise FatsrError("no valid pixel to score (all nodata or masked)")
+    return a, b, mask
 
 
 def psnr(
-    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, data_range: float = 255.0
+    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, data_range: float = 255.0,
+    valid: np.ndarray | None = None,
 ) -> float:
-    """Peak signal-to-noise ratio in dB; ``data_range`` is the peak on the 0..255 scale. inf if equal."""
-    a, b = _prepare(sr, hr, border, y_channel)
-    mse = float(np.mean((a - b) ** 2))
+    """Peak signal-to-noise ratio in dB; ``data_range`` is the peak on the 0..255 scale. inf if
+    equal. ``valid`` (HW bool, every metric here): only those pixels are scored."""
+    a, b, mask = _prepare(sr, hr, border, y_channel, valid)
+    mse = float(np.mean((a[mask] - b[mask]) ** 2))
     if mse == 0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / mse))
@@ -81,7 +89,7 @@ def _gaussian_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return sum(k * rows[:, i : w - n + 1 + i] for i, k in enumerate(kernel))
 
 
-def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
+def _ssim_channel(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     offsets = np.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1)
     kernel = np.exp(-(offsets**2) / (2 * _SSIM_SIGMA**2))
@@ -91,37 +99,49 @@ def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
     var_b = _gaussian_valid(b * b, kernel) - mu_b**2
     cov = _gaussian_valid(a * b, kernel) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
+    return float(ssim_map[mask].mean())
 
 
-def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True) -> float:
+def _window_valid(mask: np.ndarray) -> np.ndarray:
+    """Centres of the 11x11 windows ('valid' filtering) that hold valid pixels only."""
+    n = 2 * _SSIM_RADIUS + 1
+    return np.lib.stride_tricks.sliding_window_view(mask, (n, n)).all(axis=(2, 3))
+
+
+def ssim(
+    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, valid: np.ndarray | None = None
+) -> float:
     """Structural similarity: 11x11 Gaussian window (sigma 1.5), 'valid' filtering, mean of the
-    map; per-channel mean for RGB. The image after the border crop must be at least 11x11."""
-    a, b = _prepare(sr, hr, border, y_channel)
+    map (over windows holding valid pixels only); per-channel mean for RGB. The image after the
+    border crop must be at least 11x11."""
+    a, b, mask = _prepare(sr, hr, border, y_channel, valid)
     if min(a.shape[:2]) < 2 * _SSIM_RADIUS + 1:
         raise FatsrError(f"SSIM needs at least 11x11 pixels after the border crop, got {a.shape[0]}x{a.shape[1]}")
-    return float(np.mean([_ssim_channel(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
+    windows = _window_valid(mask)
+    if not windows.any():
+        return float("nan")
+    return float(np.mean([_ssim_channel(a[:, :, c], b[:, :, c], windows) for c in range(a.shape[2])]))
 
 
-def sam(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
+def sam(sr: np.ndarray, hr: np.ndarray, *, border: int = 0, valid: np.ndarray | None = None) -> float:
     """Spectral angle mapper: mean over pixels of the angle between the SR and HR band vectors,
     in degrees. Pixels where either vector is zero have no angle and are left out (nan if all)."""
-    a, b = _prepare(sr, hr, border, y_channel=False)
+    a, b, mask = _prepare(sr, hr, border, y_channel=False, valid=valid)
     dot = np.sum(a * b, axis=2)
     norms = np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2)
-    valid = norms > 0
-    if not valid.any():
+    ok = (norms > 0) & mask
+    if not ok.any():
         return float("nan")
-    cosine = np.clip(dot[valid] / norms[valid], -1.0, 1.0)
+    cosine = np.clip(dot[ok] / norms[ok], -1.0, 1.0)
     return float(np.degrees(np.arccos(cosine)).mean())
 
 
-def ergas(sr: np.ndarray, hr: np.ndarray, *, scale: int, border: int = 0) -> float:
+def ergas(sr: np.ndarray, hr: np.ndarray, *, scale: int, border: int = 0, valid: np.ndarray | None = None) -> float:
     """ERGAS = 100 / scale * sqrt(mean over bands of RMSE_k^2 / mean(HR_k)^2) (lower is better);
     nan when an HR band has mean 0."""
-    a, b = _prepare(sr, hr, border, y_channel=False)
-    mse = np.mean((a - b) ** 2, axis=(0, 1))
-    mean_sq = np.mean(b, axis=(0, 1)) ** 2
+    a, b, mask = _prepare(sr, hr, border, y_channel=False, valid=valid)
+    mse = np.mean((a[mask] - b[mask]) ** 2, axis=0)
+    mean_sq = np.mean(b[mask], axis=0) ** 2
     if np.any(mean_sq == 0):
         return float("nan")
     return float(100.0 / scale * np.sqrt(np.mean(mse / mean_sq)))
@@ -139,13 +159,15 @@ def local_variance(img: np.ndarray, size: int = 7) -> np.ndarray:
 
 
 def psnr_by_texture(
-    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, window: int = 7
+    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, window: int = 7,
+    valid: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """PSNR in the low-, mid- and high-texture thirds of the pixels, ranked by the local
+    """PSNR in the low-, mid- and high-texture thirds of the (valid) pixels, ranked by the local
     variance (``window`` x ``window``) of the HR image (band mean when there is no Y)."""
-    a, b = _prepare(sr, hr, border, y_channel)
+    a, b, mask = _prepare(sr, hr, border, y_channel, valid)
     variance = local_variance(b.mean(axis=2), window).ravel()
     order = np.argsort(variance, kind="stable")
+    order = order[mask.ravel()[order]]
     error = ((a - b) ** 2).mean(axis=2).ravel()
     result = {}
     for name, part in zip(STRATA, np.array_split(order, len(STRATA)), strict=True):

@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -230,8 +230,9 @@ def upscale_raster(
         if dst.suffix.lower() not in SUFFIXES:
             what = "would lose its georeference" if georeferenced(ds) else "cannot hold this raster"
             raise FatsrError(f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (written as GeoTIFF)")
+        options, fixed = _trained_bands(ds, src, model, options)
         groups = _band_groups(ds, options, getattr(model, "channels", 3))
-        mapping, fills = _value_mapping(ds, options.value_range)
+        mapping, fills = _value_mapping(ds, options.value_range, fixed)
         runners = {
             "rgb": TailSafe(model), "network": TailSafe(model), "bicubic": Bicubic(model.scale),
             "nearest": Nearest(model.scale),
@@ -461,9 +462,40 @@ def valid_mask(ds: DatasetReader, indexes: tuple[int, ...], data: np.ndarray, wi
     return (masks > 0) & np.isfinite(data)
 
 
-def _value_mapping(ds: DatasetReader, value_range: tuple[float, float] | None) -> tuple[ValueMapping, np.ndarray]:
+def _trained_bands(
+    ds: DatasetReader, src: Path, model: Callable, options: RasterOptions
+) -> tuple[RasterOptions, dict[int, tuple[float, float]]]:
+    """A multispectral model (trained with ``--bands``) brings its bands and value mapping:
+    its bands are the default ``bands`` and keep the training's (low, high) unless ``--range``
+    is given; a raster they do not fit is refused. Bands outside the model go bicubic when it
+    is not a 3-channel model (it cannot take one band alone)."""
+    trained = getattr(model, "mapping", None)
+    channels = getattr(model, "channels", 3)
+    if channels != 3 and options.other_bands == "network":
+        options = replace(options, other_bands="bicubic")
+    if trained is None:
+        if options.bands is None and channels != 3:
+            raise FatsrError(f"{src}: the model takes {channels} bands; choose them with --bands, e.g. 4,3,2,5")
+        return options, {}
+    listed = ",".join(map(str, trained.bands))
+    if max(trained.bands) > ds.count and options.bands is None:
+        raise FatsrError(
+            f"{src}: has {ds.count} band{'s' * (ds.count > 1)}, but the model was trained on bands {listed} "
+            f"of {max(trained.bands)}+ band rasters; give a raster like those, or --bands to choose {channels}"
+        )
+    bands = options.bands or trained.bands
+    options = replace(options, bands=bands)
+    if options.value_range is not None:
+        return options, {}
+    return options, {b: (lo, hi) for b, lo, hi in zip(bands, trained.low, trained.high)}
+
+
+def _value_mapping(
+    ds: DatasetReader, value_range: tuple[float, float] | None, fixed: dict[int, tuple[float, float]] | None = None
+) -> tuple[ValueMapping, np.ndarray]:
     """The mapping of every band to [0, 1], and each band's fill value (its valid mean) in
-    unit space, both from a decimated read (an overview where the file has one)."""
+    unit space, both from a decimated read (an overview where the file has one). ``fixed``:
+    (low, high) of some bands (a multispectral model's training mapping)."""
     factor = max(1, math.ceil(max(ds.width, ds.height) / STATS_SIZE))
     shape = (ds.count, math.ceil(ds.height / factor), math.ceil(ds.width / factor))
     sample = ds.read(out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
@@ -479,6 +511,10 @@ def _value_mapping(ds: DatasetReader, value_range: tuple[float, float] | None) -
         bounds = [np.percentile(v, PERCENTILES) if v.size else (0.0, 1.0) for v in valid]
         low = [float(lo) for lo, _ in bounds]
         high = [float(hi) if hi > lo else float(lo) + 1.0 for lo, hi in bounds]
+    if fixed:
+        for band, (lo, hi) in fixed.items():
+            low[band - 1], high[band - 1] = float(lo), float(hi)
+        method = f"bands {','.join(map(str, fixed))}: the model's training mapping; others: {method}"
     mapping = ValueMapping(method, tuple(low), tuple(high))
     means = np.array([v.mean() if v.size else lo for v, lo in zip(valid, low)])
     return mapping, (means - np.array(low)) / (np.array(high) - np.array(low))

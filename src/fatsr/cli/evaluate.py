@@ -30,7 +30,8 @@ Either give SR images (--sr) or a model to run on LR inputs (--model FILE or
 --model bicubic). Files are matched by name (an SR file <stem>_x<scale> also
 matches <stem>). LR inputs come from --lr, else from the HR images downscaled
 by bicubic (antialiased) and rounded to the HR bit depth. HR images are cropped
-to a multiple of the scale.
+to a multiple of the scale. Rasters (GeoTIFF, JP2, ...) are read through GDAL;
+their nodata, masked and non-finite pixels are left out of every metric.
 
 Metrics (border pixels cropped from every side, default: the scale):
   PSNR-Y, SSIM-Y    BT.601 "MATLAB" luma (16..235), the BasicSR/SwinIR/HAT convention

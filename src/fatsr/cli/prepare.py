@@ -20,10 +20,11 @@ from fatsr.cli.degrade import (
     run_jobs,
 )
 from fatsr.data.check import check_dataset, format_problems
-from fatsr.data.prepare import tile_boxes
+from fatsr.data.prepare import tile_boxes, write_raster_tiles
 from fatsr.io import image_size
 from fatsr.errors import FatsrError
 from fatsr.io import read_image, write_image
+from fatsr.raster import is_raster
 
 EXAMPLES = """\
 examples:
@@ -44,7 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    split = sub.add_parser("split", help="cut images into overlapping tiles (written as PNG)")
+    split = sub.add_parser(
+        "split", help="cut images into overlapping tiles (PNG; rasters such as GeoTIFFs: GeoTIFF tiles, georeferenced)"
+    )
     split.add_argument("input", type=Path, metavar="IN", help="an image or a folder of images")
     split.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="folder for the tiles")
     split.add_argument("--size", type=int, default=480, help="tile side in pixels (default 480)")
@@ -86,8 +89,9 @@ def run_split(args: argparse.Namespace) -> int:
         if min(h, w) < args.min_size:
             skipped.append(f"{source.name} ({w}x{h})")
             continue
+        suffix = ".tif" if is_raster(source) else ".png"
         plan[source] = [
-            (args.output / f"{source.stem}_y{top}_x{left}.png", (top, left, th, tw))
+            (args.output / f"{source.stem}_y{top}_x{left}{suffix}", (top, left, th, tw))
             for top, left, th, tw in tile_boxes(h, w, args.size, args.step)
         ]
     targets = [t for tiles in plan.values() for t, _ in tiles]
@@ -95,6 +99,9 @@ def run_split(args: argparse.Namespace) -> int:
         raise FatsrError(f"{args.input}: several images share a name stem; rename them so the tile names differ")
     refuse_existing(targets, args.overwrite)
     for source, tiles in tqdm(plan.items(), unit="img", desc="split"):
+        if is_raster(source):
+            write_raster_tiles(source, tiles, overwrite=args.overwrite)
+            continue
         image = read_image(source)
         for target, (top, left, th, tw) in tiles:
             write_image(target, image[top : top + th, left : left + tw], overwrite=args.overwrite)

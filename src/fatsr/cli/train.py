@@ -60,6 +60,10 @@ HELP: dict[str, str] = {
     "workers": "data loading processes",
     "degradation": "make each batch's LR on the training device from HR crops with this degradation "
     "(a `fatsr degrade` preset or .yaml file), fresh random parameters per image; LR/ files are not used",
+    "bands": "train on these bands of multispectral rasters (GeoTIFF, JP2, ...), e.g. 4,3,2,5: "
+    "the network gets as many channels; the bands and value mapping are saved in the model for upscale",
+    "value_range": "with --bands: values mapped to 0..1 (default: the dtype range of 8/16-bit data; "
+    "needed for int16/float)",
     "preset": "network size: fat (published, 10.2 M parameters) or compact",
     "network": "override a preset argument, e.g. --network dim=48 (repeatable)",
     "steps": "training steps (wins over --epochs)",
@@ -126,7 +130,9 @@ def add_field(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
     if base is bool:
         options["action"] = argparse.BooleanOptionalAction
     elif base is tuple:
-        options.update(nargs=2, type=float, metavar=("B1", "B2"))
+        options.update(nargs=2, type=float, metavar=("LO", "HI") if name == "value_range" else ("B1", "B2"))
+    elif name == "bands":
+        options.update(type=_band_list, metavar="B,B,...")
     elif base is list and name == "data_dir":
         options.update(nargs="+", action="extend", metavar="DIR")
     elif base is list:
@@ -139,6 +145,13 @@ def add_field(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
         if name in CHOICES:
             options.update(choices=CHOICES[name], metavar=None)
     parser.add_argument(*flags, **options)
+
+
+def _band_list(text: str) -> list[int]:
+    try:
+        return [int(b) for b in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give band numbers separated by commas, e.g. 4,3,2,5") from None
 
 
 def _key_value(text: str) -> tuple[str, Any]:

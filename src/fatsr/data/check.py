@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from fatsr.data.datasets import find_images
 from fatsr.errors import FatsrError
 from fatsr.io import read_image
@@ -28,7 +30,7 @@ class _Image:
     path: Path
     height: int
     width: int
-    bits: int
+    kind: str  # "8-bit", "16-bit", or the dtype of other rasters (int16, float32, ...)
     bands: int
 
 
@@ -82,14 +84,15 @@ def _scan(root: Path, report: CheckReport) -> dict[Path, list[_Image]]:
         images = []
         for path in find_images(Path(dirpath)):
             try:
-                pixels = read_image(path)
+                pixels = read_image(path, any_dtype=True)
             except FatsrError as exc:
                 report.problems["unreadable"].append(str(exc))
                 continue
             digest = hashlib.sha256(f"{pixels.shape}{pixels.dtype}".encode() + pixels.tobytes()).hexdigest()
             by_digest[digest].append(path)
             h, w, bands = pixels.shape
-            images.append(_Image(path, h, w, pixels.dtype.itemsize * 8, bands))
+            kind = f"{pixels.dtype.itemsize * 8}-bit" if pixels.dtype in (np.uint8, np.uint16) else pixels.dtype.name
+            images.append(_Image(path, h, w, kind, bands))
         if images:
             folders[Path(dirpath)] = images
     for paths in by_digest.values():
@@ -136,7 +139,7 @@ def check_dataset(root: Path, scale: int | None = None) -> CheckReport:
         report.problems["empty"].append(f"{root}: no images in it or its sub-folders")
     for folder, images in folders.items():
         sizes = _tally([f"{i.width}x{i.height}" for i in images])
-        bits = _tally([f"{i.bits}-bit" for i in images])
+        bits = _tally([i.kind for i in images])
         bands = _tally([f"{i.bands} band{'s' if i.bands > 1 else ''}" for i in images])
         report.lines.append(f"{folder.relative_to(root)}: {len(images)} images; sizes {sizes}; {bits}; {bands}")
     _check_pairs(root, folders, scale, report)

@@ -4,11 +4,15 @@ A root folder is either paired (``HR/`` or ``GT/`` beside ``LR/``, files matched
 exactly ``scale`` times the LR size) or holds HR images only, whose LR is synthesised with
 :func:`bicubic_downscale` and rounded to the file's bit depth (so it equals a stored LR file).
 Items are ``{"lr": CHW float32, "hr": CHW float32, "name": str}`` in [0, 1]; grey images are
-replicated to RGB and alpha is dropped. Errors in the data raise :class:`FatsrError`.
+replicated to RGB and alpha is dropped. With a :class:`BandMapping` (``fatsr train --bands``),
+files are rasters read by GDAL: the chosen bands, mapped to [0, 1] by its per-band range,
+invalid pixels (nodata, masked, non-finite) inpainted. Errors in the data raise
+:class:`FatsrError`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,73 @@ _SHOWN = 5  # names listed in an error message
 # LR pixels kept around a training crop before downscaling: more than the reach of the
 # antialiased bicubic kernel (1.5 LR pixels), so the crop's LR equals that of the whole image.
 _LR_MARGIN = 2
+
+
+@dataclass(frozen=True)
+class BandMapping:
+    """The bands a multispectral model works on (1-based, in network channel order) and how
+    their values map to its [0, 1]: ``(value - low) / (high - low)`` per band. Saved in the
+    model file (``value_mapping``) and reused by ``fatsr upscale``."""
+
+    bands: tuple[int, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    method: str
+
+    def to_json(self) -> str:
+        return json.dumps({"bands": list(self.bands), "low": list(self.low), "high": list(self.high), "method": self.method})
+
+    @classmethod
+    def from_json(cls, text: str) -> BandMapping:
+        d = json.loads(text)
+        return cls(tuple(d["bands"]), tuple(d["low"]), tuple(d["high"]), d["method"])
+
+    @classmethod
+    def for_data(cls, path: Path, bands: tuple[int, ...], value_range: tuple[float, float] | None) -> BandMapping:
+        """The mapping of ``bands`` for data like the raster ``path``: ``value_range`` for
+        every band, else the range of its 8- or 16-bit unsigned dtype."""
+        with _raster(path) as ds:
+            _check_bands(path, ds.count, bands)
+            dtype = np.dtype(ds.dtypes[0])
+        if value_range is not None:
+            return cls(bands, (float(value_range[0]),) * len(bands), (float(value_range[1]),) * len(bands), "range")
+        if dtype in (np.uint8, np.uint16):
+            return cls(bands, (0.0,) * len(bands), (float(np.iinfo(dtype).max),) * len(bands), "dtype range")
+        raise FatsrError(f"{path}: {dtype} values need --range LO HI, the values mapped to 0..1 (saved in the model file)")
+
+    def read(self, path: Path) -> np.ndarray:
+        """HWC float32 of the bands in [0, 1] (invalid pixels inpainted from their neighbours)."""
+        from rasterio.fill import fillnodata
+
+        with _raster(path) as ds:
+            _check_bands(path, ds.count, self.bands)
+            data = ds.read(list(self.bands)).astype(np.float32)
+            valid = (ds.read_masks(list(self.bands)) > 0) & np.isfinite(data)
+        low, high = np.array(self.low, np.float32)[:, None, None], np.array(self.high, np.float32)[:, None, None]
+        unit = (np.where(valid, data, low) - low) / (high - low)
+        for k in range(unit.shape[0]):
+            if valid[k].any() and not valid[k].all():
+                unit[k] = fillnodata(unit[k], valid[k].astype(np.uint8), max_search_distance=64)
+        return np.ascontiguousarray(unit.transpose(1, 2, 0))
+
+
+def _raster(path: Path):
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioError as exc:
+        raise FatsrError(f"{path}: not a raster GDAL reads ({str(exc).splitlines()[0]}); --bands needs GeoTIFF/JP2/... files") from None
+
+
+def _check_bands(path: Path, count: int, bands: tuple[int, ...]) -> None:
+    if max(bands) > count or min(bands) < 1:
+        raise FatsrError(f"{path}: has bands 1 to {count}; --bands {','.join(map(str, bands))} does not fit it")
 
 
 @dataclass(frozen=True)
@@ -108,22 +179,31 @@ def _scan(root: Path, scale: int) -> list[_Pair]:
     return [_Pair(s, p, lr_files[s], sizes[s]) for s, p in hr_files.items()]
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    """HWC uint8/uint16 RGB: grey replicated, alpha dropped."""
+def _read_rgb(path: Path, mapping: BandMapping | None = None) -> np.ndarray:
+    """HWC uint8/uint16 RGB: grey replicated, alpha dropped; with ``mapping``, HWC float32
+    of its bands in [0, 1]."""
+    if mapping is not None:
+        return mapping.read(path)
     img = read_image(path)
     if img.shape[2] == 1:
         return np.repeat(img, 3, axis=2)
     return img[:, :, :3]
 
 
-def _levels(img: np.ndarray) -> int:
-    return 65535 if img.dtype == np.uint16 else 255
+def _levels(img: np.ndarray) -> int | None:
+    """Grey levels of an integer image (None for values already in [0, 1])."""
+    return None if img.dtype == np.float32 else 65535 if img.dtype == np.uint16 else 255
+
+
+def _round(x: Tensor, levels: int | None) -> Tensor:
+    return x if levels is None else quantize(x, levels)
 
 
 def _to_tensor(img: np.ndarray) -> Tensor:
-    """CHW float32 in [0, 1] from an HWC uint8/uint16 array."""
+    """CHW float32 in [0, 1] from an HWC uint8/uint16 array (float32: already in [0, 1])."""
     chw = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-    return chw.to(torch.float32) / _levels(img)
+    levels = _levels(img)
+    return chw.to(torch.float32) if levels is None else chw.to(torch.float32) / levels
 
 
 class TrainDataset(Dataset):
@@ -144,12 +224,14 @@ class TrainDataset(Dataset):
         cache: bool = False,
         seed: int = 0,
         hr_only: bool = False,
+        mapping: BandMapping | None = None,
     ) -> None:
         if patch_size < 1 or seed < 0:
             raise FatsrError(f"patch size must be >= 1 and seed >= 0, got {patch_size} and {seed}")
         self.roots = [Path(root)] if isinstance(root, (str, os.PathLike)) else [Path(r) for r in root]
         self.scale, self.patch_size = scale, patch_size
         self.augment, self.seed, self.epoch, self.hr_only = augment, seed, 0, hr_only
+        self.mapping = mapping
         self.pairs = [pair for folder in self.roots for pair in _scan(folder, scale)]
         too_small = [p for p in self.pairs if min(p.hr_size) // scale < patch_size]
         if too_small:
@@ -173,7 +255,8 @@ class TrainDataset(Dataset):
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         pair = self.pairs[index]
-        arrays = _read_rgb(pair.hr), None if pair.lr is None or self.hr_only else _read_rgb(pair.lr)
+        lr = None if pair.lr is None or self.hr_only else _read_rgb(pair.lr, self.mapping)
+        arrays = _read_rgb(pair.hr, self.mapping), lr
         if self._cache is not None:
             self._cache[index] = arrays
         return arrays
@@ -185,7 +268,7 @@ class TrainDataset(Dataset):
         t1 = min(top + p + _LR_MARGIN, hr.shape[0] // s)
         l1 = min(left + p + _LR_MARGIN, hr.shape[1] // s)
         region = bicubic_downscale(_to_tensor(hr[t0 * s : t1 * s, l0 * s : l1 * s]), s)
-        return quantize(region, _levels(hr))[:, top - t0 : top - t0 + p, left - l0 : left - l0 + p]
+        return _round(region, _levels(hr))[:, top - t0 : top - t0 + p, left - l0 : left - l0 + p]
 
     def __getitem__(self, index: int) -> dict[str, Tensor | str]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -219,8 +302,8 @@ class ValDataset(Dataset):
     """Whole images: HR cropped to a multiple of ``scale``; LR from ``LR/`` if paired, else its
     deterministic bicubic downscale rounded to the HR file's bit depth."""
 
-    def __init__(self, root: str | os.PathLike, scale: int) -> None:
-        self.root, self.scale = Path(root), scale
+    def __init__(self, root: str | os.PathLike, scale: int, mapping: BandMapping | None = None) -> None:
+        self.root, self.scale, self.mapping = Path(root), scale, mapping
         self.pairs = _scan(self.root, scale)
 
     def __len__(self) -> int:
@@ -228,11 +311,11 @@ class ValDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor | str]:
         pair, s = self.pairs[index], self.scale
-        hr = _read_rgb(pair.hr)
+        hr = _read_rgb(pair.hr, self.mapping)
         hr = hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s]
         hr_tensor = _to_tensor(hr)
         if pair.lr is None:
-            lr_tensor = quantize(bicubic_downscale(hr_tensor, s), _levels(hr))
+            lr_tensor = _round(bicubic_downscale(hr_tensor, s), _levels(hr))
         else:
-            lr_tensor = _to_tensor(_read_rgb(pair.lr))
+            lr_tensor = _to_tensor(_read_rgb(pair.lr, self.mapping))
         return {"lr": lr_tensor, "hr": hr_tensor, "name": pair.name}

@@ -38,6 +38,8 @@ class TrainConfig:
     cache: bool = False
     workers: int = 4
     degradation: str | None = None  # preset name or YAML: LR made per batch from HR crops on the device
+    bands: list[int] = field(default_factory=list)  # multispectral rasters: 1-based bands = network channels
+    value_range: tuple[float, float] | None = None  # with bands: values mapped to [0, 1] (default: dtype range)
     # network
     preset: str = "fat"
     network: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's arguments
@@ -100,6 +102,16 @@ class TrainConfig:
             raise FatsrError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if not all(0 <= b < 1 for b in self.betas):
             raise FatsrError(f"--betas must be in [0, 1), got {self.betas}")
+        if self.bands and (min(self.bands) < 1 or len(set(self.bands)) != len(self.bands)):
+            raise FatsrError(f"--bands {','.join(map(str, self.bands))}: give different band numbers from 1, e.g. 4,3,2,5")
+        if self.value_range is not None and not self.bands:
+            raise FatsrError("--value-range maps raster bands; give --bands too, e.g. --bands 4,3,2,5")
+        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
+            raise FatsrError(f"--value-range {self.value_range[0]:g} {self.value_range[1]:g}: LO must be below HI")
+        if self.bands and len(self.bands) != 3 and self.perceptual_weight:
+            raise FatsrError(f"the perceptual loss (VGG19) needs 3 bands, not {len(self.bands)}; add --perceptual-weight 0")
+        if self.bands and len(self.bands) != 3 and self.degradation:
+            raise FatsrError(f"--degradation works on 3-band images, not {len(self.bands)} bands; drop it")
         if self.schedule == "multistep" and not self.milestones:
             raise FatsrError("--schedule multistep needs --milestones STEP [STEP ...]")
         if self.degradation is not None:

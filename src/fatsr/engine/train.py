@@ -74,13 +74,28 @@ def build_network(config: TrainConfig) -> nn.Module:
     from fatsr.models.presets import PRESETS
     from fatsr.models.presets import build_network as build_preset
 
-    if not config.network:
+    channels = {"in_channels": len(config.bands), "out_channels": len(config.bands)} if config.bands else {}
+    if not config.network and not channels:
         return build_preset(config.preset, config.scale)
-    arguments = {**PRESETS[config.preset], **config.network, "scale": config.scale}
+    arguments = {**PRESETS[config.preset], **config.network, **channels, "scale": config.scale}
     try:
         return FAT(**arguments)
     except (TypeError, ValueError) as exc:
         raise FatsrError(f"network overrides {config.network} do not give a valid FAT ({exc})") from None
+
+
+def band_mapping(config: TrainConfig):
+    """The :class:`~fatsr.data.datasets.BandMapping` of a ``--bands`` run (None without),
+    from the first training file."""
+    from fatsr.data.datasets import BandMapping, _layout, find_images
+
+    if not config.bands:
+        return None
+    folder = _layout(Path(config.data_dir[0]))[0]
+    files = find_images(folder)
+    if not files:
+        raise FatsrError(f"{folder}: no rasters to train on")
+    return BandMapping.for_data(files[0], tuple(config.bands), config.value_range)
 
 
 def describe(network_config: dict | None) -> str:
@@ -268,9 +283,10 @@ class Trainer:
 
         self.degradation_preset = load_preset(config.degradation) if config.degradation else None
         self.degrader = BatchDegrader(self.degradation_preset, config.scale) if self.degradation_preset else None
+        self.mapping = band_mapping(config)
         self.train_set = TrainDataset(
             config.data_dir, config.scale, patch_size=config.patch_size, augment=config.augment,
-            cache=config.cache, seed=config.seed, hr_only=self.degrader is not None,
+            cache=config.cache, seed=config.seed, hr_only=self.degrader is not None, mapping=self.mapping,
         )  # fmt: skip
         self.steps_per_epoch = len(self.train_set) // config.batch_size
         if self.steps_per_epoch == 0:
@@ -279,7 +295,7 @@ class Trainer:
                 f"{config.batch_size}; add images or lower the batch size"
             )
         self.total_steps = config.steps or (config.epochs or 100) * self.steps_per_epoch
-        self.val_set = ValDataset(config.val_dir, config.scale) if config.val_dir and layout.main else None
+        self.val_set = ValDataset(config.val_dir, config.scale, self.mapping) if config.val_dir and layout.main else None
         self.loss_fn = FATLoss(
             config.l1_weight, config.perceptual_weight, config.lev_weight,
             vgg_weights=config.vgg_weights, published_normalization=config.published_normalization,
@@ -462,7 +478,8 @@ class Trainer:
         from fatsr.models.files import save_model
 
         name = f"FAT {self.config.preset} x{self.config.scale} ({self.save_dir.name})"
-        save_model(path, self.ema.module, name=name, extra=extra, overwrite=True)
+        mapping = {"value_mapping": self.mapping.to_json()} if self.mapping else {}
+        save_model(path, self.ema.module, name=name, extra=extra, overwrite=True, metadata=mapping)
 
     def _finish(self) -> Path:
         model_path = self.save_dir / MODEL

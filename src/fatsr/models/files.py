@@ -21,10 +21,13 @@ FORMAT_VERSION = "1"
 
 
 def save_model(
-    path: str | os.PathLike, network: FAT, *, name: str, extra: dict | None = None, overwrite: bool = False
+    path: str | os.PathLike, network: FAT, *, name: str, extra: dict | None = None, overwrite: bool = False,
+    metadata: dict[str, str] | None = None,
 ) -> None:
-    """Write ``network``'s weights and configuration as a fatsr model file (atomically)."""
+    """Write ``network``'s weights and configuration as a fatsr model file (atomically);
+    ``metadata``: more entries (e.g. ``value_mapping`` of a multispectral model)."""
     metadata = {
+        **(metadata or {}),
         "format": "fatsr-model",
         "format_version": FORMAT_VERSION,
         "architecture": ARCHITECTURE,

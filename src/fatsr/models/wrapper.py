@@ -40,6 +40,7 @@ class SRModel(nn.Module):
         self.seed = seed
         self.scale: int = network.scale
         self.channels: int = network.config["in_channels"]
+        self.mapping = None  # a multispectral model's BandMapping (bands and value mapping), from its file
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         """Smallest size >= (height, width) the network accepts."""
