@@ -14,7 +14,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,8 +285,11 @@ def _crops(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, scale: int, size: int
 
 def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | None = None,
              device: torch.device | str = "cpu", lpips: Sequence[LPIPS] = (),
-             crop_size: int | None = None) -> Iterator[ImageResult]:  # fmt: skip
-    """Score each pair (running ``model`` on its LR when given); crops kept if ``crop_size``."""
+             crop_size: int | None = None,
+             on_images: Callable[[str, np.ndarray, np.ndarray, np.ndarray, Masks], None] | None = None,
+             ) -> Iterator[ImageResult]:  # fmt: skip
+    """Score each pair (running ``model`` on its LR when given); crops kept if ``crop_size``;
+    ``on_images(name, lr, sr, hr, masks)`` sees the arrays of every pair (for the HTML page)."""
     for pair in pairs:
         try:
             hr, lr, masks = _load_pair(pair, scale)
@@ -299,6 +302,8 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | N
             message = str(exc)
             raise FatsrError(message if message.startswith(pair.name) else f"{pair.name}: {message}") from None
         crops = _crops(sr, hr, lr, scale, crop_size) if crop_size else None
+        if on_images is not None:
+            on_images(pair.name, lr, sr, hr, masks)
         yield ImageResult(pair.name, scores, crops)
 
 

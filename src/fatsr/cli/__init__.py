@@ -11,12 +11,12 @@ from fatsr.errors import FatsrError
 
 def build_parser() -> argparse.ArgumentParser:
     from fatsr import __version__
-    from fatsr.cli import degrade, denoise, evaluate, export, lam, prepare, train, upscale
+    from fatsr.cli import compare, degrade, denoise, evaluate, export, lam, prepare, train, upscale
 
     parser = argparse.ArgumentParser(prog="fatsr", description="Remote-sensing super-resolution with FAT.")
     parser.add_argument("--version", action="version", version=f"fatsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (upscale, train, evaluate, lam, degrade, denoise, prepare, export):
+    for module in (upscale, train, evaluate, compare, lam, degrade, denoise, prepare, export):
         module.add_parser(sub)
     return parser
 

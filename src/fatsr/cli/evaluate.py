@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fatsr.compare import image_item, page_data, write_page
 from fatsr.errors import FatsrError
 from fatsr.evaluate import (
     Pair,
@@ -47,6 +48,7 @@ EXAMPLES = """\
 examples:
   fatsr evaluate val/HR --model bicubic --scale 4
   fatsr evaluate val/HR --model fat_x4.safetensors -o results/ --crops
+  fatsr evaluate val/HR --model fat_x4.safetensors -o results/ --html   # results/report.html
   fatsr evaluate val/HR --sr upscaled/ --lr val/LR -o results/ --lpips alex --lpips-weights weights/
 """
 
@@ -71,6 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lpips-weights", metavar="FOLDER", help="folder with the LPIPS files (default: torch hub cache)")
     parser.add_argument("-o", "--output", metavar="FOLDER", help="write metrics.csv and summary.json here")
     parser.add_argument("--crops", action="store_true", help="also write crops.png: worst and best image, bicubic/SR/HR")
+    parser.add_argument("--html", action="store_true",
+                        help="also write report.html: the compare page of every image (LR, bicubic, SR, HR), worst gain first")  # fmt: skip
     parser.add_argument("--crop-size", type=int, default=96, help="side of the crops in HR pixels (default: 96)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run the model (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing (default: 0)")
@@ -93,9 +97,14 @@ def run(args: argparse.Namespace) -> int:
     if crop_size is not None and crop_size < 1:
         raise FatsrError(f"--crop-size must be at least 1, got {crop_size}")
     progress = tqdm(total=len(pairs), desc="evaluate", unit="image", file=sys.stderr, disable=None)
-    results = []
+    results, items = [], []
+    sr_name = getattr(model, "name", "SR") if model is not None else "SR"
+
+    def keep(name, lr, sr, hr, masks):  # the page's layers, made while the arrays are at hand
+        items.append(image_item(name, lr, [(sr_name, sr)], hr, scale=scale, border=border, masks=masks).encode())
+
     for result in evaluate(pairs, scale=scale, border=border, model=model, device=device, lpips=lpips,
-                           crop_size=crop_size):  # fmt: skip
+                           crop_size=crop_size, on_images=keep if args.html else None):  # fmt: skip
         results.append(result)
         progress.update()
     progress.close()
@@ -112,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
         write_json(outputs["json"], summary, overwrite=args.overwrite)
         if crop_size:
             write_crops(outputs["crops"], results, overwrite=args.overwrite)
+        if args.html:
+            items.sort(key=lambda item: item.gain)
+            title = f"fatsr evaluate: {settings['source']} on {args.hr}, x{scale}"
+            notes = [f"Sorted by gain of PSNR-Y over bicubic, worst first. Scores: {settings['y']}, border {border}."]
+            write_page(outputs["html"], page_data(items, title=title, scale=scale, table=True, notes=notes),
+                       overwrite=args.overwrite)  # fmt: skip
         for path in outputs.values():
             print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -120,13 +135,15 @@ def run(args: argparse.Namespace) -> int:
 def _outputs(args: argparse.Namespace) -> dict[str, Path]:
     """Output files, refused early if they exist without --overwrite."""
     if args.output is None:
-        if args.crops:
-            raise FatsrError("--crops needs an output folder; add -o FOLDER")
+        if args.crops or args.html:
+            raise FatsrError(f"{'--crops' if args.crops else '--html'} needs an output folder; add -o FOLDER")
         return {}
     folder = Path(args.output)
     outputs = {"csv": folder / "metrics.csv", "json": folder / "summary.json"}
     if args.crops:
         outputs["crops"] = folder / "crops.png"
+    if args.html:
+        outputs["html"] = folder / "report.html"
     for path in outputs.values():
         if path.exists() and not args.overwrite:
             raise FatsrError(f"{path} exists; pass --overwrite to replace it")
