@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -272,7 +273,6 @@ def test_evaluate_page_opens_with_its_table(browser, tmp_path: Path, model_file:
     p.page.close()
 
 
-@pytest.mark.skipif(not SCENE.is_file(), reason="the GeoTIFF fixture is missing")
 def test_scene_page_overview_regions_and_coordinates(browser, tmp_path: Path) -> None:
     import rasterio
 
@@ -281,12 +281,14 @@ def test_scene_page_overview_regions_and_coordinates(browser, tmp_path: Path) ->
     p = Page(browser, path)
     page = p.page
     scene = p.data["scene"]
-    assert (scene["width"], scene["height"], scene["crs"]) == (150, 240, "EPSG:32621")
+    with rasterio.open(SCENE) as ds:
+        transform, width, height = ds.transform, ds.width, ds.height
+    assert (scene["width"], scene["height"], scene["crs"]) == (width, height, "EPSG:32621")
     cells = [tuple(i["cell"]) for i in p.data["items"]]
     assert len(cells) == 3
     overview = p.box("#overview")
-    at = lambda c, r: (overview["x"] + (c + 0.5) * 32 / 150 * overview["width"],  # noqa: E731
-                       overview["y"] + (r + 0.5) * 32 / 240 * overview["height"])  # fmt: skip
+    at = lambda c, r: (overview["x"] + (c + 0.5) * 32 / width * overview["width"],  # noqa: E731
+                       overview["y"] + (r + 0.5) * 32 / height * overview["height"])  # fmt: skip
 
     # a click on another computed cell shows that region, read from the file
     page.mouse.click(*at(*cells[2]))
@@ -296,15 +298,16 @@ def test_scene_page_overview_regions_and_coordinates(browser, tmp_path: Path) ->
     p.assert_shows(1, "bicubic", "LR")
 
     # a click on a cell not in the page names the command that adds it
-    missing = next((c, r) for r in range(8) for c in range(5) if (c, r) not in cells)
+    missing = next((c, r) for r in range(height // 32) for c in range(width // 32) if (c, r) not in cells)
     page.mouse.click(*at(*missing))
     status = page.locator("#status").inner_text()
     x, y = map(float, re.search(r"--region (\S+) (\S+)$", status).groups())
-    with rasterio.open(SCENE) as ds:
-        assert (x, y) == pytest.approx(ds.transform @ ((missing[0] + 0.5) * 32, (missing[1] + 0.5) * 32), abs=0.01)
-        assert ds.index(x, y) == ((missing[1]) * 32 + 16, missing[0] * 32 + 16)
-        transform = ds.transform
+    assert (x, y) == pytest.approx(transform @ ((missing[0] + 0.5) * 32, (missing[1] + 0.5) * 32), abs=0.01)
     assert p.state()["item"] == 2
+    command = shlex.split(re.search(r"run: (fatsr compare .*)$", status).group(1))
+    assert main(command[1:]) == 0  # the same page again, with that region
+    again = json.loads(re.search(r'id="fatsr-data">(.*?)</script>', path.read_text(), re.S).group(1))
+    assert sorted(tuple(i["cell"]) for i in again["items"]) == sorted([*cells, missing])
 
     # the cursor over the region reads coordinates in the raster's CRS
     viewer = p.box("#viewer")

@@ -340,7 +340,7 @@
   $("zoom-in").addEventListener("click", () => zoomAt(2));
   $("zoom-out").addEventListener("click", () => zoomAt(0.5));
   $("fit").addEventListener("click", fit);
-  $("magnifier").addEventListener("change", (e) => toggleMagnifier(e.target.checked));
+  $("magnifier").addEventListener("change", (e) => { toggleMagnifier(e.target.checked); viewer.focus(); });
   window.addEventListener("resize", fit);
 
   if (!DATA.items.length) { status("nothing to show"); return; }
