@@ -154,7 +154,7 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
     model file; names made unique; all must share one scale."""
     from fatsr.evaluate import load_sr_model
 
-    builtin = default_model_path_names()
+    builtin = _builtin_names()
     models: list[tuple[str, nn.Module]] = []
     for spec in dict.fromkeys(specs or ["default"]):
         if spec in builtin:
@@ -181,7 +181,8 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
     return models
 
 
-def default_model_path_names() -> set[str]:
+def _builtin_names() -> set[str]:
+    """What --model accepts for the built-in model."""
     import fatsr
 
     path = fatsr.default_model_path()
