@@ -173,3 +173,22 @@ def test_evaluate_html_is_sorted_by_gain(hr_folder: Path, model_file: Path, tmp_
     for item in data["items"]:
         sr = next(layer for layer in item["layers"] if layer["name"] == "tiny")
         assert sr["scores"]["psnr_y"] == pytest.approx(float(rows[item["name"]][1]), abs=1e-3)
+
+
+def test_scene_nodata_is_transparent_in_every_layer(model_file: Path) -> None:
+    path = SCENE.with_name("RGB.byte_crop512.tif")  # uint8 RGB with a nodata-0 collar
+    models = load_models([str(model_file)], scale=None, device=torch.device("cpu"))
+    scene, items = compare_scene(path, models, scale=2, region_size=64, max_regions=2)
+    with rasterio.open(path) as ds:
+        data, nodata = ds.read(), ds.nodata
+    assert nodata == 0 and scene.overview.shape == (*data.shape[1:], 4)
+    np.testing.assert_array_equal(scene.overview[:, :, 3] == 0, (data == nodata).any(axis=0))
+    assert json.loads(scene.mapping)["method"] == "dtype range"
+    for item in items:
+        c, r = item.cell
+        lr, sr = decode(item.layers[0].src), decode(item.layers[2].src)
+        window = data[:, r * 64 : r * 64 + lr.shape[0], c * 64 : c * 64 + lr.shape[1]]
+        np.testing.assert_array_equal(lr[:, :, 3] == 0, (window == nodata).any(axis=0))
+        np.testing.assert_array_equal(lr[:, :, :3][lr[:, :, 3] > 0], window.transpose(1, 2, 0)[lr[:, :, 3] > 0])
+        assert item.layers[2].name == "tiny" and sr.shape == (2 * lr.shape[0], 2 * lr.shape[1], 4)
+        np.testing.assert_array_equal(sr[:, :, 3], lr[:, :, 3].repeat(2, 0).repeat(2, 1))

@@ -276,17 +276,17 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
     """The scene's overview and an item per computed region (LR, bicubic, each model)."""
     from rasterio.enums import Resampling
 
-    from fatsr.raster import _open, _read_bands, _value_mapping, nodata_mask
+    from fatsr.raster import _open, _read_bands, _value_mapping, valid_mask
 
     if region_size < 8:
         raise FatsrError(f"--region-size {region_size}: give at least 8 LR pixels")
     with _open(path) as ds:
-        shown = _scene_bands(ds.count, bands)
+        shown = _scene_bands(ds, bands)
         mapping, fills = _value_mapping(ds, value_range)
         factor = max(1, math.ceil(max(ds.width, ds.height) / OVERVIEW_SIZE))
         shape = (len(shown), math.ceil(ds.height / factor), math.ceil(ds.width / factor))
         sample = ds.read(list(shown), out_shape=shape, resampling=Resampling.average if factor > 1 else Resampling.nearest)
-        overview = _picture(mapping.to_unit(sample.astype(np.float64), shown), nodata_mask(sample, ds.nodata))
+        overview = _picture(mapping.to_unit(sample.astype(np.float64), shown), ~valid_mask(ds, shown, sample, out_shape=shape))
         cols, rows = math.ceil(ds.width / region_size), math.ceil(ds.height / region_size)
         cells = _choose_cells(overview, cols, rows, max_regions, factor, region_size)
         for x, y in points:
@@ -304,16 +304,21 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
     return scene, items
 
 
-def _scene_bands(count: int, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+def _scene_bands(ds, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The bands shown (and fed to the models): ``bands``, else the first three that are not
+    alpha, as ``fatsr upscale`` takes them, else the first one (grey)."""
+    from rasterio.enums import ColorInterp
+
     if bands is None:
-        return (1, 2, 3) if count >= 3 else (1,)
-    if len(bands) not in (1, 3) or not all(1 <= b <= count for b in bands):
-        raise FatsrError(f"--bands {','.join(map(str, bands))}: give 3 (or 1) band numbers between 1 and {count}")
+        data = [i for i, ci in zip(ds.indexes, ds.colorinterp) if ci != ColorInterp.alpha] or [1]
+        return tuple(data[:3]) if len(data) >= 3 else (data[0],)
+    if len(bands) not in (1, 3) or not all(1 <= b <= ds.count for b in bands):
+        raise FatsrError(f"--bands {','.join(map(str, bands))}: give 3 (or 1) band numbers between 1 and {ds.count}")
     return bands
 
 
 def _picture(unit: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """HWC uint8 (alpha 0 on nodata) from CHW unit values."""
+    """HWC uint8 from CHW unit values; alpha 0 where ``mask`` (CHW, True: no data) is set."""
     picture = np.rint(np.clip(np.nan_to_num(unit.transpose(1, 2, 0)), 0, 1) * 255).astype(np.uint8)
     if mask is None or not mask.any():
         return picture
@@ -357,19 +362,20 @@ def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int,
     """A region read as a window with a margin of context, upscaled, margin cropped."""
     from rasterio.windows import Window
 
-    from fatsr.raster import nodata_mask
+    from fatsr.raster import TailSafe, valid_mask
 
     left, top = col * size, row * size
     right, bottom = min(left + size, ds.width), min(top + size, ds.height)
     l0, t0 = max(0, left - MARGIN), max(0, top - MARGIN)
     r0, b0 = min(ds.width, right + MARGIN), min(ds.height, bottom + MARGIN)
-    unit = read(t0, b0, l0, r0).transpose(1, 2, 0)  # HWC in [0, 1], nodata filled
-    raw = ds.read(list(bands), window=Window(left, top, right - left, bottom - top))
-    mask = nodata_mask(raw, ds.nodata)
+    unit = read(t0, b0, l0, r0).transpose(1, 2, 0)  # HWC, [0, 1] within the stretch, nodata inpainted
+    window = Window(left, top, right - left, bottom - top)
+    mask = ~valid_mask(ds, bands, ds.read(list(bands), window=window).astype(np.float64), window)
     inner = (slice((top - t0), (top - t0) + bottom - top), slice(left - l0, left - l0 + right - left))
     layers = [Layer("LR", _picture(unit[inner].transpose(2, 0, 1), mask))]
     up_mask = None if mask is None else mask.repeat(scale, axis=1).repeat(scale, axis=2)
-    outputs = [(n, run_model(m, unit, tiling, device)) for n, m in models]
+    # as fatsr upscale runs them: values beyond the stretch reach a network softly clipped
+    outputs = [(n, run_model(m if isinstance(m, BicubicModel) else TailSafe(m), unit, tiling, device)) for n, m in models]
     if not any(n == "bicubic" for n, _ in outputs):
         outputs.insert(0, ("bicubic", run_model(BicubicModel(scale), unit, tiling, device)))
     else:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from fatsr.cli.upscale import collect_inputs, resolve_device
     from fatsr.compare import compare_images, compare_scene, load_models, page_data, write_page
     from fatsr.engine.tiling import Tiling
-    from fatsr.raster import is_georaster
+    from fatsr.raster import is_raster
 
     output = Path(args.output)
     if output.suffix.lower() not in (".html", ".htm"):
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(f"--regions {args.regions}: give at least 1")
     lr_files = collect_inputs(args.inputs) if args.inputs else []
     hr_files = collect_inputs([args.hr]) if args.hr else []
-    scenes = [p for p in lr_files if is_georaster(p)]
+    scenes = [p for p in lr_files if is_raster(p)]
     if scenes and (len(lr_files) > 1 or hr_files):
         raise FatsrError("a GeoTIFF scene gets a page of its own; give one scene and no --hr")
     device = resolve_device(args.device)
