@@ -17,9 +17,9 @@ shows, for every image, its layers: LR (nearest-neighbour pixels), bicubic, each
 
 On the page: a swipe slider between any two layers or the two side by side, zoom to
 32x with square pixels and pan (mouse and keyboard), a magnifier, a thumbnail list,
-and the keyboard shortcuts (press ?).
+and the keyboard shortcuts, listed on the page.
 
-Inputs are LR images: files, folders and glob patterns. With --hr (a file or folder)
+Inputs are LR images: files, folders and glob patterns. With --hr (file, folder, glob)
 the HR images are matched by name; with --hr and no inputs, the LR images are made
 from the HR by bicubic downscaling (as in fatsr evaluate).
 

@@ -234,7 +234,7 @@
     const t = geo.transform;
     const X = t[0] * x + t[1] * y + t[2], Y = t[3] * x + t[4] * y + t[5];
     const digits = Math.abs(t[0]) < 1 ? 2 : 1;
-    return `${geo.crs || "map"}  x ${X.toFixed(digits)}  y ${Y.toFixed(digits)}`;
+    return `${geo.crs || "no CRS:"}  x ${X.toFixed(digits)}  y ${Y.toFixed(digits)}`;
   }
 
   function showCursor(p) {
