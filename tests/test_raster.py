@@ -268,10 +268,11 @@ def test_failure_midway_leaves_no_file(tmp_path):
     assert set(tmp_path.iterdir()) == {src}
 
 
-def test_georaster_path_needs_an_output(tmp_path, model_file):
+def test_georaster_path_without_output_gives_array_and_profile(tmp_path, model_file):
     src = crop(OSBS, tmp_path / "osbs.tif", 0, 0, 20, 20)
-    with pytest.raises(FatsrError, match="output=PATH.tif"):
-        fatsr.upscale(src, model_file)
+    array, profile = fatsr.upscale(src, model_file)
+    assert array.shape == (3, 40, 40) and profile["width"] == 40 and profile["nodata"] == 255
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["osbs.tif"]  # nothing written beside it
 
 
 def test_cli_skip_existing_upscales_only_the_rest(capsys, tmp_path, model_file):

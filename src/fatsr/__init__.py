@@ -45,26 +45,39 @@ def upscale(
     overlap: int = 24,
     batch: int = 4,
     seed: int = 0,
-    device: str = "cpu",
+    device: str | None = None,
     precision: str = "float32",
     output: str | os.PathLike | None = None,
     overwrite: bool = False,
+    layout: str | None = None,
+    bands: tuple[int, ...] | None = None,
     **raster_options,
 ):
     """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels.
 
-    ``image``: an HWC array (uint8/uint16 full range, float in [0, 1]) -> the upscaled array
-    (same integer dtype, or float32 unclipped); or a path -> the array, or, with ``output``,
-    the written file's path. GeoTIFFs with a CRS, > 4 bands or other dtypes need ``output``
-    and take ``raster_options`` (see :class:`fatsr.raster.RasterOptions`).
+    ``image``:
+      * a numpy array or torch tensor: 2-D grey, HWC or CHW (``layout="HWC"|"CHW"``; guessed
+        from the shape otherwise, with a warning when ambiguous); uint8/uint16 (full range),
+        float ([0, 1], returned unclipped), int16 and other integers (per-band stretch); grey
+        or RGB as they are, any other band count with ``bands`` (1-based, the bands the network
+        takes; the rest bicubic). Returns the same type, layout and dtype (see :mod:`fatsr.arrays`).
+      * a path of a picture (PNG, JPEG, plain TIFF) -> the HWC array; with ``output``, the
+        written file's path.
+      * a path of a raster (GeoTIFF, JP2, VRT, ...; see :func:`fatsr.raster.is_raster`) ->
+        with ``output``, the written COG's path; without, ``(array, profile)``: the CHW array
+        and the rasterio profile (georeference rescaled) of the output. ``bands`` and
+        ``raster_options`` (see :class:`fatsr.raster.RasterOptions`) apply.
     ``model``: an ``SRModel``, a model file path, or None for the shipped default model.
+    ``device``: where the model runs ("cpu", "cuda", ...; a model object is moved there);
+    None: the model's device (CPU for a loaded file).
     ``precision``: "float32", or "bfloat16"/"float16" autocast (a tile giving NaN/Inf is
     redone in float32).
     """
-    import numpy as np
+    import tempfile
+
     import torch
 
-    from fatsr.engine.tiling import Tiling, upscale_image
+    from fatsr.engine.tiling import Tiling, model_device, upscale_image
     from fatsr.errors import FatsrError
 
     tiling = Tiling(tile, overlap, batch)
@@ -74,11 +87,18 @@ def upscale(
     model_file = None
     if model is None or isinstance(model, (str, os.PathLike)):
         model_file = default_model_path() if model is None else Path(model)
-        model = load_model(model, device=device, seed=seed)
+        model = load_model(model, device=device or "cpu", seed=seed)
+    elif device is not None and isinstance(model, torch.nn.Module):
+        model.to(device)
+    target = model_device(model)
     if not isinstance(image, (str, os.PathLike)):
+        from fatsr.arrays import upscale_array
+
         if output is not None:
             raise FatsrError("output= is for path inputs; write the returned array yourself")
-        return upscale_image(model, np.asarray(image), tiling, autocast=autocast)
+        if raster_options:
+            raise FatsrError(f"{', '.join(raster_options)}: options for raster files only; arrays take layout= and bands=")
+        return upscale_array(model, image, tiling, layout=layout, bands=bands, device=target, autocast=autocast)
     from fatsr.io import read_image, write_image
     from fatsr.raster import RasterOptions, is_raster, upscale_raster
 
@@ -86,17 +106,24 @@ def upscale(
     if output is not None and Path(output).resolve() == source.resolve():
         raise FatsrError(f"{source}: output= would replace this input; choose another output")
     if is_raster(source):
-        if output is None:
-            raise FatsrError(f"{source}: a georeferenced raster is written window by window; pass output=PATH.tif")
-        options = RasterOptions(**raster_options)
-        upscale_raster(
-            source, output, model, model_file=model_file, tiling=tiling, options=options, autocast=autocast,
-            overwrite=overwrite,
-        )
-        return Path(output)
-    if raster_options:
-        raise FatsrError(f"{', '.join(raster_options)}: options for georeferenced rasters only; {source} is a plain image")
-    result = upscale_image(model, read_image(source), tiling, autocast=autocast)
+        options = RasterOptions(bands=tuple(bands) if bands is not None else None, **raster_options)
+        if output is not None:
+            upscale_raster(
+                source, output, model, model_file=model_file, tiling=tiling, options=options, autocast=autocast,
+                overwrite=overwrite,
+            )
+            return Path(output)
+        import rasterio
+
+        with tempfile.TemporaryDirectory(prefix="fatsr-") as folder:
+            written = Path(folder) / f"{source.stem}.tif"
+            upscale_raster(source, written, model, model_file=model_file, tiling=tiling, options=options, autocast=autocast)
+            with rasterio.open(written) as ds:
+                return ds.read(), ds.profile
+    if raster_options or bands is not None or layout is not None:
+        given = [*raster_options, *(["bands"] if bands is not None else []), *(["layout"] if layout is not None else [])]
+        raise FatsrError(f"{', '.join(given)}: not for a plain picture; {source} is read as an HWC image")
+    result = upscale_image(model, read_image(source), tiling, device=target, autocast=autocast)
     if output is None:
         return result
     write_image(output, result, overwrite=overwrite)
