@@ -12,7 +12,7 @@ The shipped int16 file has a nodata value (-9999) but no nodata pixels, so it is
 with a collar like a Landsat scene edge (nodata outside a tilted footprint, 36% of the
 pixels; the "+collar" lines): that is where the nodata fill shows.
 
-    python benchmarks/bench_radiometry.py [--threads 2] [--files A.tif B.tif] [--bands 1,2,3]
+    python benchmarks/bench_radiometry.py [--threads 2] [--files A.tif B.tif] [--bands 1,2,3] [--back-project]
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--files", nargs="*", type=Path, default=FILES)
     parser.add_argument("--bands", default="1,2,3", help="network bands (1-based), default 1,2,3")
+    parser.add_argument("--back-project", action="store_true", help="also the model with --back-project (fatsr+bp)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bands = [int(b) - 1 for b in args.bands.split(",")]
@@ -85,9 +86,12 @@ def main() -> None:
             with rasterio.open(path) as ds:
                 lr, valid = ds.read(), ds.read_masks() > 0
             print(f"{path.name}: {lr.shape[2]}x{lr.shape[1]}, {lr.shape[0]} bands, {lr.dtype}, {(~valid).all(axis=0).mean():.0%} nodata")
-            for name, runner in (("fatsr", model), ("bicubic", Bicubic(model.scale))):
+            runs_of = [("fatsr", model, False), ("bicubic", Bicubic(model.scale), False)]
+            if args.back_project:
+                runs_of.append(("fatsr+bp", model, True))
+            for name, runner, project in runs_of:
                 dst = Path(tmp) / f"{path.stem}_{name}.tif"
-                options = RasterOptions(bands=tuple(b + 1 for b in bands))
+                options = RasterOptions(bands=tuple(b + 1 for b in bands), back_project=project)
                 upscale_raster(path, dst, runner, options=options)
                 with rasterio.open(dst) as ds:
                     out = ds.read()

@@ -64,8 +64,12 @@ FILL_DISTANCE = 64  # LR pixels fillnodata searches for valid pixels; further on
 
 @dataclass(frozen=True)
 class RasterOptions:
-    """``bands``: 1-based bands fed to the network as RGB (None: 1,2,3 when there are three
-    or more); ``value_range``: (LO, HI) mapped to [0, 1] for every band (None: automatic)."""
+    """``bands``: 1-based bands fed to the network together (None: a multispectral model's
+    training bands, else the first three non-alpha bands when there are three or more);
+    ``value_range``: (LO, HI) mapped to [0, 1] for every band (None: automatic);
+    ``other_bands``: "network" (each alone, as grey) or "bicubic"; ``cog``: a Cloud-Optimized
+    GeoTIFF (else a plain tiled one); ``overviews``: averaged internal overviews;
+    ``back_project``: see :func:`back_project`."""
 
     bands: tuple[int, ...] | None = None
     value_range: tuple[float, float] | None = None
@@ -73,6 +77,7 @@ class RasterOptions:
     compress: str = "deflate"
     overviews: bool = True
     cog: bool = True
+    back_project: bool = False
 
     def __post_init__(self) -> None:
         if self.other_bands not in OTHER_BANDS:
@@ -238,6 +243,8 @@ def upscale_raster(
             "nearest": Nearest(model.scale),
         }
         tags = _provenance(model, model_file, tiling, mapping, groups)
+        if options.back_project:
+            tags["FATSR_BACK_PROJECT"] = "each scale x scale output block's mean = its input pixel (before rounding)"
         profile = _output_profile(ds, model.scale, options.compress)
         job = _job(src, tags, tiling, options, autocast)
         panel_width = min(profile["width"], tiling.panel * model.scale)
@@ -255,7 +262,10 @@ def upscale_raster(
                         progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
                     )
                     for block in blocks:
-                        _write_block(ds, writer.dataset(), indexes, mapping, block, model.scale, mask=g == 0)
+                        _write_block(
+                            ds, writer.dataset(), indexes, mapping, block, model.scale, mask=g == 0,
+                            project=read if options.back_project else None,
+                        )
                         writer.progress(g, block.panel, block.top + block.data.shape[1])
                 writer.finish(lambda out: _finish(ds, out, tags, options), options, overwrite=overwrite)
             except RasterioError as exc:
@@ -378,6 +388,7 @@ def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions
         "source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "tags": tags,
         "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel], "compress": options.compress,
         "autocast": str(autocast), "cog": options.cog, "overviews": options.overviews,
+        "back_project": options.back_project,
     }
 
 
@@ -549,18 +560,30 @@ def _read_bands(ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMappi
     return read
 
 
+def back_project(unit: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
+    """``unit`` (C, s*h, s*w) corrected so that the mean of every ``scale`` x ``scale`` block
+    equals its pixel of ``lr`` (C, h, w): each block is shifted by its own error."""
+    c, h, w = lr.shape
+    means = unit.reshape(c, h, scale, w, scale).mean(axis=(2, 4))
+    return unit + (lr - means).repeat(scale, axis=1).repeat(scale, axis=2)
+
+
 def _write_block(
     ds: DatasetReader, out: DatasetWriter, indexes: tuple[int, ...], mapping: ValueMapping, block: Block, scale: int,
-    mask: bool = False,
+    mask: bool = False, project: Callable[[int, int, int, int], np.ndarray] | None = None,
 ) -> None:
     """Map a finished block back to the dtype, put nodata (and non-finite values) back where
     the input had them, write it (in chunks of ``WRITE_ROWS`` LR rows, so the temporaries
-    stay small); with ``mask``, also the dataset mask of an input that has one."""
+    stay small); with ``mask``, also the dataset mask of an input that has one. ``project``:
+    the LR reader, for :func:`back_project`."""
     dtype = np.dtype(out.dtypes[0])
     cols = block.data.shape[2]
     floating = np.issubdtype(dtype, np.floating)
     for first in range(0, block.data.shape[1], WRITE_ROWS * scale):
         unit, top = block.data[:, first : first + WRITE_ROWS * scale], block.top + first
+        if project is not None:
+            t, l = top // scale, block.left // scale
+            unit = back_project(unit, project(t, t + unit.shape[1] // scale, l, l + cols // scale), scale)
         values = mapping.from_unit(unit, indexes, dtype)
         window = Window(block.left // scale, top // scale, cols // scale, unit.shape[1] // scale)
         out_window = Window(block.left, top, cols, unit.shape[1])

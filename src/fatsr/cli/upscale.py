@@ -135,6 +135,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="internal overviews (2x, 4x, ... averaged) in each output GeoTIFF (default: on)",
     )
     geo.add_argument(
+        "--back-project", action="store_true",
+        help="shift each scale x scale output block so that its mean equals its input pixel (exact radiometry, "
+        "at the price of faint block steps where the network disagreed with the input)",
+    )
+    geo.add_argument(
         "--no-cog", dest="cog", action="store_false",
         help="write a plain tiled GeoTIFF instead of a Cloud-Optimized GeoTIFF (no final copy)",
     )
@@ -250,6 +255,7 @@ def _upscale_georaster(
         compress=args.compress,
         overviews=args.overviews,
         cog=args.cog,
+        back_project=args.back_project,
     )
     upscale_raster(
         src, dst, model, model_file=args.model or fatsr.default_model_path(), tiling=tiling, options=options,
