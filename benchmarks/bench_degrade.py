@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/bench_degrade.py [--preset fat] [--images 20]
        python benchmarks/bench_degrade.py --batched [--preset fat] [--batch 16] [--repeats 3]
-Reads UC Merced training images from ../shared/data (decoding not timed).
+Reads UC Merced training images from ../shared/data (decoding not timed). Times print also as
+ratios to the yardstick (benchmarks/yardstick.py), timed in the same process.
 
 --batched times BatchDegrader (the degradation of `fatsr train --degradation`) on one batch
 with 1 and 2 threads, then the overhead it adds to a compact-preset x4 training step (batch 8,
@@ -28,6 +29,9 @@ from fatsr.data.degrade_presets import load_preset
 from fatsr.io import read_image
 
 from inputs import DATA, existing
+from yardstick import Yardstick
+
+YARDSTICK = Yardstick()
 
 TRAIN = DATA / "ucmerced" / "train"
 
@@ -79,7 +83,8 @@ def step_overhead(degrader: BatchDegrader, hr: torch.Tensor, repeats: int) -> No
     print(
         f"compact x4 training step, batch 8, LR 48x48, 2 threads: {base:.2f} s on bicubic LR, "
         f"{with_degradation:.2f} s with the degradation ({with_degradation - base:+.2f} s, "
-        f"{100 * (with_degradation - base) / base:+.0f}%; degradation alone {alone:.2f} s)"
+        f"{100 * (with_degradation - base) / base:+.0f}%; degradation alone {alone:.2f} s = "
+        f"{YARDSTICK.ratio(alone)} yardstick)"
     )
 
 
@@ -92,7 +97,8 @@ def batched(folder: Path, preset_name: str, batch: int, repeats: int) -> None:
         (seconds,) = median_seconds([lambda i: degrader(hr, *degradation_rngs(0, i, 0, hr.shape[0]))], repeats)
         print(
             f"batched, preset {preset_name}, x4, batch {batch} of 256x256: {batch / seconds:.1f} images/s "
-            f"({1000 * seconds / batch:.0f} ms/image), {threads} thread{'s' if threads > 1 else ''}"
+            f"({1000 * seconds / batch:.0f} ms/image, batch {YARDSTICK.ratio(seconds)} yardstick), "
+            f"{threads} thread{'s' if threads > 1 else ''}"
         )
     step_overhead(degrader, hr_batch(folder, 8, 192), repeats)
 
@@ -107,8 +113,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of --batched (median)")
     args = parser.parse_args()
     folder = existing(args.images_dir, "folder", "--images-dir")
+    YARDSTICK.measure()
     if args.batched:
         batched(folder, args.preset, args.batch, args.repeats)
+        YARDSTICK.measure()
+        print(YARDSTICK.describe())
         return
     torch.set_num_threads(1)
     preset = load_preset(args.preset)
@@ -118,11 +127,13 @@ def main() -> None:
     for i, hr in enumerate(images):
         degrade(hr, 4, preset, image_rng(0, str(i)))
     elapsed = time.perf_counter() - start
+    YARDSTICK.measure()
     shape = "x".join(map(str, images[0].shape[:2]))
     print(
         f"preset {args.preset}, x4, {len(images)} images of {shape}: {len(images) / elapsed:.1f} images/s "
-        f"({1000 * elapsed / len(images):.0f} ms/image), 1 thread"
+        f"({1000 * elapsed / len(images):.0f} ms/image; {len(images)} images {YARDSTICK.ratio(elapsed)} yardstick), 1 thread"
     )
+    print(YARDSTICK.describe())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 For each preset (random weights: the cost is that of trained ones) and tile size: export the
 model (fatsr.export.export_onnx, which checks the graph against PyTorch), then time one
-1x3xTILExTILE tile per backend, median of --runs after one warm-up, and print LR Mpx/s.
+1x3xTILExTILE tile per backend, median of --runs after one warm-up, and print LR Mpx/s and
+each time as a ratio to the yardstick (benchmarks/yardstick.py, timed in the same process).
 
     python benchmarks/bench_onnx.py [--preset compact --preset fat] [--tile 96 --tile 120] [--threads 2] [--runs 3]
 """
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from yardstick import Yardstick
 
 import fatsr
 from fatsr.export import export_onnx, onnx_metadata
@@ -36,7 +38,7 @@ def median_seconds(run: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
-def bench(preset: str, tile: int, runs: int, folder: Path) -> str:
+def bench(preset: str, tile: int, runs: int, folder: Path, yardstick: Yardstick) -> str:
     """One result line for ``preset`` at ``tile``."""
     torch.manual_seed(0)
     model_file = folder / f"{preset}.safetensors"
@@ -50,10 +52,12 @@ def bench(preset: str, tile: int, runs: int, folder: Path) -> str:
     with torch.inference_mode():
         t_pt = median_seconds(lambda: pytorch(x), runs)
         t_ort = median_seconds(lambda: onnxrt(x), runs)
+    yardstick.measure()
     mpx = tile * tile / 1e6
     return (
         f"preset={preset} tile={tile} threads={torch.get_num_threads()} "
-        f"pytorch={t_pt:.3f}s ({mpx / t_pt:.4f} LR Mpx/s) onnxruntime={t_ort:.3f}s ({mpx / t_ort:.4f} LR Mpx/s) "
+        f"pytorch={t_pt:.3f}s ({yardstick.ratio(t_pt)} yardstick, {mpx / t_pt:.4f} LR Mpx/s) "
+        f"onnxruntime={t_ort:.3f}s ({yardstick.ratio(t_ort)} yardstick, {mpx / t_ort:.4f} LR Mpx/s) "
         f"ort/pytorch speed={t_pt / t_ort:.2f}x export={export_s:.1f}s check_max_abs_diff={onnx_metadata(onnx_file)['check_max_abs_diff']} "
         f"onnx_size={onnx_file.stat().st_size / 2**20:.1f}MiB"
     )
@@ -67,10 +71,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # onnxruntime sessions take the same number
+    yardstick = Yardstick()
+    yardstick.measure()
     with tempfile.TemporaryDirectory() as folder:
         for preset in args.preset or ["compact", "fat"]:
             for tile in args.tile or [96, 120]:
-                print(bench(preset, tile, args.runs, Path(folder)), flush=True)
+                print(bench(preset, tile, args.runs, Path(folder), yardstick), flush=True)
+    print(yardstick.describe())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Builds uint8 RGB GeoTIFF mosaics of the UC Merced training images (256x256 each, written
 strip by strip), then upscales each with a fresh compact-preset model (random weights, the
 cost is the same) in its own process and reports wall time, LR megapixels per second and
-peak RSS (ru_maxrss of that process). Issue 4 targets: peak RSS of the 8192^2 case at most
+peak RSS (ru_maxrss of that process); the child also times the yardstick (benchmarks/yardstick.py)
+before and after, and the time prints as a ratio to it too. Issue 4 targets: peak RSS of the 8192^2 case at most
 1.3x that of the 1024^2 case; time proportional to area (+-20%).
 
     python benchmarks/bench_scene.py [--sizes 1024 8192] [--preset compact] [--scale 4]
@@ -30,6 +31,7 @@ from PIL import Image
 from rasterio.windows import Window
 
 from inputs import DATA, existing
+from yardstick import Yardstick
 
 TILES = DATA / "ucmerced" / "train"
 PIECE = 256
@@ -65,13 +67,16 @@ def run_one(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
+    yardstick = Yardstick()
+    yardstick.measure()
     start = time.perf_counter()
     upscale_raster(args.source, args.output, model, model_file=args.model, tiling=Tiling(args.tile, args.overlap, panel=args.panel), overwrite=True)
     seconds = time.perf_counter() - start
+    yardstick.measure()
     with rasterio.open(args.source) as ds:
         megapixels = ds.width * ds.height / 1e6
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(json.dumps({"lr_mpix": megapixels, "seconds": seconds, "peak_rss_gib": peak}))
+    print(json.dumps({"lr_mpix": megapixels, "seconds": seconds, "peak_rss_gib": peak, "yardstick_s": yardstick.seconds}))
 
 
 def main() -> None:
@@ -118,7 +123,8 @@ def main() -> None:
         print(
             f"{size}^2 LR x{args.scale} preset={args.preset} tile={args.tile}/{args.overlap} panel={args.panel} "
             f"threads={args.threads}: "
-            f"{result['seconds']:.1f} s, {result['lr_mpix'] / result['seconds']:.4f} LR Mpx/s, "
+            f"{result['seconds']:.1f} s = {result['seconds'] / result['yardstick_s']:.1f}x yardstick "
+            f"({result['yardstick_s']:.3f} s), {result['lr_mpix'] / result['seconds']:.4f} LR Mpx/s, "
             f"peak RSS {result['peak_rss_gib']:.2f} GiB",
             flush=True,
         )

@@ -27,6 +27,7 @@ import fatsr
 from fatsr.engine.tiling import Tiling, tile_borders, upscale_tiled
 
 from inputs import DATA, existing
+from yardstick import Yardstick
 
 IMAGE = DATA / "neon" / "OSBS_029.tif"
 
@@ -61,6 +62,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = fatsr.load_model(args.model)
     image_path = existing(args.image, "file", "--image")
+    yardstick = Yardstick()
+    yardstick.measure()
     with rasterio.open(image_path) as ds:
         image = ds.read().astype(np.float32) / 255
     side = max(image.shape[1:])
@@ -71,9 +74,14 @@ def main() -> None:
     start = time.perf_counter()
     tiled = to_8bit(upscale_tiled(model, image, tiling))
     tiled_s = time.perf_counter() - start
+    yardstick.measure()
     psnr = 10 * np.log10(255**2 / np.mean((tiled - whole) ** 2))
     print(f"{image_path.name} {image.shape[2]}x{image.shape[1]}, model {model.name} x{model.scale}, threads {args.threads}")
-    print(f"whole image: {whole_s:.1f} s; tiled {args.tile}/{args.overlap}: {tiled_s:.1f} s")
+    print(
+        f"whole image: {whole_s:.1f} s ({yardstick.ratio(whole_s)} yardstick); "
+        f"tiled {args.tile}/{args.overlap}: {tiled_s:.1f} s ({yardstick.ratio(tiled_s)} yardstick)"
+    )
+    print(yardstick.describe())
     print(f"tiled vs whole-image PSNR: {psnr:.2f} dB")
     for matched in (True, False):
         name = "phase-matched" if matched else "unmatched"

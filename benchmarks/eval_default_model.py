@@ -21,6 +21,7 @@ from fatsr.data import ValDataset
 from fatsr.metrics import psnr, ssim
 
 from inputs import DATA, existing
+from yardstick import Yardstick
 
 VAL = DATA / "ucmerced" / "val"
 
@@ -56,13 +57,21 @@ def main() -> None:
           f"(+{mean['sr_psnr'] - mean['bic_psnr']:.3f} dB)")
 
     x = torch.rand(1, 3, 256, 256)
+    yardstick = Yardstick()
+    yardstick.measure()
     times = []
     with torch.inference_mode():
         for _ in range(4):
             start = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - start)
-    print(f"upscale 256x256 -> 1024x1024: {statistics.median(times[1:]):.2f} s (median of 3 after a warm-up, {args.threads} threads)")
+    yardstick.measure()
+    seconds = statistics.median(times[1:])
+    print(
+        f"upscale 256x256 -> 1024x1024: {seconds:.2f} s = {yardstick.ratio(seconds)} yardstick "
+        f"(median of 3 after a warm-up, {args.threads} threads)"
+    )
+    print(yardstick.describe())
 
 
 if __name__ == "__main__":
