@@ -161,20 +161,24 @@ def test_bicubic_skip_adds_bicubic_upscale():
     assert FAT().config["bicubic_skip"] is False  # the published model has none
 
 
-def test_fused_lsh_attention_equals_the_plain_computation(monkeypatch):
-    import fatsr.models.fat as fat
+@pytest.mark.parametrize("block_chunks", [3, 8])
+def test_chunk_attention_and_its_backward_equal_the_plain_computation(monkeypatch, block_chunks):
+    from fatsr.models import lsh
 
+    monkeypatch.setattr(lsh, "BLOCK_CHUNKS", block_chunks)  # 10 chunks: blocks of 3, 3, 3, 1 or 8, 2
     gen = torch.Generator().manual_seed(0)
-    xs = torch.randn(2, 300, 16, generator=gen)  # 300 tokens: two 144-chunks and a padded third
-    ys = torch.randn(2, 300, 64, generator=gen)
-    with torch.inference_mode():
-        assert fat._fused_attention_applies(xs.view(2, -1, 16)[:, :144], ys)
-        fused = fat.SparseAttention.attend(xs, ys)
-        monkeypatch.setattr(fat, "_FLASH_CPU", None)
-        plain = fat.SparseAttention.attend(xs, ys)
-    for a, b in zip(fused, plain):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
-    wide = torch.randn(2, 300, 128)
-    trained = xs.clone().requires_grad_()
-    assert not fat._fused_attention_applies(xs, wide)  # wider values: the plain path is faster
-    assert not fat._fused_attention_applies(trained, ys)  # no gradient for its log-sum-exp
+    rows = (10 + 2) * lsh.CHUNK_SIZE
+    q = torch.randn(3, rows, 8, generator=gen, dtype=torch.float64)
+    k = torch.nn.functional.normalize(torch.randn(3, rows, 8, generator=gen, dtype=torch.float64), dim=-1)
+    v = torch.randn(3, rows, 12, generator=gen, dtype=torch.float64)
+    d_out = torch.randn(3, 10 * lsh.CHUNK_SIZE, 12, generator=gen, dtype=torch.float64)
+    d_lse = torch.randn(3, 10 * lsh.CHUNK_SIZE, generator=gen, dtype=torch.float64)
+    results = []
+    for attention in (lsh.ChunkAttention.apply, lsh.attend_plain):
+        inputs = [x.clone().requires_grad_() for x in (q, k, v)]
+        out, lse = attention(*inputs)
+        grads = torch.autograd.grad([out, lse], inputs, [d_out, d_lse])
+        results.append([out, lse, *grads])
+    for fast, plain in zip(*results, strict=True):
+        torch.testing.assert_close(fast, plain, rtol=0, atol=1e-10)
+    assert results[0][2][:, : lsh.CHUNK_SIZE].abs().max() == 0  # the neighbour copies ask no query

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import FatsrError
-from fatsr.models.fat import CHUNK_SIZE, FAT
+from fatsr.models.fat import FAT
+from fatsr.models.lsh import CHUNK_SIZE
 
 
 def pad_reflect(x: Tensor, bottom: int, right: int) -> Tensor:
