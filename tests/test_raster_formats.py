@@ -518,3 +518,24 @@ def test_back_projection_keeps_every_block_mean(tmp_path, model_file):
         means = out.reshape(3, 40, SCALE, 52, SCALE).mean(axis=(2, 4))
         errors[project] = np.abs(means - data).max()
     assert errors[True] < 1e-5 < 1e-2 < errors[False]  # exact (float32) against a random network's
+
+
+def test_plain_pictures_keep_the_picture_path(tmp_path):
+    rgb = harbor(24, 24, deep=False).transpose(1, 2, 0)
+    pictures = {
+        "grey.png": Image.fromarray(rgb[:, :, 0]), "rgb.jpg": Image.fromarray(rgb),
+        "grey_alpha.png": Image.fromarray(rgb[:, :, :2], "LA"), "rgba.png": Image.fromarray(np.dstack([rgb, rgb[:, :, :1]])),
+    }  # fmt: skip
+    for name, picture in pictures.items():
+        picture.save(tmp_path / name)
+        assert not is_raster(tmp_path / name), name
+
+
+def test_train_says_what_int16_rasters_need(capsys, tmp_path):
+    (tmp_path / "train").mkdir()
+    write(tmp_path / "train" / "a.tif", harbor(48, 48).astype(np.int16), crs=UTM, transform=PLACE)
+    code = main(["train", "--data-dir", str(tmp_path / "train"), "--save-dir", str(tmp_path / "run"), "--scale", "2",
+                 "--patch-size", "24", "--perceptual-weight", "0", "--steps", "1", "--batch-size", "1", "--workers", "0"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("error: ") and "--bands" in err and "--value-range" in err
+    assert not (tmp_path / "run").exists()

@@ -176,9 +176,9 @@ def georeferenced(ds: DatasetReader) -> bool:
 
 
 def _plain_picture(ds: DatasetReader, path: Path) -> bool:
-    """A picture :mod:`fatsr.io` handles as well: PNG/JPEG/TIFF/..., 8 or 16-bit, grey, RGB or
-    RGBA, without georeference, nodata, mask or palette."""
-    alpha = ds.count == 4 and ds.colorinterp[3] == ColorInterp.alpha
+    """A picture :mod:`fatsr.io` handles as well: PNG/JPEG/TIFF/..., 8 or 16-bit, grey, RGB,
+    grey + alpha or RGBA, without georeference, nodata, mask or palette."""
+    alpha = ds.count in (2, 4) and ds.colorinterp[-1] == ColorInterp.alpha
     masked = any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums) and not alpha
     return (
         path.suffix.lower() in PLAIN_SUFFIXES and not georeferenced(ds) and ds.nodata is None and not masked
@@ -233,8 +233,9 @@ def upscale_raster(
         raise FatsrError(f"{dst} is a folder; give a file name")
     with _open(src) as ds:
         if dst.suffix.lower() not in SUFFIXES:
-            what = "would lose its georeference" if georeferenced(ds) else "cannot hold this raster"
-            raise FatsrError(f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (written as GeoTIFF)")
+            picture = dst.suffix.lower() in PLAIN_SUFFIXES
+            what = "would lose its georeference" if georeferenced(ds) and picture else "is not what rasters are written as"
+            raise FatsrError(f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (a Cloud-Optimized GeoTIFF)")
         options, fixed = _trained_bands(ds, src, model, options)
         groups = _band_groups(ds, options, getattr(model, "channels", 3))
         mapping, fills = _value_mapping(ds, options.value_range, fixed)

@@ -120,7 +120,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="overlap of neighbouring tiles in input pixels (default: a quarter of the tile, 24 for 96)",
     )
     geo = parser.add_argument_group("GeoTIFF inputs")
-    geo.add_argument("--bands", type=_band_list, metavar="B,B,B", help="bands fed to the network as RGB (default: 1,2,3)")
+    geo.add_argument(
+        "--bands", type=_band_list, metavar="B,B,B",
+        help="bands fed to the network together (default: a multispectral model's training bands, else 1,2,3)",
+    )
     geo.add_argument(
         "--range", type=float, nargs=2, metavar=("LO", "HI"), dest="value_range",
         help="values mapped to the network's 0..1 (default: the dtype range for 8-bit, else a per-band 0.5-99.5 percentile stretch)",

@@ -89,13 +89,35 @@ def band_mapping(config: TrainConfig):
     from the first training file."""
     from fatsr.data.datasets import BandMapping, _layout, find_images
 
-    if not config.bands:
-        return None
     folder = _layout(Path(config.data_dir[0]))[0]
-    files = find_images(folder)
+    files = find_images(folder) if folder.is_dir() else []
+    if not config.bands:
+        if files:
+            _needs_bands(files[0])
+        return None
     if not files:
         raise FatsrError(f"{folder}: no rasters to train on")
     return BandMapping.for_data(files[0], tuple(config.bands), config.value_range)
+
+
+def _needs_bands(path: Path) -> None:
+    """Refuse, before any work, training data that only ``--bands`` can read (e.g. int16 or
+    6-band GeoTIFFs), saying what to give."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                count, dtype = ds.count, ds.dtypes[0] if ds.count else "uint8"
+    except RasterioError:
+        return
+    if count not in (1, 3, 4) or dtype not in ("uint8", "uint16"):
+        hint = "" if dtype in ("uint8", "uint16") else " and --value-range LO HI (the values mapped to 0..1)"
+        raise FatsrError(f"{path}: a {count}-band {dtype} raster; choose the bands to train on with --bands, e.g. 3,2,1{hint}")
 
 
 def describe(network_config: dict | None) -> str:
