@@ -539,3 +539,19 @@ def test_train_says_what_int16_rasters_need(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and err.startswith("error: ") and "--bands" in err and "--value-range" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_float_reflectance_with_nan_and_four_bands(tmp_path):
+    from fatsr.evaluate import evaluate, pair_files
+
+    hr = four_bands(60, 60, 48).astype(np.float32) / 12000  # 4-band reflectance in [0, 1]
+    hr[:, :6, :] = np.nan  # a strip without data
+    write(tmp_path / "hr.tif", hr, crs=UTM, transform=PLACE)
+    sr = np.nan_to_num(hr) * 0.98 + 0.01
+    write(tmp_path / "sr.tif", sr, crs=UTM, transform=PLACE)
+    (result,) = evaluate(pair_files(tmp_path / "hr.tif", sr=tmp_path / "sr.tif"), scale=2, border=0)
+    valid = hr[:, 6:, :].transpose(1, 2, 0).astype(np.float64)
+    error = sr[:, 6:, :].transpose(1, 2, 0) - valid
+    expected = 10 * np.log10(255.0**2 / np.mean((error * 255) ** 2))  # every band: the 4th is not dropped as alpha
+    assert result.scores["psnr_rgb"] == pytest.approx(expected, rel=1e-6)
+    assert np.isnan(result.scores["psnr_y"])  # no luma for 4 bands

@@ -121,8 +121,12 @@ def pair_files(hr: str | os.PathLike, *, sr: str | os.PathLike | None = None,
 
 
 def _read(path: Path) -> np.ndarray:
-    """HWC uint8/uint16 image with any alpha channel dropped."""
-    image = read_image(path)
+    """HWC uint8/uint16 (or float, values in [0, 1], from a raster) image with any alpha
+    channel dropped."""
+    image = read_image(path, any_dtype=True)
+    if image.dtype.kind != "f" and image.dtype not in (np.uint8, np.uint16):
+        raise FatsrError(f"{path}: {image.dtype} values; evaluate scores 8/16-bit images or float rasters in [0, 1] "
+                         "(e.g. gdal_translate -ot UInt16 -scale LO HI 0 65535)")  # fmt: skip
     return image[:, :, :3] if image.shape[2] == 4 and _has_alpha(path) is not False else image
 
 
@@ -166,15 +170,23 @@ def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return b if a is None else a if b is None else a & b
 
 
+def _peak(dtype: np.dtype) -> float:
+    """The value that maps to 1: the top of an 8/16-bit range; 1 for float images (in [0, 1])."""
+    return 1.0 if np.dtype(dtype).kind == "f" else float(np.iinfo(dtype).max)
+
+
 def _to_tensor(image: np.ndarray) -> Tensor:
-    peak = float(np.iinfo(image.dtype).max)
-    return torch.from_numpy(image.astype(np.float32) / peak).permute(2, 0, 1).unsqueeze(0)
+    x = image.astype(np.float32) / np.float32(_peak(image.dtype))
+    return torch.from_numpy(np.nan_to_num(x)).permute(2, 0, 1).unsqueeze(0)  # non-finite: masked, not scored
 
 
 def _to_array(x: Tensor, dtype: np.dtype) -> np.ndarray:
-    """Clamped, rounded HWC array of ``dtype`` from a (1, C, H, W) tensor in [0, 1]."""
-    peak = np.iinfo(dtype).max
-    return x[0].clamp(0, 1).mul(peak).round().permute(1, 2, 0).cpu().numpy().astype(dtype)
+    """Clamped HWC array of ``dtype`` from a (1, C, H, W) tensor in [0, 1] (rounded to the
+    integer levels; float32 for float images)."""
+    y = x[0].clamp(0, 1).permute(1, 2, 0).cpu()
+    if np.dtype(dtype).kind == "f":
+        return y.numpy().astype(np.float32)
+    return y.mul(_peak(dtype)).round().numpy().astype(dtype)
 
 
 @dataclass
@@ -386,8 +398,9 @@ def write_crops(path: Path, results: list[ImageResult], *, overwrite: bool = Fal
 
 
 def _show(ax, image: np.ndarray) -> None:
-    """Display an HWC uint8/uint16 image: RGB, or the first three bands, or band 0 in grey."""
-    unit = image.astype(np.float64) / np.iinfo(image.dtype).max
+    """Display an HWC uint8/uint16 (or float [0, 1]) image: RGB, or the first three bands, or
+    band 0 in grey."""
+    unit = np.clip(np.nan_to_num(image.astype(np.float64) / _peak(image.dtype)), 0, 1)
     if unit.shape[2] < 3:
         ax.imshow(unit[:, :, 0], cmap="gray", vmin=0, vmax=1)
     else:

@@ -1,8 +1,8 @@
 """Image quality metrics: PSNR and SSIM with the BasicSR/SwinIR/HAT convention, the
 remote-sensing metrics SAM and ERGAS, and PSNR split by texture strata.
 
-Images are numpy arrays HW or HWC (grey, RGB, RGBA whose alpha is dropped, or any other number
-of bands, used as given): uint8, uint16 (scaled to 0..255) or float in [0, 1]. Everything is computed in float64 on the 0..255 scale,
+Images are numpy arrays HW or HWC (grey, RGB, or any other number of bands, used as given: drop
+an alpha channel first): uint8, uint16 (scaled to 0..255) or float in [0, 1]. Everything is computed in float64 on the 0..255 scale,
 either on BT.601 "MATLAB" luma Y (``y_channel=True``, ignored for grey images) or per RGB
 channel. ``border`` pixels are cropped from every side first. Float inputs are used as given:
 round them to 8 bit first to reproduce numbers published with that convention.
@@ -26,8 +26,6 @@ def _to_unit(img: np.ndarray) -> np.ndarray:
         img = img[:, :, None]
     if img.ndim != 3 or img.shape[2] == 0:
         raise ValueError(f"expected an HW or HWC image, got shape {img.shape}")
-    if img.shape[2] == 4:
-        img = img[:, :, :3]
     if img.dtype == np.uint8:
         return img.astype(np.float64) / 255.0
     if img.dtype == np.uint16:
