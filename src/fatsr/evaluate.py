@@ -60,8 +60,10 @@ class BicubicModel(nn.Module):
 def load_sr_model(spec: str | None, *, scale: int | None, device: torch.device, seed: int = 0) -> nn.Module:
     """``bicubic`` (scale 4 unless given), a model file, or None for the shipped model; a given
     ``scale`` must be the model's."""
+    if scale is not None and scale < 1:
+        raise FatsrError(f"--scale must be at least 1, got {scale}")
     if spec == "bicubic":
-        return BicubicModel(scale or 4)
+        return BicubicModel(4 if scale is None else scale)
     import fatsr
 
     model = fatsr.load_model(spec, device=device.type, seed=seed)
@@ -216,6 +218,9 @@ def _load_pair(pair: Pair, scale: int) -> tuple[np.ndarray, np.ndarray, Masks]:
     """(HR cropped to a multiple of ``scale``, LR from its file or bicubic from the HR, the
     valid pixels of both: nodata, masked and non-finite pixels are left out of every score)."""
     hr = _read(pair.hr)
+    if min(hr.shape[:2]) < scale:
+        raise FatsrError(f"{pair.name}: HR {hr.shape[1]}x{hr.shape[0]} is smaller than the scale ({scale}); "
+                         "remove it or give larger images")  # fmt: skip
     h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
     hr = hr[:h, :w]
     valid = valid_pixels(pair.hr)

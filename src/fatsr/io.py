@@ -6,23 +6,29 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fatsr.errors import FatsrError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks
+    fcntl = None  # type: ignore[assignment]
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
-    Raises :class:`FatsrError` if ``path`` exists and ``overwrite`` is false, or if its
-    folder cannot be written.
+    The temporary file ``.NAME.part<suffix>`` is locked while it is written: a second run
+    writing the same ``path`` meanwhile is refused at once (FatsrError), and a leftover of a
+    killed run is reused. On any exception the temporary file is removed and ``path`` is left
+    untouched. Raises :class:`FatsrError` if ``path`` exists (or appears meanwhile) and
+    ``overwrite`` is false, or if its folder cannot be written.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -32,21 +38,109 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=folder)
     except OSError as exc:
         raise FatsrError(f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = part_path(path)
+    with locked_file(tmp_path, f"{path}: another run is writing it now") as fd:
+        try:
+            os.ftruncate(fd, 0)  # a leftover of a killed run
+            yield tmp_path
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_path, 0o666 & ~umask)
+            _rename(tmp_path, path, overwrite)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
+            if isinstance(exc, OSError):  # a full disk, an I/O error: say which file
+                raise write_error(path, exc) from None
+            raise
+
+
+def write_error(path: str | os.PathLike, exc: BaseException) -> FatsrError:
+    """A library's failure to write ``path`` (torch, safetensors: a full disk, an I/O error) as
+    one line."""
+    reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return FatsrError(f"{path}: could not write it ({reason}); free some space or choose another place")
+
+
+def part_path(path: str | os.PathLike) -> Path:
+    """The temporary file :func:`atomic_write` writes ``path`` through: ``.NAME.part<suffix>``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part{path.suffix}")
+
+
+_HELD: dict[Path, int] = {}  # locks this process holds: path -> descriptor
+
+
+@contextlib.contextmanager
+def locked_file(path: Path, busy: str, *, remove: bool = False) -> Iterator[int]:
+    """Open (create) ``path`` and hold an exclusive lock on it: FatsrError ``busy...`` at once
+    when another process holds it. Yields the descriptor; the lock goes with it on exit
+    (``remove``: and the file, if it is still there). Re-entrant: a lock this process already
+    holds is simply used."""
+    key = Path(os.path.abspath(path))
+    if key in _HELD:
+        yield _HELD[key]
+        return
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise FatsrError(f"cannot write to {path.parent}: {exc.strerror or exc}; choose a writable output folder") from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break  # still the file at ``path`` (not one a finishing run just renamed or removed)
+        except BlockingIOError:
+            os.close(fd)
+            raise FatsrError(f"{busy} (it holds {path.name}); wait for that run to finish or choose another output") from None
+        os.close(fd)
+    _HELD[key] = fd
     try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp_path, path)
-    except BaseException:
+        yield fd
+    finally:
+        del _HELD[key]
         with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
+            if remove and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                os.unlink(path)
+        os.close(fd)
+
+
+def _rename(tmp: Path, path: Path, overwrite: bool) -> None:
+    """``tmp`` becomes ``path``; without ``overwrite`` a ``path`` made meanwhile is never replaced."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if path exists, atomically
+    except FileExistsError:
+        raise FatsrError(f"{path} appeared while it was being written; pass --overwrite to replace it") from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise FatsrError(f"{path} appeared while it was being written; pass --overwrite to replace it") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def remove_stale_parts(folder: Path, names: list[str] | None = None) -> list[Path]:
+    """Remove the temporary files killed runs left in ``folder`` (``.NAME.part*`` and older
+    ``.NAME.*.part*`` of ``names``, or of any name), except those a running process holds."""
+    removed, wanted = [], set(names or ())
+    try:
+        candidates = list(folder.glob(".*.part*"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        stem = tmp.name[1:].split(".part", 1)[0]
+        if names is not None and stem not in wanted and stem.rsplit(".", 1)[0] not in wanted:
+            continue
+        with contextlib.suppress(OSError, FatsrError), locked_file(tmp, "busy"):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # decoded by Pillow (OpenCV for 16-bit colour)
@@ -55,7 +149,7 @@ IMAGE_SUFFIXES = PILLOW_SUFFIXES + GDAL_SUFFIXES  # what folders and glob patter
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(height, width) from the file header; FatsrError if unreadable."""
+    """(height, width) as shown (EXIF orientation applied) from the file header; FatsrError if unreadable."""
     if Path(path).suffix.lower() not in PILLOW_SUFFIXES:
         opened = _open_raster(Path(path))
         if opened is not None:
@@ -63,14 +157,15 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
                 return ds.height, ds.width
     try:
         with Image.open(path) as im:
-            return im.height, im.width
+            turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # Orientation: a quarter turn
+            return (im.width, im.height) if turned else (im.height, im.width)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise FatsrError(f"{path}: not a readable image ({exc}); replace or remove it") from None
 
 
 def read_image(path: str | os.PathLike, *, any_dtype: bool = False) -> np.ndarray:
     """Read an image file as an HWC array: uint8 or uint16, with 1, 3 or 4 channels (any
-    number of bands from GDAL).
+    number of bands from GDAL), turned upright by its EXIF orientation (as viewers show it).
 
     TIFF, JPEG2000, VRT, ... are decoded by GDAL (rasterio; a palette is expanded by Pillow,
     as for PNG). Pillow decodes PNG, JPEG, ... (and reports truncated or foreign files
@@ -88,7 +183,7 @@ def read_image(path: str | os.PathLike, *, any_dtype: bool = False) -> np.ndarra
         with Image.open(path) as im:
             sixteen_bit_colour = im.mode in ("RGB", "RGBA") and any("16" in str(t.args) for t in im.tile)
             im.load()
-            array = _pil_to_array(im)
+            array = _pil_to_array(ImageOps.exif_transpose(im) or im)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = "cannot identify the image format" if isinstance(exc, Image.UnidentifiedImageError) else str(exc)
         raise FatsrError(f"{path}: not a readable image ({reason}); give a PNG, JPEG or TIFF file") from None

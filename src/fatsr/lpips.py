@@ -109,15 +109,17 @@ def load_lpips(net: str = "alex", weights_dir: str | os.PathLike | None = None) 
         model.features.load_state_dict(features)
         model.lins.load_state_dict(lins)
     except RuntimeError as exc:
-        raise FatsrError(f"{folder}: LPIPS ({net}) weights do not fit ({exc}); use the original {net} files") from None
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise FatsrError(f"{folder}: LPIPS ({net}) weights do not fit ({reason}); use the original {net} files") from None
     return model.eval().requires_grad_(False)
 
 
 def _read(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise FatsrError(f"{path}: not a readable PyTorch weight file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or pickled objects: the file must be replaced
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise FatsrError(f"{path}: not a readable PyTorch weight file ({reason}); use the original weight file") from None
     if not isinstance(state, dict):
         raise FatsrError(f"{path}: holds no state dict; use the original weight file")
     return state

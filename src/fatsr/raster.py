@@ -17,10 +17,13 @@ tags; stale ``STATISTICS_*`` are dropped.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -36,6 +39,7 @@ import torch.nn.functional as F
 from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.fill import fillnodata
 from rasterio.io import DatasetReader, DatasetWriter
@@ -46,7 +50,7 @@ from torch import Tensor, nn
 
 from fatsr.engine.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.errors import FatsrError
-from fatsr.io import atomic_write
+from fatsr.io import atomic_write, locked_file
 
 SUFFIXES = (".tif", ".tiff")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # plain pictures go through fatsr.io
@@ -84,6 +88,8 @@ class RasterOptions:
             raise FatsrError(f"other bands {self.other_bands!r}: choose one of {', '.join(OTHER_BANDS)}")
         if self.compress not in COMPRESSIONS:
             raise FatsrError(f"compression {self.compress!r}: choose one of {', '.join(COMPRESSIONS)}")
+        if self.value_range is not None and not all(map(math.isfinite, self.value_range)):
+            raise FatsrError(f"range {self.value_range[0]:g} {self.value_range[1]:g}: give finite numbers")
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
             raise FatsrError(f"range {self.value_range[0]:g} {self.value_range[1]:g}: LO must be below HI")
 
@@ -250,9 +256,12 @@ def upscale_raster(
         job = _job(src, tags, tiling, options, autocast)
         panel_width = min(profile["width"], tiling.panel * model.scale)
         block_row = BLOCK * panel_width * ds.count * np.dtype(ds.dtypes[0]).itemsize
+        # Every write is checked (errors raise; the finished file is read back before it is
+        # renamed), so a failure gives one clear line and libtiff's own messages are muted.
         with rasterio.Env(GDAL_CACHEMAX=2 * block_row + (16 << 20)):
             writer = PartialWriter(dst, profile, job, checkpoint_seconds)
-            try:
+
+            def write_all() -> None:
                 for g, (indexes, kind) in enumerate(groups):
                     if g < writer.position[0]:
                         continue
@@ -263,56 +272,150 @@ def upscale_raster(
                         progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
                     )
                     for block in blocks:
-                        _write_block(
-                            ds, writer.dataset(), indexes, mapping, block, model.scale, mask=g == 0,
-                            project=read if options.back_project else None,
-                        )
-                        writer.progress(g, block.panel, block.top + block.data.shape[1])
-                writer.finish(lambda out: _finish(ds, out, tags, options), options, overwrite=overwrite)
-            except RasterioError as exc:
-                writer.abandon()
-                raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc}); choose another output") from None
+                        with _libtiff_quiet():
+                            _write_block(
+                                ds, writer.dataset(), indexes, mapping, block, model.scale, mask=g == 0,
+                                project=read if options.back_project else None,
+                            )
+                            writer.progress(g, block.panel, block.top + block.data.shape[1])
+                with _libtiff_quiet():
+                    writer.finish(lambda out: _finish(ds, out, tags, options), options, overwrite=overwrite)
+
+            try:
+                try:
+                    write_all()
+                except (RasterioError, WriteFailed) as exc:
+                    if not writer.resumed or _disk_full(dst.parent):
+                        raise
+                    writer.restart(f"it cannot be completed ({_reason(exc)})")
+                    write_all()
+            except (RasterioError, WriteFailed, OSError) as exc:
+                writer.discard()
+                raise FatsrError(_write_failure(dst, exc)) from None
+            except FatsrError as exc:
+                hint = writer.abandon()
+                raise FatsrError(f"{exc}{'; ' + hint if hint else ''}") from None
             except BaseException:
-                writer.abandon()
+                hint = writer.abandon()
+                if hint:
+                    print(f"{dst}: {hint}", file=sys.stderr)
                 raise
+            finally:
+                writer.release()
+
+
+@contextmanager
+def _libtiff_quiet() -> Iterator[None]:
+    """Mute the C-level stderr (libtiff prints I/O errors such as a full disk straight to it)
+    while GDAL writes; fatsr checks those writes and reports failures itself."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class WriteFailed(Exception):
+    """The output GeoTIFF on disk is not what was written (full disk, I/O error)."""
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def _write_failure(dst: Path, exc: BaseException) -> str:
+    folder = dst.parent if str(dst.parent) else Path(".")
+    if _disk_full(folder) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        why = f"no space left on the disk of {folder}"
+    else:
+        why = _reason(exc)
+    return f"{dst}: could not write the GeoTIFF ({why}); nothing was kept; free some space or choose another output"
 
 
 class PartialWriter:
     """The output GeoTIFF while it is being written: a hidden partial file beside the
-    destination and a JSON journal of how far it got (group, panel, output row)."""
+    destination, locked while this process works on it, and a JSON journal of how far it got
+    (group, panel, output row)."""
 
     def __init__(self, dst: Path, profile: dict, job: dict, checkpoint_seconds: float) -> None:
-        self.dst, self.job, self.every = dst, job, checkpoint_seconds
+        self.dst, self.profile, self.job, self.every = dst, profile, job, checkpoint_seconds
         self.path = dst.with_name(f".{dst.name}.fatsr-partial.tif")
         self.journal = dst.with_name(f".{dst.name}.fatsr-partial.json")
         self.position: tuple[int, int, int] = (0, 0, 0)
+        self.resumed = False
         self._out: DatasetWriter | None = None
         self._last = time.monotonic()
         self._pending: tuple[int, int, int] | None = None
-        recorded = self._recorded_position()
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc.strerror or exc}); choose a writable output") from None
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(locked_file(self.path, f"{dst}: another fatsr run is upscaling into it now"))
+        recorded, problem = self._recorded_position()
         if recorded is not None:
-            self.position = recorded
+            self.position, self.resumed = recorded, True
             print(f"{dst}: resuming an interrupted run at {self._describe(self.position)}", file=sys.stderr)
+        elif problem:
+            self.restart(problem)
         else:
-            self.journal.unlink(missing_ok=True)
-            try:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                with _quiet():
-                    self._out = rasterio.open(self.path, "w", **{k: v for k, v in profile.items() if k not in _POINTS})
-                _set_georeference(self._out, profile)
-            except (OSError, RasterioError) as exc:
-                self.path.unlink(missing_ok=True)
-                raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc}); choose a writable output") from None
+            self._create()
 
-    def _recorded_position(self) -> tuple[int, int, int] | None:
-        """The journal's position when the partial file exists and was made by this same job."""
+    def _create(self) -> None:
+        self.journal.unlink(missing_ok=True)
+        try:
+            with _quiet():
+                self._out = rasterio.open(self.path, "w", **{k: v for k, v in self.profile.items() if k not in _POINTS})
+            _set_georeference(self._out, self.profile)
+        except (OSError, RasterioError) as exc:
+            self.discard()
+            self.release()
+            raise FatsrError(_write_failure(self.dst, exc)) from None
+
+    def restart(self, why: str) -> None:
+        """Discard the partial file of an interrupted run (with a warning) and start afresh."""
+        print(f"warning: {self.dst}: the partial file of an interrupted run is discarded: {why}; starting again",
+              file=sys.stderr)  # fmt: skip
+        with contextlib.suppress(OSError, RasterioError):
+            self._close()
+        self.position, self.resumed, self._pending = (0, 0, 0), False, None
+        self._create()
+
+    def _recorded_position(self) -> tuple[tuple[int, int, int] | None, str | None]:
+        """The journal's position when the partial file was made by this same job and opens
+        with the expected size; else (None, why it cannot be resumed, or None)."""
         try:
             journal = json.loads(self.journal.read_text())
-            if self.path.is_file() and journal["job"] == self.job:
-                return tuple(journal["position"])
+            if journal["job"] != self.job:
+                return None, None
+            position = tuple(int(v) for v in journal["position"])
         except (OSError, ValueError, KeyError, TypeError):
-            pass
-        return None
+            return None, None
+        try:
+            with _quiet(), rasterio.open(self.path) as ds:
+                shape = (ds.count, ds.height, ds.width, ds.dtypes[0])
+        except RasterioError as exc:
+            return None, f"it cannot be opened ({_reason(exc)})"
+        p = self.profile
+        if shape != (p["count"], p["height"], p["width"], p["dtype"]):
+            return None, "its size does not match"
+        return position, None
 
     @staticmethod
     def _describe(position: tuple[int, int, int]) -> str:
@@ -335,13 +438,16 @@ class PartialWriter:
         if self._pending is None:
             return
         self._close()
+        if _disk_full(self.path.parent):  # what GDAL wrote since the last checkpoint may be lost
+            raise WriteFailed(f"no space left on the disk of {self.path.parent}")
         with atomic_write(self.journal, overwrite=True) as tmp:
             tmp.write_text(json.dumps({"job": self.job, "position": self._pending}))
         self.position, self._pending, self._last = self._pending, None, time.monotonic()
 
     def finish(self, last_steps: Callable[[DatasetWriter], None], options: RasterOptions, *, overwrite: bool) -> None:
         """Metadata (and, for a plain GeoTIFF, overviews), then the partial file becomes the
-        destination, copied into a COG first when ``options.cog``."""
+        destination, copied into a COG first when ``options.cog``; the result is read back
+        whole before it is renamed."""
         last_steps(self.dataset())
         self._close()
         if self.dst.exists() and not overwrite:
@@ -355,31 +461,64 @@ class PartialWriter:
                     BLOCKSIZE=BLOCK, BIGTIFF="IF_SAFER", OVERVIEWS="AUTO" if options.overviews else "NONE",
                     OVERVIEW_RESAMPLING="AVERAGE",
                 )
+                _read_back(result)
+            except (RasterioError, CPLE_BaseError) as exc:
+                result.unlink(missing_ok=True)
+                raise WriteFailed(f"the COG copy failed ({_reason(exc)})") from None
             except BaseException:
                 result.unlink(missing_ok=True)
                 raise
+        else:
+            _read_back(result)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(result, 0o666 & ~umask)
-        os.replace(result, self.dst)
-        self.path.unlink(missing_ok=True)
         self.journal.unlink(missing_ok=True)
+        os.replace(result, self.dst)
+        if result != self.path:
+            self.path.unlink(missing_ok=True)
 
-    def abandon(self) -> None:
-        """On failure: keep the partial file when progress was recorded, else remove it."""
+    def abandon(self) -> str | None:
+        """On failure: keep the partial file when progress was recorded (and say how to resume),
+        else remove it."""
         try:
             self.checkpoint() if self.journal.exists() else self._close()
-        except (OSError, RasterioError):
-            pass
+        except (OSError, RasterioError, WriteFailed, FatsrError):
+            self.discard()
+            return None
         if self.journal.exists():
-            print(f"{self.dst}: stopped at {self._describe(self.position)}; run the same command again to resume", file=sys.stderr)
-        else:
-            self.path.unlink(missing_ok=True)
+            return f"stopped at {self._describe(self.position)}; run the same command again to resume"
+        self.path.unlink(missing_ok=True)
+        return None
+
+    def discard(self) -> None:
+        """Remove the partial file and its journal."""
+        with contextlib.suppress(OSError, RasterioError):
+            self._close()
+        self.journal.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """Let other runs at this output (the lock goes with the partial file's descriptor)."""
+        self._lock.close()
 
     def _close(self) -> None:
         if self._out is not None:
-            self._out.close()
-            self._out = None
+            out, self._out = self._out, None
+            out.close()
+
+
+def _read_back(path: Path) -> None:
+    """Read every block (and overview) of a written GeoTIFF: WriteFailed if any is unreadable."""
+    try:
+        with _quiet(), rasterio.open(path) as ds:
+            levels = len(ds.overviews(1))
+        for level in [None, *range(levels)]:
+            with _quiet(), rasterio.open(path, **({} if level is None else {"overview_level": level})) as ds:
+                for _, window in ds.block_windows(1):
+                    ds.read(window=window)
+    except RasterioError as exc:
+        raise WriteFailed(f"the written file does not read back ({_reason(exc)})") from None
 
 
 def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions, autocast: torch.dtype | None) -> dict:
@@ -450,6 +589,14 @@ def _open(path: Path) -> Iterator[DatasetReader]:
             yield ds
 
 
+def _read_source(ds: DatasetReader, *args, **kwargs) -> np.ndarray:
+    """``ds.read``; a damaged or truncated source raises FatsrError."""
+    try:
+        return ds.read(*args, **kwargs)
+    except RasterioError as exc:
+        raise FatsrError(f"{ds.name}: cannot read the raster ({_reason(exc)}); the file is damaged or truncated: replace it") from None
+
+
 def _band_groups(ds: DatasetReader, options: RasterOptions, channels: int) -> list[tuple[tuple[int, ...], str]]:
     """(1-based bands, how) per pass: "rgb" through the network together, then every
     other band alone ("network" or "bicubic"; an alpha band "nearest")."""
@@ -510,7 +657,7 @@ def _value_mapping(
     (low, high) of some bands (a multispectral model's training mapping)."""
     factor = max(1, math.ceil(max(ds.width, ds.height) / STATS_SIZE))
     shape = (ds.count, math.ceil(ds.height / factor), math.ceil(ds.width / factor))
-    sample = ds.read(out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
+    sample = _read_source(ds, out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
     valid = [band[m] for band, m in zip(sample, valid_mask(ds, ds.indexes, sample, out_shape=shape))]
     dtype = np.dtype(ds.dtypes[0])
     if value_range is not None:
@@ -541,7 +688,7 @@ def _read_bands(ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMappi
         m = FILL_MARGIN if fill else 0
         t, b, l, r = max(top - m, 0), min(bottom + m, ds.height), max(left - m, 0), min(right + m, ds.width)
         window = Window(l, t, r - l, b - t)
-        data = ds.read(list(indexes), window=window).astype(np.float64)
+        data = _read_source(ds, list(indexes), window=window).astype(np.float64)
         unit = mapping.to_unit(data, indexes)
         if fill:
             valid = valid_mask(ds, indexes, data, window)
@@ -589,7 +736,7 @@ def _write_block(
         window = Window(block.left // scale, top // scale, cols // scale, unit.shape[1] // scale)
         out_window = Window(block.left, top, cols, unit.shape[1])
         if ds.nodata is not None or floating:
-            lr = ds.read(list(indexes), window=window)
+            lr = _read_source(ds, list(indexes), window=window)
             put_back = ~np.isfinite(lr) if floating else np.zeros(lr.shape, bool)
             if ds.nodata is not None:
                 put_back |= _nodata(lr, ds.nodata)

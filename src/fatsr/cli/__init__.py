@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from fatsr.errors import FatsrError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with fatsr's one-line errors: ``error: ...`` and exit code 2; usage on --help only."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(2, f"error: {command}{message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from fatsr import __version__
     from fatsr.cli import compare, degrade, denoise, evaluate, export, lam, prepare, train, upscale
 
-    parser = argparse.ArgumentParser(prog="fatsr", description="Remote-sensing super-resolution with FAT.")
+    parser = Parser(prog="fatsr", description="Remote-sensing super-resolution with FAT.")
     parser.add_argument("--version", action="version", version=f"fatsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (upscale, train, evaluate, compare, lam, degrade, denoise, prepare, export):
@@ -31,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except FatsrError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine's answer (full disk, permissions, I/O): one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; free some space, fix the permissions or choose another path", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -115,7 +115,7 @@ def _run_job(job: Job, scale: int, preset: dict, seed: int, overwrite: bool) -> 
 
 def run_jobs(jobs: list[Job], *, scale: int, preset: dict, seed: int, workers: int, overwrite: bool) -> None:
     """Run ``jobs`` in ``workers`` processes with a progress bar; the first error stops the rest."""
-    bar = tqdm(total=len(jobs), unit="img", desc="degrade")
+    bar = tqdm(total=len(jobs), unit="img", desc="degrade", disable=None)  # terminal only: no residue in logs
     with bar:
         if workers == 1:
             for job in jobs:

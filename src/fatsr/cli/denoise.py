@@ -4,6 +4,7 @@ printing each image's estimated noise level before and after."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from fatsr.cli.degrade import input_images, refuse_existing
@@ -49,8 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Denoise IN into OUT."""
-    if args.strength <= 0:
-        raise FatsrError(f"--strength must be positive, got {args.strength}")
+    if not (math.isfinite(args.strength) and args.strength > 0):
+        raise FatsrError(f"--strength must be a positive number, got {args.strength}")
     files = [args.input] if args.input.is_file() else input_images(args.input)
     targets = [args.output / p.name for p in files]
     if any(t.resolve() == p.resolve() for t, p in zip(targets, files)):
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     for source, target in zip(files, targets):
         image = read_image(source)
         clean = denoise(image, args.method, args.strength)
+        before, after = estimate_noise(image), estimate_noise(clean)  # may refuse a tiny image: before writing
         write_image(target, clean, overwrite=args.overwrite)
-        print(f"{source.name}: noise sigma {estimate_noise(image):.2f} -> {estimate_noise(clean):.2f}")
+        print(f"{source.name}: noise sigma {before:.2f} -> {after:.2f}")
     print(f"wrote {len(files)} denoised image(s) ({args.method}, strength {args.strength:g}) to {args.output}")
     return 0

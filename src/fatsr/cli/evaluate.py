@@ -86,11 +86,15 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and report; return the exit code."""
     from fatsr.cli.upscale import resolve_device
 
+    if args.scale is not None and args.scale < 1:
+        raise FatsrError(f"--scale must be at least 1, got {args.scale}")
+    if args.border is not None and args.border < 0:
+        raise FatsrError(f"--border must be at least 0, got {args.border}")
     outputs = _outputs(args)
     device = resolve_device(args.device)
     model = load_sr_model(args.model, scale=args.scale, device=device, seed=args.seed) if args.model else None
     pairs = pair_files(args.hr, sr=args.sr, lr=args.lr)
-    scale = model.scale if model is not None else args.scale or _scale_from_lr(pairs[0])
+    scale = model.scale if model is not None else args.scale if args.scale is not None else _scale_from_lr(pairs[0])
     border = scale if args.border is None else args.border
     lpips = [load_lpips(net, args.lpips_weights).to(device) for net in dict.fromkeys(args.lpips)]
     crop_size = args.crop_size if args.crops else None
@@ -117,16 +121,27 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(results, settings)
     print(format_table(results, summary))
     if outputs:
-        write_csv(outputs["csv"], results, overwrite=args.overwrite)
-        write_json(outputs["json"], summary, overwrite=args.overwrite)
-        if crop_size:
-            write_crops(outputs["crops"], results, overwrite=args.overwrite)
-        if args.html:
-            items.sort(key=lambda item: item.gain)
-            title = f"fatsr evaluate: {settings['source']} on {args.hr}, x{scale}"
-            notes = [f"Sorted by gain of PSNR-Y over bicubic, worst first. Scores: {settings['y']}, border {border}."]
-            write_page(outputs["html"], page_data(items, title=title, scale=scale, table=True, notes=notes),
-                       overwrite=args.overwrite)  # fmt: skip
+        written = []
+
+        def write(key: str, writer, *what, **options) -> None:
+            if key in outputs:
+                writer(outputs[key], *what, overwrite=args.overwrite, **options)
+                written.append(outputs[key])
+
+        try:  # all the output files or none
+            write("csv", write_csv, results)
+            write("json", write_json, summary)
+            if crop_size:
+                write("crops", write_crops, results)
+            if args.html:
+                items.sort(key=lambda item: item.gain)
+                title = f"fatsr evaluate: {settings['source']} on {args.hr}, x{scale}"
+                notes = [f"Sorted by gain of PSNR-Y over bicubic, worst first. Scores: {settings['y']}, border {border}."]
+                write("html", write_page, page_data(items, title=title, scale=scale, table=True, notes=notes))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
         for path in outputs.values():
             print(f"wrote {path}", file=sys.stderr)
     return 0

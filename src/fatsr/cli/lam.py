@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -64,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     """Compute the map(s) and write the figure and JSON; return the exit code."""
     from fatsr.cli.upscale import resolve_device
 
+    if args.steps < 1 or args.kernel < 1 or args.kernel % 2 == 0 or not (math.isfinite(args.sigma) and args.sigma > 0):
+        raise FatsrError(f"need --steps >= 1, an odd --kernel and a finite --sigma > 0; got {args.steps}, {args.kernel}, {args.sigma}")
+    if args.scale is not None and args.scale < 1:
+        raise FatsrError(f"--scale must be at least 1, got {args.scale}")
     stem = Path(args.image).stem
     figure, report = Path(args.output) / f"{stem}_lam.png", Path(args.output) / f"{stem}_lam.json"
     for path in (figure, report):
@@ -78,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         models.append(load_sr_model(args.compare, scale=model.scale, device=device, seed=args.seed))
     window = Window(*args.window) if args.window else _centre_window(lr.shape[-2:], model.scale)
+    window.check(lr.shape[-2] * model.scale, lr.shape[-1] * model.scale)
+    if min(lr.shape[-2:]) <= args.kernel // 2:
+        raise FatsrError(f"the input {lr.shape[-1]}x{lr.shape[-2]} is too small for a {args.kernel}x{args.kernel} blur")
     results = []
     for m in models:
         print(f"LAM of {m.name}: {args.steps} steps...", file=sys.stderr)
@@ -89,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
                 "scale": model.scale, "steps": args.steps, "sigma": args.sigma, "kernel": args.kernel,
                 "seed": args.seed}  # fmt: skip
     write_figure(figure, lr[0].permute(1, 2, 0).cpu().numpy(), results, window, model.scale, overwrite=args.overwrite)
-    write_json(report, results, settings, overwrite=args.overwrite)
+    try:
+        write_json(report, results, settings, overwrite=args.overwrite)
+    except BaseException:
+        figure.unlink(missing_ok=True)  # both files or neither
+        raise
     print(f"wrote {figure}\nwrote {report}", file=sys.stderr)
     return 0
 

@@ -98,7 +98,7 @@ def run_split(args: argparse.Namespace) -> int:
     if len(set(targets)) != len(targets):
         raise FatsrError(f"{args.input}: several images share a name stem; rename them so the tile names differ")
     refuse_existing(targets, args.overwrite)
-    for source, tiles in tqdm(plan.items(), unit="img", desc="split"):
+    for source, tiles in tqdm(plan.items(), unit="img", desc="split", disable=None):
         if is_raster(source):
             write_raster_tiles(source, tiles, overwrite=args.overwrite)
             continue

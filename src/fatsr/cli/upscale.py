@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from fatsr.engine.tiling import Tiling, upscale_image
 from fatsr.errors import FatsrError
-from fatsr.io import IMAGE_SUFFIXES, read_image, write_image
+from fatsr.io import IMAGE_SUFFIXES, locked_file, part_path, read_image, remove_stale_parts, write_image
 from fatsr.raster import is_raster
 
 DESCRIPTION = """\
@@ -158,6 +158,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Upscale every input image; return the exit code."""
+    _raster_options(args)  # checked before anything is done
     inputs = collect_inputs([*args.inputs, *args.test_img])
     rank, world = shard()
     device = resolve_device(args.device, rank)
@@ -245,13 +246,10 @@ def _band_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: give band numbers separated by commas, e.g. 3,2,1") from None
 
 
-def _upscale_georaster(
-    args: argparse.Namespace, model, src: Path, dst: Path, tiling: Tiling, autocast: torch.dtype | None
-) -> None:
-    import fatsr
-    from fatsr.raster import RasterOptions, upscale_raster
+def _raster_options(args: argparse.Namespace):
+    from fatsr.raster import RasterOptions
 
-    options = RasterOptions(
+    return RasterOptions(
         bands=args.bands,
         value_range=tuple(args.value_range) if args.value_range else None,
         other_bands=args.other_bands,
@@ -260,6 +258,15 @@ def _upscale_georaster(
         cog=args.cog,
         back_project=args.back_project,
     )
+
+
+def _upscale_georaster(
+    args: argparse.Namespace, model, src: Path, dst: Path, tiling: Tiling, autocast: torch.dtype | None
+) -> None:
+    import fatsr
+    from fatsr.raster import upscale_raster
+
+    options = _raster_options(args)
     upscale_raster(
         src, dst, model, model_file=args.model or fatsr.default_model_path(), tiling=tiling, options=options,
         autocast=autocast, overwrite=args.overwrite,
@@ -270,13 +277,15 @@ def _upscale_image_file(
     args: argparse.Namespace, model, src: Path, dst: Path, device: torch.device, tiling: Tiling,
     autocast: torch.dtype | None,
 ) -> None:
-    image = read_image(src)
-    _check_format(dst, image)
-    result = upscale_image(model, image, tiling, device=device, autocast=autocast, progress=src.name)
-    try:
-        write_image(dst, result, overwrite=args.overwrite)
-    except OSError as exc:
-        raise FatsrError(f"{dst}: could not write ({exc}); choose another -o") from None
+    # The output's temporary file is locked from the start: a second run at it stops at once.
+    with locked_file(part_path(dst), f"{dst}: another fatsr run is writing it now", remove=True):
+        image = read_image(src)
+        _check_format(dst, image)
+        result = upscale_image(model, image, tiling, device=device, autocast=autocast, progress=src.name)
+        try:
+            write_image(dst, result, overwrite=args.overwrite)
+        except OSError as exc:
+            raise FatsrError(f"{dst}: could not write ({exc.strerror or exc}); free some space or choose another -o") from None
 
 
 def collect_inputs(specs: list[str]) -> list[Path]:
@@ -293,7 +302,10 @@ def collect_inputs(specs: list[str]) -> list[Path]:
 def _expand(spec: str) -> list[Path]:
     path = Path(spec)
     if path.is_dir():
-        images = _image_files(path.iterdir())
+        try:
+            images = _image_files(path.iterdir())
+        except OSError as exc:
+            raise FatsrError(f"{spec}: cannot list this folder ({exc.strerror or exc}); check its permissions") from None
         if not images:
             raise FatsrError(f"{spec}: no images in this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
         return images
@@ -367,6 +379,9 @@ def plan_outputs(
     suffixes = [".tif" if is_raster(src) else ".png" for src in inputs]
     if target is None:
         outputs = [src.with_name(f"{src.stem}_x{scale}{ext}") for src, ext in zip(inputs, suffixes)]
+        own = {dst.resolve() for dst in outputs}  # an in-place batch run before: its outputs are no inputs
+        kept = [k for k, src in enumerate(inputs) if src.resolve() not in own]
+        inputs, outputs = [inputs[k] for k in kept], [outputs[k] for k in kept]
     elif target[1]:
         outputs = [target[0] / f"{src.stem}{ext}" for src, ext in zip(inputs, suffixes)]
     elif len(inputs) == 1:
@@ -391,6 +406,14 @@ def plan_outputs(
 
 
 def _prepare_folders(outputs: list[Path]) -> None:
+    """Create the output folders (FatsrError if not writable); remove the temporary files that
+    killed runs left for these outputs."""
+    names: dict[Path, list[str]] = {}
+    for dst in outputs:
+        names.setdefault(dst.parent, []).append(dst.name)
+    for folder, mine in names.items():
+        if folder.is_dir():
+            remove_stale_parts(folder, mine)
     for folder in sorted({dst.parent for dst in outputs}):
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fatsr.errors import FatsrError
-from fatsr.io import atomic_write
+from fatsr.io import atomic_write, write_error
 
 FORMAT = "fatsr-train-checkpoint"
 VERSION = 1
@@ -52,7 +52,10 @@ def save(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write a checkpoint (``state`` plus the format tag) atomically: an interruption leaves
     the previous file intact."""
     with atomic_write(path, overwrite=True) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+        try:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+        except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+            raise write_error(path, exc) from None
 
 
 def read(path: str | os.PathLike) -> object:

@@ -4,6 +4,7 @@ command-line flags fill it, and the resolved config is saved with every run."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -85,6 +86,16 @@ class TrainConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise FatsrError(f"--{_flag(name)} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("lr", "weight_decay", "gamma", "grad_clip", "ema_decay", "l1_weight", "perceptual_weight", "lev_weight"):
+            if not math.isfinite(getattr(self, name)):
+                raise FatsrError(f"--{_flag(name)} must be a finite number, got {getattr(self, name)}")
+        if not all(map(math.isfinite, self.betas)):
+            raise FatsrError(f"--betas must be finite numbers, got {self.betas}")
+        for name in ("l1_weight", "perceptual_weight", "lev_weight"):
+            if getattr(self, name) < 0:
+                raise FatsrError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if not self.gamma > 0:
+            raise FatsrError(f"--gamma must be > 0, got {self.gamma}")
         positive = ("scale", "patch_size", "batch_size", "val_every", "save_every", "log_every")
         for name in positive:
             if getattr(self, name) < 1:

@@ -112,7 +112,8 @@ def model_device(model: Callable) -> torch.device:
 
 
 def _forward(model: Callable, x: np.ndarray, device: torch.device, autocast: torch.dtype | None) -> np.ndarray:
-    """One batch through the model; under autocast, a result with NaN/Inf is redone in float32."""
+    """One batch through the model; under autocast, a result with NaN/Inf is redone in float32.
+    A float32 result with NaN/Inf (from finite input) raises FatsrError: the model is broken."""
     with torch.inference_mode():
         batch = torch.from_numpy(np.ascontiguousarray(x)).to(device)
         if autocast is not None:
@@ -121,7 +122,13 @@ def _forward(model: Callable, x: np.ndarray, device: torch.device, autocast: tor
             if bool(torch.isfinite(y).all()):
                 return y.float().cpu().numpy()
             warnings.warn(f"{autocast} gave NaN/Inf on a tile batch; redoing such batches in float32", stacklevel=2)
-        return model(batch).float().cpu().numpy()
+        y = model(batch).float()
+        if not bool(torch.isfinite(y).all()):
+            raise FatsrError(
+                "the model gave NaN/Inf values for finite input (in float32); its weights are probably "
+                "broken (e.g. a diverged training run): use another model file"
+            )
+        return y.cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -288,6 +295,8 @@ def upscale_image(
     else:
         raise FatsrError(f"{image.dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
     x = np.transpose(image, (2, 0, 1)).astype(np.float32) / np.float32(peak)
+    if peak == 1.0 and not np.isfinite(x).all():
+        raise FatsrError("the image holds NaN/Inf values; replace them (or upscale it as a GeoTIFF, where they count as nodata)")
     y = np.transpose(upscale_tiled(model, x, tiling, device=device, autocast=autocast, progress=progress), (1, 2, 0))
     if peak == 1.0:
         return np.ascontiguousarray(y)

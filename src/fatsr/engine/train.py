@@ -34,7 +34,7 @@ from fatsr.engine.distributed import BatchSampler, Dist, any_true, barrier, mean
 from fatsr.engine.ema import EMA
 from fatsr.engine.report import MetricsLog, TensorBoard, plot_progress
 from fatsr.errors import FatsrError
-from fatsr.io import atomic_write
+from fatsr.io import atomic_write, remove_stale_parts
 
 LAST = "last.pt"
 BEST = "best.safetensors"
@@ -339,9 +339,11 @@ class Trainer:
         self._window: dict[str, float] = {}  # loss sums since the last log record
         self._window_steps = 0
         resume = self._resume_path()
-        self._prepare_save_dir(fresh=resume is None)
+        loaded = self._load(resume) if resume is not None else None  # checks it; writes nothing
+        self._prepare_save_dir(continues=resume if loaded == "checkpoint" else None)
         if resume is not None:
-            self._load(resume)
+            self._say(f"resumed {resume} at step {self.step}" if loaded == "checkpoint" else
+                      f"initialised the weights from {resume}; training starts at step 0")  # fmt: skip
         self.log = MetricsLog(self.save_dir / "metrics.jsonl", resume_step=self.step) if layout.main else None
         self.tensorboard = TensorBoard(self.save_dir / "tensorboard") if config.tensorboard and layout.main else None
 
@@ -362,17 +364,25 @@ class Trainer:
             return last if last.is_file() else None
         return Path(resume)
 
-    def _prepare_save_dir(self, fresh: bool) -> None:
-        if fresh and (self.save_dir / LAST).is_file() and not self.config.overwrite:
+    def holds_run(self) -> bool:
+        return any((self.save_dir / name).is_file() for name in (LAST, "metrics.jsonl", MODEL))
+
+    def _prepare_save_dir(self, continues: Path | None) -> None:
+        """Refuse to replace a run unless asked (``--overwrite``) or continuing a checkpoint of
+        that very run (``continues``, a file in the run folder); then set the folder up."""
+        fresh = continues is None or continues.resolve().parent != self.save_dir.resolve()
+        if fresh and self.holds_run() and not self.config.overwrite:
+            how = "continue it with --resume auto" if not self.config.resume else (
+                f"--resume {self.config.resume} does not continue it (only its own last.pt or step_*.pt do)")  # fmt: skip
             raise FatsrError(
-                f"{self.save_dir} already holds a run; continue it with --resume auto, "
-                "start afresh with --overwrite, or choose another --save-dir"
+                f"{self.save_dir} already holds a run; {how}; start afresh there with --overwrite, or choose another --save-dir"
             )
         if self.layout.main:
             try:
                 self.save_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise FatsrError(f"cannot create --save-dir {self.save_dir}: {exc.strerror or exc}") from None
+            remove_stale_parts(self.save_dir)
             write_yaml(self.config, self.save_dir / "config.yaml")
             if fresh:
                 for name in (LAST, "metrics.jsonl", "progress.png", BEST, MODEL, DEGRADATION):
@@ -409,13 +419,14 @@ class Trainer:
         if self.layout.main:
             checkpoint.save(self.save_dir / name, self._state())
 
-    def _load(self, path: Path) -> None:
+    def _load(self, path: Path) -> str:
+        """Load a training checkpoint ("checkpoint") or a model's weights ("weights")."""
         if not path.is_file():
             raise FatsrError(f"--resume {path}: no such file; give a last.pt or step_*.pt of a fatsr run")
         state = checkpoint.read(path) if path.suffix != ".safetensors" else None
         if not checkpoint.is_checkpoint(state):
             self._load_weights_only(path)
-            return
+            return "weights"
         if state.get("architecture") != "FAT" or state["network_config"] != self.network.config:
             raise FatsrError(
                 f"{path} is a checkpoint of another network ({describe(state.get('network_config'))}), "
@@ -438,7 +449,7 @@ class Trainer:
         self.last_val_step = int(state["last_val_step"])
         self.skipped_steps = int(state["skipped_steps"])
         self.train_seconds = float(state["train_seconds"])
-        self._say(f"resumed {path} at step {self.step}")
+        return "checkpoint"
 
     def _load_weights_only(self, path: Path) -> None:
         """Start from the weights of a model file or published state dict (as the published
@@ -453,7 +464,6 @@ class Trainer:
             )
         self.network.load_state_dict(loaded.state_dict())
         self.ema.module.load_state_dict(loaded.state_dict())
-        self._say(f"initialised the weights from {path}; training starts at step 0")
 
     # -- messages and records --
 

@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fatsr.errors import FatsrError
-from fatsr.io import atomic_write
+from fatsr.io import atomic_write, write_error
 from fatsr.models.fat import FAT, from_official_state_dict, load_strict
 
 ARCHITECTURE = "FAT"
@@ -39,7 +39,10 @@ def save_model(
         metadata["extra"] = json.dumps(extra)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in network.state_dict().items()}
     with atomic_write(path, overwrite=overwrite) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except Exception as exc:  # noqa: BLE001 - safetensors reports I/O errors (a full disk) as its own type
+            raise write_error(path, exc) from None
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
