@@ -379,9 +379,10 @@ def plan_outputs(
     suffixes = [".tif" if is_raster(src) else ".png" for src in inputs]
     if target is None:
         outputs = [src.with_name(f"{src.stem}_x{scale}{ext}") for src, ext in zip(inputs, suffixes)]
-        own = {dst.resolve() for dst in outputs}  # an in-place batch run before: its outputs are no inputs
-        kept = [k for k, src in enumerate(inputs) if src.resolve() not in own]
-        inputs, outputs = [inputs[k] for k in kept], [outputs[k] for k in kept]
+        if skip_existing:  # resuming an in-place batch: its own outputs are no inputs
+            own = {dst.resolve() for dst in outputs}
+            kept = [k for k, src in enumerate(inputs) if src.resolve() not in own]
+            inputs, outputs = [inputs[k] for k in kept], [outputs[k] for k in kept]
     elif target[1]:
         outputs = [target[0] / f"{src.stem}{ext}" for src, ext in zip(inputs, suffixes)]
     elif len(inputs) == 1:
