@@ -296,6 +296,13 @@ def test_scene_page_overview_regions_and_coordinates(browser, tmp_path: Path) ->
     assert p.state()["item"] == 2
     p.assert_shows(0, "LR", "bicubic")
     p.assert_shows(1, "bicubic", "LR")
+    zoom = p.state()["zoom"]
+    page.locator("#viewer").focus()
+    page.keyboard.press("+")
+    page.keyboard.press("]")
+    assert p.state()["zoom"] == pytest.approx(2 * zoom) and p.state()["split"] == pytest.approx(0.55)
+    p.assert_shows(0, "LR", "bicubic")
+    p.assert_shows(1, "bicubic", "LR")
 
     # a click on a cell not in the page names the command that adds it
     missing = next((c, r) for r in range(height // 32) for c in range(width // 32) if (c, r) not in cells)

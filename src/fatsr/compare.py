@@ -43,6 +43,7 @@ SCORE_KEYS = ("psnr_y", "ssim_y", "psnr_low", "psnr_mid", "psnr_high")
 OVERVIEW_SIZE = 1024  # longest side of a scene's overview, pixels
 MARGIN = 16  # LR pixels of context read around a scene region for the network
 THUMB_SIZE = 96
+GDAL_CACHE = 64 << 20  # bytes of decompressed blocks GDAL keeps while a scene is read
 
 
 @dataclass
@@ -274,13 +275,14 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
                   value_range: tuple[float, float] | None = None, tiling: Tiling = DEFAULT_TILING,
                   device: torch.device = torch.device("cpu"), command: str = "") -> tuple[Scene, list[Item]]:  # fmt: skip
     """The scene's overview and an item per computed region (LR, bicubic, each model)."""
+    import rasterio
     from rasterio.enums import Resampling
 
     from fatsr.raster import _open, _read_bands, _value_mapping, valid_mask
 
     if region_size < 8:
         raise FatsrError(f"--region-size {region_size}: give at least 8 LR pixels")
-    with _open(path) as ds:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE), _open(path) as ds:  # GDAL's block cache: 5% of RAM by default
         shown = _scene_bands(ds, bands)
         mapping, fills = _value_mapping(ds, value_range)
         factor = max(1, math.ceil(max(ds.width, ds.height) / OVERVIEW_SIZE))
