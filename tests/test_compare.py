@@ -192,3 +192,15 @@ def test_scene_nodata_is_transparent_in_every_layer(model_file: Path) -> None:
         np.testing.assert_array_equal(lr[:, :, :3][lr[:, :, 3] > 0], window.transpose(1, 2, 0)[lr[:, :, 3] > 0])
         assert item.layers[2].name == "tiny" and sr.shape == (2 * lr.shape[0], 2 * lr.shape[1], 4)
         np.testing.assert_array_equal(sr[:, :, 3], lr[:, :, 3].repeat(2, 0).repeat(2, 1))
+
+
+def test_regions_chosen_by_texture_skip_slivers() -> None:
+    from fatsr.compare import _choose_cells
+
+    rng = np.random.default_rng(0)
+    overview = np.full((70, 100, 3), 100, np.uint8)  # cells of 32: 4 x 3, the last column 4 px wide
+    overview[32:64, 32:64] = rng.integers(0, 255, (32, 32, 3))  # cell (1, 1): texture
+    overview[:, 96:] = rng.integers(0, 255, (70, 4, 3))  # the sliver: more texture still
+    overview[0:32, 64:96] = rng.integers(90, 110, (32, 32, 3))  # cell (2, 0): a little
+    assert _choose_cells(overview, 100, 70, 32, 2, 1) == {(1, 1), (2, 0)}
+    assert len(_choose_cells(overview, 100, 70, 32, 12, 1)) == 12  # all 12 cells fit the limit

@@ -289,8 +289,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
         shape = (len(shown), math.ceil(ds.height / factor), math.ceil(ds.width / factor))
         sample = ds.read(list(shown), out_shape=shape, resampling=Resampling.average if factor > 1 else Resampling.nearest)
         overview = _picture(mapping.to_unit(sample.astype(np.float64), shown), ~valid_mask(ds, shown, sample, out_shape=shape))
-        cols, rows = math.ceil(ds.width / region_size), math.ceil(ds.height / region_size)
-        cells = _choose_cells(overview, cols, rows, max_regions, factor, region_size)
+        cells = _choose_cells(overview, ds.width, ds.height, region_size, max_regions, factor)
         for x, y in points:
             row, col = ds.index(x, y)
             if not (0 <= row < ds.height and 0 <= col < ds.width):
@@ -328,9 +327,11 @@ def _picture(unit: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return np.concatenate([picture, alpha], axis=2) if picture.shape[2] == 3 else np.concatenate([picture, picture, picture, alpha], axis=2)
 
 
-def _choose_cells(overview: np.ndarray, cols: int, rows: int, limit: int, factor: int, size: int) -> set[tuple[int, int]]:
+def _choose_cells(overview: np.ndarray, width: int, height: int, size: int, limit: int, factor: int) -> set[tuple[int, int]]:
     """Every cell when there are at most ``limit``; else the ``limit`` cells whose overview
-    pixels vary most (texture is where super-resolution shows), with valid data first."""
+    pixels vary most (texture is where super-resolution shows), cells with valid data and at
+    least half a cell each way first."""
+    cols, rows = math.ceil(width / size), math.ceil(height / size)
     if cols * rows <= limit:
         return {(c, r) for r in range(rows) for c in range(cols)}
     grey = overview[:, :, :3].astype(np.float64).mean(axis=2)
@@ -341,9 +342,10 @@ def _choose_cells(overview: np.ndarray, cols: int, rows: int, limit: int, factor
             window = (slice(r * size // factor, max(r * size // factor + 1, (r + 1) * size // factor)),
                       slice(c * size // factor, max(c * size // factor + 1, (c + 1) * size // factor)))  # fmt: skip
             values = grey[window][valid[window]]
-            ranked.append((values.size > 0, float(values.std()) if values.size else 0.0, -r, -c))
+            big = min(width - c * size, size) * 2 >= size and min(height - r * size, size) * 2 >= size  # not a sliver
+            ranked.append((values.size > 0, big, float(values.std()) if values.size else 0.0, -r, -c))
     ranked.sort(reverse=True)
-    return {(-c, -r) for _, _, r, c in ranked[:limit]}
+    return {(-c, -r) for *_, r, c in ranked[:limit]}
 
 
 def _crs_name(crs) -> str:
