@@ -8,6 +8,7 @@ both in one folder, by default torch's hub cache (``~/.cache/torch/hub/checkpoin
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -118,7 +119,10 @@ def _read(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated or pickled objects: the file must be replaced
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if isinstance(exc, pickle.UnpicklingError):
+            reason = "not plain tensors: damaged, or pickled Python objects, which are never loaded"
+        else:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise FatsrError(f"{path}: not a readable PyTorch weight file ({reason}); use the original weight file") from None
     if not isinstance(state, dict):
         raise FatsrError(f"{path}: holds no state dict; use the original weight file")

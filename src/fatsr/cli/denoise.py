@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     for source, target in zip(files, targets):
         image = read_image(source)
         clean = denoise(image, args.method, args.strength)
-        before, after = estimate_noise(image), estimate_noise(clean)  # may refuse a tiny image: before writing
+        try:  # may refuse a tiny image: before anything is written
+            before, after = estimate_noise(image), estimate_noise(clean)
+        except FatsrError as exc:
+            raise FatsrError(f"{source}: {exc}") from None
         write_image(target, clean, overwrite=args.overwrite)
         print(f"{source.name}: noise sigma {before:.2f} -> {after:.2f}")
     print(f"wrote {len(files)} denoised image(s) ({args.method}, strength {args.strength:g}) to {args.output}")
