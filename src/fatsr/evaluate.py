@@ -2,8 +2,11 @@
 
 Pairs HR, SR and LR files by name, runs a model (or bicubic) on the LR images when no SR
 files are given, and scores every pair with the conventions of the SR literature (see
-:mod:`fatsr.metrics`). Results go to a per-image CSV, a JSON summary, a terminal table and
-an optional PNG of crops of the worst and best images.
+:mod:`fatsr.metrics`), always beside the bicubic baseline (Pillow's bicubic upscale of the
+same LR, the MATLAB ``imresize`` kernel the literature reports). LR images missing from disk
+are made from the HR by Pillow's bicubic (or torch's, ``downscale="torch"``). Results go to a
+per-image CSV, a JSON summary, a terminal table and an optional PNG of crops of the worst and
+best images.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torch import Tensor, nn
 
 from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
+from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import FatsrError
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
 from fatsr.lpips import LPIPS
@@ -37,6 +41,10 @@ COLUMNS = (
     "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas", "lr_psnr",
     "psnr_low", "psnr_mid", "psnr_high",
 )  # fmt: skip
+DOWNSCALES = {
+    "pillow": "Pillow bicubic (8-bit path) of the HR",
+    "torch": "torch antialiased bicubic of the HR, rounded",
+}
 _HEADERS = {
     "psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB", "sam_deg": "SAM(deg)",
     "ergas": "ERGAS", "lr_psnr": "LR-PSNR", "psnr_low": "PSNR-lo", "psnr_mid": "PSNR-mid", "psnr_high": "PSNR-hi",
@@ -45,7 +53,9 @@ _HEADERS = {
 
 class BicubicModel(nn.Module):
     """The bicubic baseline as a model: [0, 1] NCHW in, ``scale`` times larger out (kernel a=-0.5,
-    as PIL and MATLAB's imresize), differentiable, any number of channels."""
+    as PIL and MATLAB's imresize), differentiable, any number of channels. (:func:`evaluate`
+    upscales 8/16-bit files with :func:`~fatsr.data.resize.pillow_bicubic` instead, whose 8-bit
+    path rounds between its two passes as Pillow does.)"""
 
     def __init__(self, scale: int) -> None:
         super().__init__()
@@ -193,17 +203,28 @@ def _to_array(x: Tensor, dtype: np.dtype) -> np.ndarray:
 
 @dataclass
 class ImageResult:
-    """Scores of one image and, if asked for, crops (bicubic, SR, HR) of its worst region."""
+    """Scores of one image and of its bicubic baseline, and, if asked for, crops (bicubic, SR,
+    HR) of its worst region."""
 
     name: str
     scores: dict[str, float]
+    bicubic: dict[str, float] = field(default_factory=dict)
     crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def gain(self) -> float:
+        """:attr:`key` minus the bicubic baseline's (dB)."""
+        return self.key - _key(self.bicubic) if self.bicubic else float("nan")
 
     @property
     def key(self) -> float:
         """The score that ranks images: PSNR-Y where defined, else PSNR over all bands."""
-        y = self.scores["psnr_y"]
-        return self.scores["psnr_rgb"] if math.isnan(y) else y
+        return _key(self.scores)
+
+
+def _key(scores: dict[str, float]) -> float:
+    y = scores["psnr_y"]
+    return scores["psnr_rgb"] if math.isnan(y) else y
 
 
 @dataclass(frozen=True)
@@ -214,9 +235,10 @@ class Masks:
     lr: np.ndarray | None = None
 
 
-def _load_pair(pair: Pair, scale: int) -> tuple[np.ndarray, np.ndarray, Masks]:
-    """(HR cropped to a multiple of ``scale``, LR from its file or bicubic from the HR, the
-    valid pixels of both: nodata, masked and non-finite pixels are left out of every score)."""
+def _load_pair(pair: Pair, scale: int, downscale: str = "pillow") -> tuple[np.ndarray, np.ndarray, Masks]:
+    """(HR cropped to a multiple of ``scale``, LR from its file or made from the HR by the
+    ``downscale`` bicubic of :data:`DOWNSCALES`, the valid pixels of both: nodata, masked and
+    non-finite pixels are left out of every score)."""
     hr = _read(pair.hr)
     if min(hr.shape[:2]) < scale:
         raise FatsrError(f"{pair.name}: HR {hr.shape[1]}x{hr.shape[0]} is smaller than the scale ({scale}); "
@@ -226,7 +248,10 @@ def _load_pair(pair: Pair, scale: int) -> tuple[np.ndarray, np.ndarray, Masks]:
     valid = valid_pixels(pair.hr)
     valid = None if valid is None else valid[:h, :w]
     if pair.lr is None:
-        lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
+        if downscale == "pillow":
+            lr = pillow_bicubic_downscale(hr, scale)
+        else:
+            lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
         lr_valid = None if valid is None else valid.reshape(h // scale, scale, w // scale, scale).all(axis=(1, 3))
     else:
         lr = _read(pair.lr)
@@ -244,6 +269,8 @@ def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: nn.Module | Non
         if sr.shape[:2] != hr.shape[:2]:  # an SR of the uncropped HR: crop it the same way
             sr = sr[: hr.shape[0], : hr.shape[1]]
         return sr
+    if isinstance(model, BicubicModel):  # the baseline itself
+        return pillow_bicubic(lr, *hr.shape[:2])
     with torch.inference_mode():
         return _to_array(model(_to_tensor(lr).to(device)), hr.dtype)
 
@@ -293,45 +320,58 @@ def _worst_region(sr: np.ndarray, hr: np.ndarray, size: int) -> tuple[int, int]:
     return index // sums.shape[1], index % sums.shape[1]
 
 
-def _crops(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, scale: int, size: int) -> tuple[np.ndarray, ...]:
+def _crops(sr: np.ndarray, hr: np.ndarray, bicubic: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
     size = min(size, *hr.shape[:2])
     top, left = _worst_region(sr, hr, size)
-    bicubic = _to_array(BicubicModel(scale)(_to_tensor(lr)), hr.dtype)
     return tuple(x[top : top + size, left : left + size] for x in (bicubic, sr, hr))
 
 
 def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | None = None,
              device: torch.device | str = "cpu", lpips: Sequence[LPIPS] = (),
-             crop_size: int | None = None,
+             crop_size: int | None = None, downscale: str = "pillow",
              on_images: Callable[[str, np.ndarray, np.ndarray, np.ndarray, Masks], None] | None = None,
              ) -> Iterator[ImageResult]:  # fmt: skip
-    """Score each pair (running ``model`` on its LR when given); crops kept if ``crop_size``;
-    ``on_images(name, lr, sr, hr, masks)`` sees the arrays of every pair (for the HTML page)."""
+    """Score each pair (running ``model`` on its LR when given) and its bicubic baseline
+    (Pillow's bicubic upscale of the same LR); LR made by ``downscale`` where no LR file is
+    given; crops kept if ``crop_size``; ``on_images(name, lr, sr, hr, masks)`` sees the arrays
+    of every pair (for the HTML page)."""
+    if downscale not in DOWNSCALES:
+        raise FatsrError(f"unknown downscale {downscale!r}; use one of {', '.join(DOWNSCALES)}")
     for pair in pairs:
         try:
-            hr, lr, masks = _load_pair(pair, scale)
+            hr, lr, masks = _load_pair(pair, scale, downscale)
             sr = _sr_image(pair, hr, lr, model, device)
             if model is None:
                 sr_valid = valid_pixels(pair.sr)
                 masks = Masks(_and(masks.hr, None if sr_valid is None else sr_valid[: hr.shape[0], : hr.shape[1]]), masks.lr)
             scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)
+            bicubic = pillow_bicubic(lr, *hr.shape[:2])
+            baseline = scores if isinstance(model, BicubicModel) else score(
+                bicubic, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)  # fmt: skip
         except FatsrError as exc:
             message = str(exc)
             raise FatsrError(message if message.startswith(pair.name) else f"{pair.name}: {message}") from None
-        crops = _crops(sr, hr, lr, scale, crop_size) if crop_size else None
+        crops = _crops(sr, hr, bicubic, crop_size) if crop_size else None
         if on_images is not None:
             on_images(pair.name, lr, sr, hr, masks)
-        yield ImageResult(pair.name, scores, crops)
+        yield ImageResult(pair.name, scores, baseline, crops)
+
+
+def _means(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.nanmean([r[k] for r in rows])) if any(not math.isnan(r[k]) for r in rows) else float("nan")
+            for k in rows[0]}  # fmt: skip
 
 
 def summarize(results: list[ImageResult], settings: dict) -> dict:
-    """Settings, image count, mean of every score, and the best and worst image."""
-    keys = list(results[0].scores)
-    means = {k: float(np.nanmean([r.scores[k] for r in results])) if any(
-        not math.isnan(r.scores[k]) for r in results) else float("nan") for k in keys}  # fmt: skip
+    """Settings, image count, mean of every score, of the bicubic baseline's and their
+    difference (``gain`` = model - bicubic; lower is better for SAM, ERGAS, LPIPS), and the
+    best and worst image."""
+    means = _means([r.scores for r in results])
+    bicubic = _means([r.bicubic for r in results])
     ranked = sorted(results, key=lambda r: r.key)
-    return {"settings": settings, "images": len(results), "mean": means,
-            "worst": ranked[0].name, "best": ranked[-1].name}  # fmt: skip
+    return {"settings": settings, "images": len(results), "mean": means, "bicubic": bicubic,
+            "gain": {k: means[k] - bicubic[k] for k in means}, "worst": ranked[0].name,
+            "best": ranked[-1].name}  # fmt: skip
 
 
 def _json_safe(value: object) -> object:
@@ -349,26 +389,48 @@ def write_json(path: Path, summary: dict, *, overwrite: bool = False) -> None:
 
 
 def write_csv(path: Path, results: list[ImageResult], *, overwrite: bool = False) -> None:
-    """One row per image; nan written as an empty cell."""
+    """One row per image: the scores, then the bicubic baseline's (``bicubic_<score>``); nan
+    written as an empty cell."""
     keys = list(results[0].scores)
     with atomic_write(path, overwrite=overwrite) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["name", *keys])
+        writer.writerow(["name", *keys, *(f"bicubic_{k}" for k in keys)])
         for r in results:
-            writer.writerow([r.name, *("" if math.isnan(r.scores[k]) else f"{r.scores[k]:.6g}" for k in keys)])
+            values = [r.scores[k] for k in keys] + [r.bicubic[k] for k in keys]
+            writer.writerow([r.name, *("" if math.isnan(v) else f"{v:.6g}" for v in values)])
 
 
 def format_table(results: list[ImageResult], summary: dict) -> str:
-    """A plain-text table of every image and the mean."""
+    """A plain-text table of every image (its scores, the bicubic baseline's PSNR and the gain
+    over it) and the mean, then the means of the model, of bicubic and their difference."""
     keys = list(results[0].scores)
-    headers = ["image", *(_HEADERS.get(k, k.upper()) for k in keys)]
-    rows = [[r.name, *(_cell(k, r.scores[k]) for k in keys)] for r in results]
-    rows.append(["mean", *(_cell(k, summary["mean"][k]) for k in keys)])
+    key = "PSNR-Y" if not math.isnan(results[0].scores["psnr_y"]) else "PSNR-RGB"
+    headers = ["image", *(_HEADERS.get(k, k.upper()) for k in keys), f"bicubic {key}", "gain (dB)"]
+    rows = [[r.name, *(_cell(k, r.scores[k]) for k in keys), f"{_key(r.bicubic):.2f}", _signed("psnr", r.gain)]
+            for r in results]  # fmt: skip
+    mean_gain = float(np.nanmean([r.gain for r in results]))
+    rows.append(["mean", *(_cell(k, summary["mean"][k]) for k in keys),
+                 f"{_key(summary['bicubic']):.2f}", _signed("psnr", mean_gain)])  # fmt: skip
+    per_image = _lines(headers, rows, rules=(1, len(rows)))
+    means = [["bicubic", *(_cell(k, summary["bicubic"][k]) for k in keys)],
+             [_label(summary["settings"].get("source", "model")), *(_cell(k, summary["mean"][k]) for k in keys)],
+             ["gain", *(_signed(k, summary["gain"][k]) for k in keys)]]  # fmt: skip
+    title = f"mean of {len(results)} images"
+    comparison = _lines([title, *(_HEADERS.get(k, k.upper()) for k in keys)], means, rules=(1, 3))
+    note = "gain = model - bicubic (Pillow bicubic of the same LR); lower is better for SAM, ERGAS and LPIPS"
+    return "\n".join([per_image, "", comparison, note])
+
+
+def _label(source: str) -> str:
+    return source if source.startswith("model") else "SR files"
+
+
+def _lines(headers: list[str], rows: list[list[str]], rules: tuple[int, ...]) -> str:
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in [headers, *rows]]  # fmt: skip
-    lines.insert(1, "-" * len(lines[0]))
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    for at in sorted(rules, reverse=True):
+        lines.insert(at, "-" * len(lines[0]))
     return "\n".join(lines)
 
 
@@ -376,6 +438,10 @@ def _cell(key: str, value: float) -> str:
     if math.isnan(value):
         return "-"
     return f"{value:.4f}" if key.startswith(("ssim", "lpips")) else f"{value:.2f}"
+
+
+def _signed(key: str, value: float) -> str:
+    return "-" if math.isnan(value) else "+" * (value >= 0) + _cell(key, value)
 
 
 def write_crops(path: Path, results: list[ImageResult], *, overwrite: bool = False) -> None:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from fatsr.compare import image_item, page_data, write_page
 from fatsr.errors import FatsrError
 from fatsr.evaluate import (
+    DOWNSCALES,
     Pair,
     evaluate,
     format_table,
@@ -30,9 +31,15 @@ Score super-resolved images against their HR originals.
 Either give SR images (--sr) or a model to run on LR inputs (--model FILE or
 --model bicubic). Files are matched by name (an SR file <stem>_x<scale> also
 matches <stem>). LR inputs come from --lr, else from the HR images downscaled
-by bicubic (antialiased) and rounded to the HR bit depth. HR images are cropped
-to a multiple of the scale. Rasters (GeoTIFF, JP2, ...) are read through GDAL;
-their nodata, masked and non-finite pixels are left out of every metric.
+by Pillow's bicubic (--downscale pillow, the default: what Image.resize gives,
+as in most SR papers' data scripts) or torch's antialiased bicubic (--downscale
+torch, as `fatsr train` makes LR on the fly), rounded to the HR bit depth. HR
+images are cropped to a multiple of the scale. Rasters (GeoTIFF, JP2, ...) are
+read through GDAL; their nodata, masked and non-finite pixels are left out of
+every metric.
+
+Every score is reported beside that of bicubic: Pillow's bicubic upscale of the
+same LR (kernel a = -0.5, MATLAB imresize's), with the gain = model - bicubic.
 
 Metrics (border pixels cropped from every side, default: the scale):
   PSNR-Y, SSIM-Y    BT.601 "MATLAB" luma (16..235), the BasicSR/SwinIR/HAT convention
@@ -67,6 +74,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--sr", metavar="PATH", help="SR image file or folder to score")
     source.add_argument("--model", metavar="PATH", help="model file to run on the LR images, or 'bicubic'")
     parser.add_argument("--lr", metavar="PATH", help="LR image file or folder (default: bicubic downscale of HR)")
+    parser.add_argument("--downscale", choices=tuple(DOWNSCALES), default="pillow",
+                        help="bicubic that makes LR from HR when --lr is not given (default: pillow)")
     parser.add_argument("--scale", type=int, help="scale factor (default: the model's; bicubic: 4; --sr: from --lr)")
     parser.add_argument("--border", type=int, help="pixels cropped from every side before scoring (default: scale)")
     parser.add_argument("--lpips", action="append", choices=tuple(NETWORKS), default=[], help="add LPIPS with this backbone (repeatable)")
@@ -108,17 +117,20 @@ def run(args: argparse.Namespace) -> int:
         items.append(image_item(name, lr, [(sr_name, sr)], hr, scale=scale, border=border, masks=masks).encode())
 
     for result in evaluate(pairs, scale=scale, border=border, model=model, device=device, lpips=lpips,
-                           crop_size=crop_size, on_images=keep if args.html else None):  # fmt: skip
+                           crop_size=crop_size, downscale=args.downscale,
+                           on_images=keep if args.html else None):  # fmt: skip
         results.append(result)
         progress.update()
     progress.close()
     settings = {
         "source": f"model {model.name}" if model is not None else f"SR files {args.sr}",
-        "hr": str(args.hr), "lr": args.lr or "bicubic downscale of HR", "scale": scale, "border": border,
+        "hr": str(args.hr), "lr": args.lr or DOWNSCALES[args.downscale], "scale": scale, "border": border,
+        "baseline": "bicubic: Pillow bicubic upscale of the LR (a = -0.5, MATLAB imresize kernel)",
         "y": "BT.601 MATLAB luma 16..235 (BasicSR/SwinIR/HAT)", "range": "0..255 (16-bit scaled)",
         "texture_strata": "thirds of pixels by 7x7 local variance of HR (Y)",
     }  # fmt: skip
     summary = summarize(results, settings)
+    print(f"LR: {settings['lr']}; bicubic: Pillow bicubic upscale of the LR; x{scale}, border {border}")
     print(format_table(results, summary))
     if outputs:
         written = []

@@ -1,9 +1,12 @@
-"""Bicubic downscaling as used to synthesise LR images, and rounding to a file's bit depth."""
+"""Bicubic resizing as used to synthesise LR images (torch, for training; Pillow, the
+literature's convention, for evaluation) and rounding to a file's bit depth."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from fatsr.errors import FatsrError
@@ -24,3 +27,34 @@ def bicubic_downscale(hr: Tensor, scale: int) -> Tensor:
 def quantize(x: Tensor, levels: int) -> Tensor:
     """Round values in [0, 1] to the grid of a file with ``levels`` + 1 grey levels (255: 8 bit)."""
     return torch.round(x * levels) / levels
+
+
+def pillow_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An HWC uint8/uint16 image resized to ``height`` x ``width`` by Pillow's bicubic (kernel
+    a = -0.5, widened when shrinking: MATLAB's ``imresize`` kernel), same dtype and bands.
+
+    8-bit grey and RGB images go through Pillow's own 8-bit path, so the result is what
+    ``Image.resize(size, Image.BICUBIC)`` gives (LAM_Demo and most SR papers' data scripts);
+    other images are resized band by band in Pillow's 32-bit float mode and rounded."""
+    if image.ndim != 3 or image.dtype not in (np.uint8, np.uint16):
+        raise FatsrError(f"cannot resize an image of shape {image.shape} and type {image.dtype}")
+    if height < 1 or width < 1:
+        raise FatsrError(f"cannot resize to {width}x{height}; give a size of at least 1x1")
+    bands = image.shape[2]
+    if image.dtype == np.uint8 and bands in (1, 3):
+        source = Image.fromarray(image[:, :, 0] if bands == 1 else image)
+        return np.asarray(source.resize((width, height), Image.Resampling.BICUBIC)).reshape(height, width, bands)
+    resized = [
+        np.asarray(Image.fromarray(image[:, :, b].astype(np.float32)).resize((width, height), Image.Resampling.BICUBIC))
+        for b in range(bands)
+    ]
+    peak = np.iinfo(image.dtype).max
+    return np.clip(np.round(np.stack(resized, axis=2)), 0, peak).astype(image.dtype)
+
+
+def pillow_bicubic_downscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """:func:`pillow_bicubic` of an HWC image (sides multiples of ``scale``) to 1/``scale``."""
+    h, w = image.shape[:2]
+    if scale < 1 or h % scale or w % scale:
+        raise FatsrError(f"HR size {w}x{h} is not divisible by scale {scale}; crop it to a multiple of {scale}")
+    return pillow_bicubic(image, h // scale, w // scale)
