@@ -6,6 +6,10 @@ Gaussian (``sigma``, ``kernel`` x ``kernel``) to the LR input itself. The Gini i
 map measures how concentrated it is; the diffusion index DI = (1 - Gini) x 100 how widely
 the model looks. Models must be deterministic (an :class:`~fatsr.models.wrapper.SRModel`
 re-seeds its LSH rotations at every call, so the path sees one fixed network).
+
+The default definition is the reference implementation's (LAM_Demo, ``SaliencyModel``), so
+the Gini and DI figures can be set beside published ones; ``definition="fatsr-0.1"`` keeps
+the variant of fatsr 0.1 (see :func:`path_attribution`).
 """
 
 from __future__ import annotations
@@ -52,46 +56,95 @@ class LAMResult:
     seconds: float
 
 
+DEFINITIONS = ("lam", "fatsr-0.1")
+_SIGMA_EPSILON = 1e-5  # LAM_Demo adds it to every sigma of the path, so sigma 0 is a valid kernel
+_GINI_OFFSET = 1e-7  # LAM_Demo adds it to the max-normalised map before the Gini index
+
+
+def gaussian_kernel(sigma: float, kernel: int, epsilon: float = _SIGMA_EPSILON) -> Tensor:
+    """(kernel, kernel) isotropic Gaussian of ``sigma + epsilon``, summing to one (float64)."""
+    offsets = torch.arange(kernel, dtype=torch.float64) - (kernel - 1) / 2
+    g = torch.exp(-(offsets**2) / (2 * (sigma + epsilon) ** 2))
+    g2 = g[:, None] * g[None, :]
+    return g2 / g2.sum()
+
+
+def filter2d(x: Tensor, weight: Tensor) -> Tensor:
+    """Every channel of NCHW ``x`` filtered by the square kernel ``weight``, reflect padding
+    (OpenCV's default border, mirror without repeating the edge); same size out."""
+    kernel, channels = weight.shape[-1], x.shape[1]
+    pad = kernel // 2
+    w = weight.to(x.dtype).to(x.device).expand(channels, 1, kernel, kernel)
+    return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), w, groups=channels)
+
+
 def blur(x: Tensor, sigma: float, kernel: int) -> Tensor:
     """Per-channel Gaussian blur of NCHW ``x`` (reflect padding); ``sigma`` 0 returns ``x``."""
     if sigma <= 0:
         return x
-    offsets = torch.arange(kernel, dtype=x.dtype, device=x.device) - (kernel - 1) / 2
-    g = torch.exp(-(offsets**2) / (2 * sigma**2))
-    g = g / g.sum()
-    channels = x.shape[1]
-    weight = (g[:, None] * g[None, :]).expand(channels, 1, kernel, kernel)
-    pad = kernel // 2
-    return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), weight, groups=channels)
+    return filter2d(x, gaussian_kernel(sigma, kernel, epsilon=0.0))
 
 
 def window_gradient_magnitude(sr: Tensor, window: Window) -> Tensor:
-    """Sum over ``window`` of the gradient magnitude (forward differences) of the channel mean."""
+    """LAM's objective: the sum over channels and the window of each pixel's gradient magnitude
+    sqrt((I[r, c] - I[r+1, c])^2 + (I[r, c] - I[r, c+1])^2), on the (H-1, W-1) grid where both
+    differences exist (a window on the last row or column is shortened, as in LAM_Demo). Where
+    both differences are exactly zero the square root's derivative is taken as 0 (LAM_Demo gets
+    NaN there and zeroes the NaN gradients)."""
+    patch = sr[:, :, window.y : window.y + window.size + 1, window.x : window.x + window.size + 1]
+    corner = patch[:, :, :-1, :-1]
+    squared = (corner - patch[:, :, 1:, :-1]) ** 2 + (corner - patch[:, :, :-1, 1:]) ** 2
+    positive = squared > 0
+    return (torch.where(positive, squared, torch.ones_like(squared)).sqrt() * positive).sum()
+
+
+def window_gradient_magnitude_mean(sr: Tensor, window: Window) -> Tensor:
+    """fatsr 0.1's objective: the gradient magnitude (forward differences inside the window,
+    +1e-8 under the root) of the channel mean, summed over the window."""
     patch = sr[:, :, window.y : window.y + window.size, window.x : window.x + window.size].mean(dim=1)
     dx = patch[:, :-1, 1:] - patch[:, :-1, :-1]
     dy = patch[:, 1:, :-1] - patch[:, :-1, :-1]
     return torch.sqrt(dx**2 + dy**2 + 1e-8).sum()
 
 
-def path_attribution(model: nn.Module, lr: Tensor, window: Window, *, steps: int = 50,
-                     sigma: float = 1.2, kernel: int = 9) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """(HW attribution = |sum over the path of gradient x step| summed over channels, SR output)
-    for a (1, C, H, W) ``lr`` in [0, 1]."""
+def path_attribution(model: nn.Module, lr: Tensor, window: Window, *, steps: int = 50, sigma: float = 1.2,
+                     kernel: int = 9, definition: str = "lam") -> tuple[Tensor, Tensor]:  # fmt: skip
+    """(HW attribution map >= 0, SR output) for a (1, C, H, W) ``lr`` in [0, 1].
+
+    ``definition="lam"`` (LAM_Demo's ``GaussianBlurPath``, ``attr_grad``, ``Path_gradient``,
+    ``grad_abs_norm``): path points x_i = lr blurred with sigma_i = sigma (1 - i/steps) + 1e-5,
+    i = 0..steps; attribution = |sum over channels of sum_i grad D(F(x_{i+1})) * (x_{i+1} - x_i)|,
+    the gradient taken at the right end of each step, D = :func:`window_gradient_magnitude`.
+    ``"fatsr-0.1"``: the gradient at the left end of each step, D =
+    :func:`window_gradient_magnitude_mean`, map = sum over channels of |...|.
+    """
+    if definition not in DEFINITIONS:
+        raise FatsrError(f"unknown LAM definition {definition!r}; use one of {', '.join(DEFINITIONS)}")
     if steps < 1 or kernel < 1 or kernel % 2 == 0 or sigma <= 0:
         raise FatsrError(f"need steps >= 1, an odd kernel and sigma > 0; got {steps}, {kernel}, {sigma}")
     if min(lr.shape[-2:]) <= kernel // 2:
         raise FatsrError(f"the input {lr.shape[-1]}x{lr.shape[-2]} is too small for a {kernel}x{kernel} blur")
+    lam = definition == "lam"
+    sigmas = [sigma * (1 - i / steps) for i in range(steps + 1)]
     with torch.no_grad():
-        path = [blur(lr, sigma * (1 - i / steps), kernel) for i in range(steps + 1)]
+        if lam:
+            kernels = [gaussian_kernel(s, kernel) for s in sigmas]
+            path = [filter2d(lr, k) for k in kernels]
+            deltas = [filter2d(lr, kernels[i + 1] - kernels[i]) for i in range(steps)]
+        else:
+            path = [blur(lr, s, kernel) for s in sigmas]
+            deltas = [path[i + 1] - path[i] for i in range(steps)]
         sr = model(lr)
     window.check(*sr.shape[-2:])
+    objective = window_gradient_magnitude if lam else window_gradient_magnitude_mean
     total = torch.zeros_like(lr)
     for i in range(steps):
-        x = path[i].detach().requires_grad_(True)
+        x = path[i + 1 if lam else i].detach().requires_grad_(True)
         with torch.enable_grad():
-            (grad,) = torch.autograd.grad(window_gradient_magnitude(model(x), window), x)
-        total += grad * (path[i + 1] - path[i])
-    return total[0].abs().sum(dim=0), sr
+            (grad,) = torch.autograd.grad(objective(model(x), window), x)
+        total += grad * deltas[i]
+    attribution = total[0].sum(dim=0).abs() if lam else total[0].abs().sum(dim=0)
+    return attribution, sr
 
 
 def gini(values: np.ndarray) -> float:
@@ -105,16 +158,27 @@ def gini(values: np.ndarray) -> float:
     return float(2 * np.sum(ranks * v) / (n * total) - (n + 1) / n)
 
 
-def local_attribution_map(model: nn.Module, lr: Tensor, window: Window, *, name: str = "model",
-                          steps: int = 50, sigma: float = 1.2, kernel: int = 9) -> LAMResult:  # fmt: skip
-    """LAM of ``model`` for ``window`` of its output on the (1, C, H, W) input ``lr`` in [0, 1]."""
+def lam_gini(attribution: np.ndarray) -> float:
+    """LAM_Demo's Gini index of a map: of the map divided by its maximum, plus 1e-7 everywhere;
+    nan when the map is all zero."""
+    a = np.abs(np.asarray(attribution, dtype=np.float64))
+    peak = a.max()
+    return float("nan") if peak == 0 else gini(a / peak + _GINI_OFFSET)
+
+
+def local_attribution_map(model: nn.Module, lr: Tensor, window: Window, *, name: str = "model", steps: int = 50,
+                          sigma: float = 1.2, kernel: int = 9, definition: str = "lam") -> LAMResult:  # fmt: skip
+    """LAM of ``model`` for ``window`` of its output on the (1, C, H, W) input ``lr`` in [0, 1];
+    ``definition`` as in :func:`path_attribution` (the Gini index of ``"lam"`` is :func:`lam_gini`)."""
     start = time.perf_counter()
-    attribution, sr = path_attribution(model, lr, window, steps=steps, sigma=sigma, kernel=kernel)
+    attribution, sr = path_attribution(model, lr, window, steps=steps, sigma=sigma, kernel=kernel,
+                                       definition=definition)  # fmt: skip
     seconds = time.perf_counter() - start
-    g = gini(attribution.cpu().numpy())
+    attribution = attribution.cpu().numpy()
+    g = lam_gini(attribution) if definition == "lam" else gini(attribution)
     return LAMResult(
         name=name,
-        attribution=attribution.cpu().numpy(),
+        attribution=attribution,
         sr=sr[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy(),
         gini=g,
         diffusion_index=(1 - g) * 100,

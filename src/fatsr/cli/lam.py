@@ -12,8 +12,9 @@ import torch
 
 from fatsr.errors import FatsrError
 from fatsr.evaluate import load_sr_model
+from fatsr.data.resize import pillow_bicubic_downscale
 from fatsr.io import read_image
-from fatsr.lam import Window, local_attribution_map, write_figure, write_json
+from fatsr.lam import DEFINITIONS, Window, local_attribution_map, write_figure, write_json
 
 DESCRIPTION = """\
 Which input pixels does a model use to reconstruct a window of its output?
@@ -23,6 +24,15 @@ along a path from a Gaussian-blurred LR input to the real one (Gu & Dong, CVPR
 2021); the model's random hashing is fixed by --seed so the path is consistent.
 The diffusion index DI = (1 - Gini) x 100 grows with the area the model uses.
 
+--definition lam (default) computes the map, Gini and DI as the reference code
+(LAM_Demo) does, so DI can be set beside published figures: objective = sum over
+the window and the channels of each pixel's gradient magnitude; gradient at the
+right end of each path step; map = |sum over channels|; Gini of the map / max
++ 1e-7. --definition fatsr-0.1 keeps fatsr 0.1's variant (channel-mean
+objective, left-end gradient, map = sum over channels of |.|), whose DI differs.
+With --from-hr the image is an HR image, made into the LR input as LAM_Demo does
+(cropped to a multiple of the scale, Pillow bicubic downscale).
+
 Writes <stem>_lam.png (output with the window, heat map with colour bar, and the
 map over the input) and <stem>_lam.json (Gini, DI, settings) into -o FOLDER.
 """
@@ -31,6 +41,7 @@ EXAMPLES = """\
 examples:
   fatsr lam lr.png --model fat_x4.safetensors --window 120 80 16
   fatsr lam lr.png --model fat_x4.safetensors --compare bicubic -o lam/
+  fatsr lam hr/buildings05.png --from-hr --window 120 120 16   # LAM_Demo's set-up
 """
 
 
@@ -54,6 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sigma", type=float, default=1.2, help="Gaussian sigma of the blurred start (default: 1.2)")
     parser.add_argument("--kernel", type=int, default=9, help="side of the Gaussian kernel, odd (default: 9)")
     parser.add_argument("--scale", type=int, help="scale of --model bicubic (default: 4)")
+    parser.add_argument("--definition", choices=DEFINITIONS, default="lam",
+                        help="lam: LAM_Demo's map, Gini and DI (default); fatsr-0.1: the earlier variant")
+    parser.add_argument("--from-hr", action="store_true",
+                        help="the image is HR: crop it to a multiple of the scale and downscale it by Pillow bicubic")
     parser.add_argument("-o", "--output", metavar="FOLDER", default=".", help="output folder (default: .)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing (default: 0)")
@@ -77,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     image = read_image(args.image)
     image = image[:, :, :3] if image.shape[2] == 4 else image
-    lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
     model = load_sr_model(args.model, scale=args.scale, device=device, seed=args.seed)
+    if args.from_hr:
+        scale = model.scale
+        if image.shape[0] < scale or image.shape[1] < scale:
+            raise FatsrError(f"{args.image}: {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
+        image = pillow_bicubic_downscale(image[: image.shape[0] // scale * scale, : image.shape[1] // scale * scale], scale)
+    lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
     models = [model]
     if args.compare:
         models.append(load_sr_model(args.compare, scale=model.scale, device=device, seed=args.seed))
@@ -90,12 +110,12 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         print(f"LAM of {m.name}: {args.steps} steps...", file=sys.stderr)
         result = local_attribution_map(m, lr, window, name=m.name, steps=args.steps, sigma=args.sigma,
-                                       kernel=args.kernel)  # fmt: skip
+                                       kernel=args.kernel, definition=args.definition)  # fmt: skip
         print(f"{m.name}: Gini {result.gini:.4f}  DI {result.diffusion_index:.2f}  ({result.seconds:.1f} s)")
         results.append(result)
     settings = {"image": str(args.image), "window": {"x": window.x, "y": window.y, "size": window.size},
                 "scale": model.scale, "steps": args.steps, "sigma": args.sigma, "kernel": args.kernel,
-                "seed": args.seed}  # fmt: skip
+                "seed": args.seed, "definition": args.definition, "from_hr": args.from_hr}  # fmt: skip
     write_figure(figure, lr[0].permute(1, 2, 0).cpu().numpy(), results, window, model.scale, overwrite=args.overwrite)
     try:
         write_json(report, results, settings, overwrite=args.overwrite)
