@@ -1,6 +1,8 @@
 """The published training script's command line, kept working: ``python train.py [flags]``
-runs ``fatsr train`` (defaults: --data_dir ./datasets/train with HR/ and LR/, --save_dir
-./checkpoints/v1, --batch_size 2, --lr 1e-4, --epochs 100, the published-size network)."""
+runs ``fatsr train --recipe published`` (unless another --recipe is given): --data_dir
+./datasets/train with HR/ and LR/, --save_dir ./checkpoints/v1, --batch_size 2, --lr 1e-4,
+--epochs 100, the published-size network, whole images resized to 120/480, no augmentation,
+no EMA, raw [-1, 1] VGG input."""
 
 import sys
 from pathlib import Path
@@ -10,4 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # runs from a 
 from fatsr.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main(["train", *sys.argv[1:]]))
+    flags = sys.argv[1:]
+    if not any(flag == "--recipe" or flag.startswith("--recipe=") for flag in flags):
+        flags = ["--recipe", "published", *flags]
+    raise SystemExit(main(["train", *flags]))

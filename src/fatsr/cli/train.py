@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from fatsr.engine.config import CHOICES, FIELDS, TrainConfig, field_type, load_yaml, updated
+from fatsr.engine.config import CHOICES, FIELDS, TrainConfig, field_type, load_yaml, recipe_defaults, updated
 
 DESCRIPTION = """\
 Train a FAT super-resolution network.
@@ -34,8 +34,17 @@ at the end), step_XXXXXX.pt (--keep-every steps / --save_cycle epochs), best.saf
 `fatsr upscale --model`) and, with --degradation, degradation.yaml (the preset used).
 Ctrl-C saves last.pt; continue with --resume auto.
 
+The defaults are fatsr's recipe; --recipe published starts from the published
+train.py's instead (whole images resized so LR/HR are 120/480 on their shorter side, no
+augmentation, no EMA, VGG fed raw [-1, 1], Adam 1e-4 without schedule, batch 2, 100
+epochs, float32); any flag still overrides a value. fatsr's departures from the published
+recipe: random 48x48 crops with flips and rotations, EMA 0.999, ImageNet-normalised VGG
+input, bf16 on CUDA, no epoch checkpoints. Both recipes drop an epoch's last partial
+batch, seed every draw, and export the best validated (or the last) weights.
+
 The published train.py flags also work: --data_dir, --save_dir, --save_cycle (epochs),
---resume, --lr, --batch_size, --no-cuda, --epochs.
+--resume, --lr, --batch_size, --no-cuda, --epochs; `python train.py` runs with
+--recipe published.
 """
 
 EXAMPLES = """\
@@ -50,11 +59,17 @@ examples:
 """
 
 HELP: dict[str, str] = {
+    "recipe": "defaults to start from: fatsr (random crops, augmentation, EMA, ImageNet-normalised VGG "
+    "input) or published (the published train.py: whole images resized to 120/480, no augmentation, "
+    "no EMA, raw [-1, 1] VGG input, Adam 1e-4 constant, batch 2, 100 epochs); other flags override it",
+    "sampling": "crop: random aligned --patch-size crops; resize: whole images resized so the LR's "
+    "shorter side is --patch-size (published)",
     "data_dir": "training images: HR/ (or GT/) + LR/, or HR only; several folders train on all of them "
     "(--data-dir A B or --data-dir A --data-dir B)",
     "val_dir": "validation images (same layouts); none = no validation",
     "scale": "upscaling factor",
-    "patch_size": "LR crop side in pixels (a multiple of 12 for the presets)",
+    "patch_size": "LR crop side in pixels, or the LR shorter side with --sampling resize (a multiple of 12 "
+    "for the presets)",
     "augment": "random flips and 90-degree rotations",
     "cache": "keep decoded training images in memory",
     "workers": "data loading processes",
@@ -172,13 +187,15 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults <- checkpoint's saved config (when resuming a run) <- YAML <- flags."""
+    """Defaults of the recipe (flag, else YAML, else fatsr) <- checkpoint's saved config (when
+    resuming a run) <- YAML <- flags."""
     from fatsr.engine import checkpoint
 
     flags = given_flags(args)
     file_values = load_yaml(args.config) if args.config else {}
     layers = [(file_values, str(args.config)), (flags, "command line")]
-    config = _apply(TrainConfig(), layers)
+    recipe = flags.get("recipe", file_values.get("recipe", "fatsr"))
+    config = _apply(recipe_defaults(str(recipe)), layers)
     resume = _resume_file(config)
     if resume is not None and resume.suffix != ".safetensors":
         saved = checkpoint.read(resume)

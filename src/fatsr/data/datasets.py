@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from fatsr.data.resize import bicubic_downscale, quantize
+from fatsr.data.resize import bicubic_downscale, pillow_resize, quantize
 from fatsr.errors import FatsrError
 from fatsr.io import IMAGE_SUFFIXES, image_size, read_image
 
@@ -206,9 +206,22 @@ def _to_tensor(img: np.ndarray) -> Tensor:
     return chw.to(torch.float32) if levels is None else chw.to(torch.float32) / levels
 
 
+def shorter_side_to(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(height, width) with the shorter side of ``size`` made ``side`` and the aspect ratio kept,
+    the longer side truncated (torchvision's ``Resize(int)``)."""
+    h, w = size
+    if h <= w:
+        return side, int(side * w / h)
+    return int(side * h / w), side
+
+
 class TrainDataset(Dataset):
     """Random aligned ``patch_size`` LR crops from one dataset root or several (and ``scale`` times larger HR crops), with random
-    flips and 90-degree rotations if ``augment``. Draws come from
+    flips and 90-degree rotations if ``augment``. With ``resize`` (the published recipe) every
+    item is instead the whole image pair, resized by Pillow's bilinear filter so that the LR's
+    shorter side is ``patch_size`` and the HR's ``patch_size * scale`` (torchvision's
+    ``Resize(int)`` on PIL images, as the published ``train.py``); all images must then resize
+    to one size. Draws come from
     ``numpy.random.default_rng([seed, epoch, index])``: independent of worker processes and
     exactly repeatable; call :meth:`set_epoch` each epoch. ``cache`` keeps decoded images in memory.
     ``hr_only``: items hold no ``"lr"`` (made later, e.g. by a batched degradation) and LR
@@ -225,14 +238,20 @@ class TrainDataset(Dataset):
         seed: int = 0,
         hr_only: bool = False,
         mapping: BandMapping | None = None,
+        resize: bool = False,
     ) -> None:
         if patch_size < 1 or seed < 0:
             raise FatsrError(f"patch size must be >= 1 and seed >= 0, got {patch_size} and {seed}")
         self.roots = [Path(root)] if isinstance(root, (str, os.PathLike)) else [Path(r) for r in root]
         self.scale, self.patch_size = scale, patch_size
-        self.augment, self.seed, self.epoch, self.hr_only = augment, seed, 0, hr_only
+        self.augment, self.seed, self.epoch, self.hr_only, self.resize = augment, seed, 0, hr_only, resize
         self.mapping = mapping
         self.pairs = [pair for folder in self.roots for pair in _scan(folder, scale)]
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
+        if resize:
+            self.lr_size = self._resized_size()
+            return
+        self.lr_size = (patch_size, patch_size)
         too_small = [p for p in self.pairs if min(p.hr_size) // scale < patch_size]
         if too_small:
             hr_patch = patch_size * scale
@@ -242,7 +261,23 @@ class TrainDataset(Dataset):
                 f"{folders}: images smaller than the {hr_patch}x{hr_patch} HR crop ({patch_size}x{patch_size} LR): "
                 f"{_listing(small)}; use a smaller patch size or remove them"
             )
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
+
+    def _resized_size(self) -> tuple[int, int]:
+        """The one LR size of every resized image (FatsrError if they differ)."""
+        sizes: dict[tuple[int, int], list[str]] = {}
+        for pair in self.pairs:
+            hr = shorter_side_to(pair.hr_size, self.patch_size * self.scale)
+            lr = shorter_side_to(pair.hr_size, self.patch_size)
+            if hr != (lr[0] * self.scale, lr[1] * self.scale):
+                raise FatsrError(f"{pair.name}: resized to {lr[1]}x{lr[0]} LR and {hr[1]}x{hr[0]} HR, which are not "
+                                 f"x{self.scale} apart; use images of another aspect ratio or --sampling crop")  # fmt: skip
+            sizes.setdefault(lr, []).append(pair.name)
+        if len(sizes) > 1:
+            listing = "; ".join(f"{w}x{h}: {_listing(names)}" for (h, w), names in sizes.items())
+            folders = ", ".join(str(r) for r in self.roots)
+            raise FatsrError(f"{folders}: the images resize to different LR sizes ({listing}), which cannot form "
+                             "a batch; use images of one aspect ratio or --sampling crop")  # fmt: skip
+        return next(iter(sizes))
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -270,8 +305,28 @@ class TrainDataset(Dataset):
         region = bicubic_downscale(_to_tensor(hr[t0 * s : t1 * s, l0 * s : l1 * s]), s)
         return _round(region, _levels(hr))[:, top - t0 : top - t0 + p, left - l0 : left - l0 + p]
 
+    def _resized(self, index: int) -> dict[str, Tensor]:
+        """The whole pair of ``index`` resized (see the class)."""
+        hr, lr = self._arrays(index)
+        h, w = self.lr_size
+        s = self.scale
+        items = {"hr": _to_tensor(pillow_resize(hr, h * s, w * s, "bilinear"))}
+        if not self.hr_only:
+            if lr is None:
+                cropped = hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s]
+                lr = _to_array(_round(bicubic_downscale(_to_tensor(cropped), s), _levels(hr)), hr.dtype)
+            items["lr"] = _to_tensor(pillow_resize(lr, h, w, "bilinear"))
+        return items
+
     def __getitem__(self, index: int) -> dict[str, Tensor | str]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.resize:
+            patches = self._resized(index)
+            if self.augment:
+                hflip, vflip, transpose = (bool(f) for f in rng.integers(0, 2, size=3))
+                square = self.lr_size[0] == self.lr_size[1]  # a transposed oblong would not batch
+                patches = {k: _dihedral(v, hflip, vflip, transpose and square) for k, v in patches.items()}
+            return {**patches, "name": self.pairs[index].name}
         hr, lr = self._arrays(index)
         s, p = self.scale, self.patch_size
         top = int(rng.integers(0, hr.shape[0] // s - p + 1))
@@ -285,6 +340,13 @@ class TrainDataset(Dataset):
             hflip, vflip, transpose = (bool(f) for f in rng.integers(0, 2, size=3))
             patches = {k: _dihedral(v, hflip, vflip, transpose) for k, v in patches.items()}
         return {**patches, "name": self.pairs[index].name}
+
+
+def _to_array(x: Tensor, dtype: np.dtype) -> np.ndarray:
+    """HWC array of ``dtype`` from a CHW tensor in [0, 1] (on that dtype's grid if an integer)."""
+    hwc = x.permute(1, 2, 0).numpy()
+    levels = _levels(np.zeros(0, dtype))
+    return hwc.astype(dtype) if levels is None else np.round(hwc * levels).astype(dtype)
 
 
 def _dihedral(x: Tensor, hflip: bool, vflip: bool, transpose: bool) -> Tensor:

@@ -7,7 +7,8 @@ HR/scale, sinc filter and JPEG in one of two drawn orders.
 
 :func:`run_degradation` is the pipeline on an NCHW batch: sizes, resize modes and the final
 order are drawn once per batch (a batch is one tensor), kernels, noise and JPEG qualities
-per image. It takes the noise sampler and the JPEG codec as arguments: :func:`degrade` (one
+per image, and the noise type (Gaussian or Poisson) per image or, with the preset's
+``noise_type: batch`` (Real-ESRGAN), per batch. It takes the noise sampler and the JPEG codec as arguments: :func:`degrade` (one
 file, ``fatsr degrade``) samples noise with NumPy and compresses with Pillow;
 :class:`fatsr.data.degrade_batch.BatchDegrader` (training) does both in torch on the batch's
 device. Every draw comes from the ``numpy.random.Generator`` passed in, so a seeded generator
@@ -147,10 +148,13 @@ class NoiseDraw:
     level: float  # Gaussian sigma in [0, 1] units, or the Poisson strength
 
 
-def draw_noise(spec: dict, rng: np.random.Generator) -> NoiseDraw:
-    """One image's noise parameters from a stage's ``noise`` spec."""
+def draw_noise(spec: dict, rng: np.random.Generator, gaussian: bool | None = None) -> NoiseDraw:
+    """One image's noise parameters from a stage's ``noise`` spec; the type (Gaussian or
+    Poisson) is drawn here unless given (drawn once for the batch)."""
     grey = bool(rng.uniform() < spec["gray_prob"])
-    if rng.uniform() < spec["gaussian_prob"]:
+    if gaussian is None:
+        gaussian = bool(rng.uniform() < spec["gaussian_prob"])
+    if gaussian:
         return NoiseDraw(grey, True, rng.uniform(*spec["gaussian_sigma"]) / 255)
     return NoiseDraw(grey, False, rng.uniform(*spec["poisson_scale"]))
 
@@ -232,7 +236,9 @@ def _stage(
     x = filter_each(x, kernels)
     x = _random_resize(x, spec["resize"], lr_size, preset["antialias"], rng)
     if spec["noise"] is not None:
-        x = noise(x, [draw_noise(spec["noise"], r) for r in rngs], rngs)
+        batch_type = preset["noise_type"] == "batch"  # Real-ESRGAN: Gaussian or Poisson for the whole batch
+        gaussian = bool(rng.uniform() < spec["noise"]["gaussian_prob"]) if batch_type else None
+        x = noise(x, [draw_noise(spec["noise"], r, gaussian) for r in rngs], rngs)
     if spec["jpeg"] is not None:
         x = jpeg(x, [draw_quality(spec["jpeg"], r) for r in rngs])
     if spec["resize_to"] is not None:

@@ -99,7 +99,11 @@ _STAGE = {
     "jpeg": _Maybe({"quality": _range(1, 100)}),
     "resize_to": lambda v: v is None or (_number(v) and 0 < v <= 1),
 }
+# Keys a preset may leave out, with their values then (presets written before they existed).
+DEFAULTS = {"noise_type": "image", "usm_target": False}
 SCHEMA = {
+    "noise_type": lambda v: v in ("image", "batch"),
+    "usm_target": lambda v: isinstance(v, bool),
     "usm": _Maybe({"radius": lambda v: isinstance(v, int) and v > 0, "weight": _number, "threshold": _number}),
     "antialias": lambda v: isinstance(v, bool),
     "kernel_sizes": lambda v: (
@@ -152,8 +156,12 @@ def load_preset(name_or_path: str | os.PathLike) -> dict:
         preset = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise FatsrError(f"{path}: not valid YAML ({exc}); fix the preset file") from None
+    if isinstance(preset, dict):
+        preset = {**DEFAULTS, **preset}
     try:
         _validate(preset, SCHEMA, "")
+        if preset["usm_target"] and preset["usm"] is None:
+            raise FatsrError("preset key usm_target is true but usm is null; give usm settings or set it false")
     except FatsrError as exc:
         raise FatsrError(f"{path}: {exc}") from None
     return preset

@@ -29,27 +29,40 @@ def quantize(x: Tensor, levels: int) -> Tensor:
     return torch.round(x * levels) / levels
 
 
-def pillow_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """An HWC uint8/uint16 image resized to ``height`` x ``width`` by Pillow's bicubic (kernel
-    a = -0.5, widened when shrinking: MATLAB's ``imresize`` kernel), same dtype and bands.
+_PILLOW_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+def pillow_resize(image: np.ndarray, height: int, width: int, method: str = "bicubic") -> np.ndarray:
+    """An HWC uint8/uint16 image resized to ``height`` x ``width`` by Pillow's ``bicubic``
+    (kernel a = -0.5, widened when shrinking: MATLAB's ``imresize`` kernel) or ``bilinear``
+    filter, same dtype and bands.
 
     8-bit grey and RGB images go through Pillow's own 8-bit path, so the result is what
     ``Image.resize(size, Image.BICUBIC)`` gives (LAM_Demo and most SR papers' data scripts);
-    other images are resized band by band in Pillow's 32-bit float mode and rounded."""
-    if image.ndim != 3 or image.dtype not in (np.uint8, np.uint16):
+    other images are resized band by band in Pillow's 32-bit float mode and rounded (float32
+    images, values in [0, 1], are not rounded)."""
+    resample = _PILLOW_FILTERS[method]
+    if image.ndim != 3 or image.dtype not in (np.uint8, np.uint16, np.float32):
         raise FatsrError(f"cannot resize an image of shape {image.shape} and type {image.dtype}")
     if height < 1 or width < 1:
         raise FatsrError(f"cannot resize to {width}x{height}; give a size of at least 1x1")
     bands = image.shape[2]
     if image.dtype == np.uint8 and bands in (1, 3):
         source = Image.fromarray(image[:, :, 0] if bands == 1 else image)
-        return np.asarray(source.resize((width, height), Image.Resampling.BICUBIC)).reshape(height, width, bands)
+        return np.asarray(source.resize((width, height), resample)).reshape(height, width, bands)
     resized = [
-        np.asarray(Image.fromarray(image[:, :, b].astype(np.float32)).resize((width, height), Image.Resampling.BICUBIC))
+        np.asarray(Image.fromarray(image[:, :, b].astype(np.float32)).resize((width, height), resample))
         for b in range(bands)
     ]
-    peak = np.iinfo(image.dtype).max
-    return np.clip(np.round(np.stack(resized, axis=2)), 0, peak).astype(image.dtype)
+    out = np.stack(resized, axis=2)
+    if image.dtype == np.float32:
+        return out
+    return np.clip(np.round(out), 0, np.iinfo(image.dtype).max).astype(image.dtype)
+
+
+def pillow_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """:func:`pillow_resize` with Pillow's bicubic."""
+    return pillow_resize(image, height, width, "bicubic")
 
 
 def pillow_bicubic_downscale(image: np.ndarray, scale: int) -> np.ndarray:

@@ -18,6 +18,8 @@ from fatsr.errors import FatsrError
 from fatsr.io import atomic_write
 
 CHOICES: dict[str, tuple[str, ...]] = {
+    "recipe": ("fatsr", "published"),
+    "sampling": ("crop", "resize"),
     "preset": ("fat", "compact"),
     "optimizer": ("adam", "adamw"),
     "schedule": ("constant", "cosine", "multistep"),
@@ -27,14 +29,20 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on. Defaults reproduce the published recipe
-    (preset ``fat``, x4, Adam 1e-4, batch 2, 100 epochs, L1 + 0.001 perceptual + 0.1 LEV)."""
+    """Everything a training run depends on. The defaults are fatsr's recipe: the published
+    network, loss weights, optimiser, learning rate, batch and length (preset ``fat``, x4,
+    Adam 1e-4, batch 2, 100 epochs, L1 + 0.001 perceptual + 0.1 LEV), trained the way fatsr
+    trains: random 48x48 LR crops with flips and rotations, EMA 0.999, ImageNet-normalised VGG
+    input, bf16 on CUDA. ``recipe="published"`` starts from :data:`PUBLISHED` instead (see
+    :func:`recipe_defaults`); the README lists each departure."""
 
+    recipe: str = "fatsr"  # the defaults the other values start from: fatsr or published
     # data
     data_dir: list[str] = field(default_factory=lambda: ["./datasets/train"])  # one or more folders
     val_dir: str | None = None
     scale: int = 4
-    patch_size: int = 48  # LR patch side
+    sampling: str = "crop"  # crop: random aligned crops; resize: whole images resized (published)
+    patch_size: int = 48  # LR patch side (crop), or the LR shorter side (resize)
     augment: bool = True
     cache: bool = False
     workers: int = 4
@@ -132,6 +140,22 @@ class TrainConfig:
                 load_preset(self.degradation)
             except FatsrError as exc:
                 raise FatsrError(f"--degradation: {exc}") from None
+
+
+# The published train.py (fengyanzi/FAT), as recorded in docs/fat-architecture.md sections 11-12.
+PUBLISHED: dict[str, Any] = {
+    "preset": "fat", "scale": 4, "sampling": "resize", "patch_size": 120, "augment": False,
+    "batch_size": 2, "epochs": 100, "steps": None, "optimizer": "adam", "lr": 1e-4, "betas": (0.9, 0.999),
+    "weight_decay": 0.0, "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.0,
+    "amp": "none", "l1_weight": 1.0, "perceptual_weight": 0.001, "lev_weight": 0.1,
+    "published_normalization": True, "save_cycle": 5,
+}  # fmt: skip
+
+def recipe_defaults(recipe: str) -> TrainConfig:
+    """The defaults of ``recipe``: :class:`TrainConfig`'s (fatsr) or with :data:`PUBLISHED` applied."""
+    if recipe not in CHOICES["recipe"]:
+        raise FatsrError(f"--recipe must be one of {', '.join(CHOICES['recipe'])}, got {recipe!r}")
+    return TrainConfig() if recipe == "fatsr" else dataclasses.replace(TrainConfig(), recipe=recipe, **PUBLISHED)
 
 
 def _flag(name: str) -> str:

@@ -12,7 +12,8 @@ class EMA:
     """A frozen copy of ``network`` whose weights follow ``w_ema <- d * w_ema + (1 - d) * w``.
 
     The decay warms up as ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so a short
-    run's average is not dominated by the random initialisation. Buffers are copied.
+    run's average is not dominated by the random initialisation. Buffers are copied. With
+    ``decay`` 0 (no EMA) the copy is the network's weights exactly.
     """
 
     def __init__(self, network: nn.Module, decay: float) -> None:
@@ -27,7 +28,10 @@ class EMA:
         self.updates += 1
         ema_params = list(self.module.parameters())
         params = [p.detach() for p in network.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1.0 - d)
+        if d == 0:
+            torch._foreach_copy_(ema_params, params)
+        else:
+            torch._foreach_lerp_(ema_params, params, 1.0 - d)
         for ema_buf, buf in zip(self.module.buffers(), network.buffers(), strict=True):
             ema_buf.copy_(buf)
 

@@ -299,7 +299,6 @@ class Trainer:
         checkpoint.seed_everything(config.seed)
 
         self.network = build_network(config).to(self.device)
-        check_patch_size(self.network, config.patch_size)
         self.lsh = torch.Generator().manual_seed(config.seed)  # LSH rotations, identical on every rank
         self.network.set_generator(self.lsh)
 
@@ -309,7 +308,10 @@ class Trainer:
         self.train_set = TrainDataset(
             config.data_dir, config.scale, patch_size=config.patch_size, augment=config.augment,
             cache=config.cache, seed=config.seed, hr_only=self.degrader is not None, mapping=self.mapping,
+            resize=config.sampling == "resize",
         )  # fmt: skip
+        for side in set(self.train_set.lr_size):
+            check_patch_size(self.network, side)
         self.steps_per_epoch = len(self.train_set) // config.batch_size
         if self.steps_per_epoch == 0:
             raise FatsrError(
@@ -548,10 +550,18 @@ class Trainer:
         local = hr.shape[0]
         return self.degrader(hr, *degradation_rngs(self.config.seed, self.step, self.layout.rank * local, local))
 
+    def _target(self, hr: Tensor) -> Tensor:
+        """What the loss compares with: the HR, or with a preset's ``usm_target`` (Real-ESRGAN)
+        the HR unsharp-masked as the degradation's first step does."""
+        from fatsr.data.degrade import usm_sharpen
+
+        preset = self.degradation_preset
+        return usm_sharpen(hr, **preset["usm"]) if preset is not None and preset["usm_target"] else hr
+
     def _one_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
         hr = batch["hr"].to(self.device, non_blocking=True)
         lr = self._lr_batch(batch, hr) * 2 - 1
-        hr = hr * 2 - 1
+        hr = self._target(hr) * 2 - 1
         self.model.train()
         terms, finite = training_step(
             self.model, self.loss_fn, self.optimizer, lr, hr,
