@@ -36,7 +36,16 @@ from tqdm import tqdm
 
 from fatsr.engine.tiling import DEFAULT_TILING, Tiling, upscale_image
 from fatsr.errors import FatsrError
-from fatsr.evaluate import BicubicModel, Masks, Pair, _load_pair, _to_array, _to_tensor, score
+from fatsr.evaluate import (
+    BicubicModel,
+    Masks,
+    Pair,
+    _load_pair,
+    _to_array,
+    _to_tensor,
+    bicubic_baseline,
+    score,
+)
 from fatsr.io import atomic_write
 
 SCORE_KEYS = ("psnr_y", "ssim_y", "psnr_low", "psnr_mid", "psnr_high")
@@ -131,8 +140,7 @@ def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarra
     "bicubic" itself; otherwise the bicubic layer is computed here."""
     bicubic = dict(outputs).get("bicubic")
     if bicubic is None:
-        with torch.inference_mode():
-            bicubic = _to_array(BicubicModel(scale)(_to_tensor(lr)), lr.dtype)
+        bicubic = bicubic_baseline(lr, scale)  # as fatsr evaluate's
     layers = [Layer("LR", lr), Layer("bicubic", bicubic)]
     layers += [Layer(n, image) for n, image in outputs if n != "bicubic"]
     item = Item(name, layers)
@@ -224,7 +232,8 @@ def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | N
             hr, lr = None, read_image(lr_path)
             if lr.shape[2] == 4:
                 lr = lr[:, :, :3]
-        outputs = [(n, run_model(m, lr, tiling, device)) for n, m in models]
+        outputs = [(n, bicubic_baseline(lr, scale) if isinstance(m, BicubicModel) else run_model(m, lr, tiling, device))
+                   for n, m in models]  # fmt: skip
         try:
             items.append(image_item(name, lr, outputs, hr, scale=scale, border=border, masks=masks).encode())
         except FatsrError as exc:

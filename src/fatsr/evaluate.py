@@ -67,6 +67,15 @@ class BicubicModel(nn.Module):
         return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
 
 
+def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
+    """The bicubic baseline of an HWC LR image, ``scale`` times larger: Pillow's bicubic for
+    8/16-bit images (:func:`~fatsr.data.resize.pillow_bicubic`), :class:`BicubicModel` else."""
+    if lr.dtype in (np.uint8, np.uint16):
+        return pillow_bicubic(lr, lr.shape[0] * scale, lr.shape[1] * scale)
+    with torch.inference_mode():
+        return _to_array(BicubicModel(scale)(_to_tensor(lr)), lr.dtype)
+
+
 def load_sr_model(spec: str | None, *, scale: int | None, device: torch.device, seed: int = 0) -> nn.Module:
     """``bicubic`` (scale 4 unless given), a model file, or None for the shipped model; a given
     ``scale`` must be the model's."""
@@ -270,7 +279,7 @@ def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: nn.Module | Non
             sr = sr[: hr.shape[0], : hr.shape[1]]
         return sr
     if isinstance(model, BicubicModel):  # the baseline itself
-        return pillow_bicubic(lr, *hr.shape[:2])
+        return bicubic_baseline(lr, model.scale)
     with torch.inference_mode():
         return _to_array(model(_to_tensor(lr).to(device)), hr.dtype)
 
@@ -345,7 +354,7 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | N
                 sr_valid = valid_pixels(pair.sr)
                 masks = Masks(_and(masks.hr, None if sr_valid is None else sr_valid[: hr.shape[0], : hr.shape[1]]), masks.lr)
             scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)
-            bicubic = pillow_bicubic(lr, *hr.shape[:2])
+            bicubic = bicubic_baseline(lr, scale)
             baseline = scores if isinstance(model, BicubicModel) else score(
                 bicubic, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)  # fmt: skip
         except FatsrError as exc:

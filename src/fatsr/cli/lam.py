@@ -10,11 +10,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fatsr.data.resize import pillow_bicubic_downscale
 from fatsr.errors import FatsrError
 from fatsr.evaluate import load_sr_model
-from fatsr.data.resize import pillow_bicubic_downscale
 from fatsr.io import read_image
-from fatsr.lam import DEFINITIONS, Window, local_attribution_map, write_figure, write_json
+from fatsr.lam import (
+    DEFINITIONS,
+    Window,
+    local_attribution_map,
+    write_figure,
+    write_json,
+)
 
 DESCRIPTION = """\
 Which input pixels does a model use to reconstruct a window of its output?

@@ -12,7 +12,15 @@ from typing import Any
 
 import yaml
 
-from fatsr.engine.config import CHOICES, FIELDS, TrainConfig, field_type, load_yaml, recipe_defaults, updated
+from fatsr.engine.config import (
+    CHOICES,
+    FIELDS,
+    TrainConfig,
+    field_type,
+    load_yaml,
+    recipe_defaults,
+    updated,
+)
 
 DESCRIPTION = """\
 Train a FAT super-resolution network.
