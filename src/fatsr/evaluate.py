@@ -42,7 +42,7 @@ COLUMNS = (
     "psnr_low", "psnr_mid", "psnr_high",
 )  # fmt: skip
 DOWNSCALES = {
-    "pillow": "Pillow bicubic (8-bit path) of the HR",
+    "pillow": "Pillow bicubic (8-bit path) of the HR (float rasters: torch's)",
     "torch": "torch antialiased bicubic of the HR, rounded",
 }
 _HEADERS = {
@@ -257,7 +257,7 @@ def _load_pair(pair: Pair, scale: int, downscale: str = "pillow") -> tuple[np.nd
     valid = valid_pixels(pair.hr)
     valid = None if valid is None else valid[:h, :w]
     if pair.lr is None:
-        if downscale == "pillow":
+        if downscale == "pillow" and hr.dtype in (np.uint8, np.uint16):  # float rasters: torch's
             lr = pillow_bicubic_downscale(hr, scale)
         else:
             lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
