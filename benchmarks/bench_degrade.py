@@ -58,7 +58,7 @@ def median_seconds(runs: list[Callable[[int], object]], repeats: int) -> list[fl
 
 def step_overhead(degrader: BatchDegrader, hr: torch.Tensor, repeats: int) -> None:
     """Compact x4 training step, batch 8 of 48x48 LR, on bicubic LR and with the degradation."""
-    from fatsr.engine.train import training_step
+    from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
     from fatsr.models.presets import build_network
 

@@ -27,7 +27,7 @@ import torch
 from scipy import ndimage
 
 import fatsr
-from fatsr.raster import Bicubic, RasterOptions, upscale_raster
+from fatsr.inference.raster import Bicubic, RasterOptions, upscale_raster
 from inputs import DATA, existing
 
 NEON = DATA / "neon"

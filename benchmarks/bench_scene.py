@@ -62,8 +62,8 @@ def run_one(args: argparse.Namespace) -> None:
     import torch
 
     from fatsr import load_model
-    from fatsr.engine.tiling import Tiling
-    from fatsr.raster import upscale_raster
+    from fatsr.inference.tiling import Tiling
+    from fatsr.inference.raster import upscale_raster
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)

@@ -24,7 +24,7 @@ import rasterio
 import torch
 
 import fatsr
-from fatsr.engine.tiling import Tiling, tile_borders, upscale_tiled
+from fatsr.inference.tiling import Tiling, tile_borders, upscale_tiled
 
 from inputs import DATA, existing
 from yardstick import Yardstick

@@ -25,7 +25,7 @@ def measure(preset: str, steps: int, warmup: int, threads: int, batch: int) -> d
     import torch
     from yardstick import Yardstick
 
-    from fatsr.engine.train import training_step
+    from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
     from fatsr.models.presets import build_network
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import fatsr
 from fatsr.cli import main
-from fatsr.engine.tiling import Tiling, upscale_tiled
+from fatsr.inference.tiling import Tiling, upscale_tiled
 from fatsr.errors import FatsrError
 from fatsr.export import export_onnx, onnx_metadata
 from fatsr.models.fat import (
@@ -189,7 +189,7 @@ def test_cli_export_prints_check_and_output(model_file, exported, tmp_path, caps
 def test_cli_upscale_with_an_onnx_model(exported, tmp_path, capsys):
     from PIL import Image
 
-    from fatsr.engine.tiling import upscale_image
+    from fatsr.inference.tiling import upscale_image
 
     rgb = np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "in.png")

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from rasterio.transform import from_origin
 
 from fatsr.cli import main
-from fatsr.engine.tiling import Tiling
+from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
-from fatsr.raster import RasterOptions, upscale_raster
+from fatsr.inference.raster import RasterOptions, upscale_raster
 
 TILING = Tiling(24, 6)
 
@@ -351,7 +351,7 @@ def test_train_does_not_replace_a_run_with_weights_or_another_network(capsys, tm
 def test_train_continues_its_own_run_and_cleans_leftover_parts(capsys, tmp_path, images, a_run):
     import shutil
 
-    import fatsr.engine.checkpoint as checkpoint
+    import fatsr.training.checkpoint as checkpoint
 
     run_dir = tmp_path / "run"
     shutil.copytree(a_run, run_dir)

@@ -60,13 +60,13 @@ def upscale(
         from the shape otherwise, with a warning when ambiguous); uint8/uint16 (full range),
         float ([0, 1], returned unclipped), int16 and other integers (per-band stretch); grey
         or RGB as they are, any other band count with ``bands`` (1-based, the bands the network
-        takes; the rest bicubic). Returns the same type, layout and dtype (see :mod:`fatsr.arrays`).
+        takes; the rest bicubic). Returns the same type, layout and dtype (see :mod:`fatsr.inference.arrays`).
       * a path of a picture (PNG, JPEG, plain TIFF) -> the HWC array; with ``output``, the
         written file's path.
-      * a path of a raster (GeoTIFF, JP2, VRT, ...; see :func:`fatsr.raster.is_raster`) ->
+      * a path of a raster (GeoTIFF, JP2, VRT, ...; see :func:`fatsr.inference.raster.is_raster`) ->
         with ``output``, the written COG's path; without, ``(array, profile)``: the CHW array
         and the rasterio profile (georeference rescaled) of the output. ``bands`` and
-        ``raster_options`` (see :class:`fatsr.raster.RasterOptions`) apply.
+        ``raster_options`` (see :class:`fatsr.inference.raster.RasterOptions`) apply.
     ``model``: an ``SRModel``, a model file path, or None for the shipped default model.
     ``device``: where the model runs ("cpu", "cuda", ...; a model object is moved there);
     None: the model's device (CPU for a loaded file).
@@ -77,7 +77,7 @@ def upscale(
 
     import torch
 
-    from fatsr.engine.tiling import Tiling, model_device, upscale_image
+    from fatsr.inference.tiling import Tiling, model_device, upscale_image
     from fatsr.errors import FatsrError
 
     tiling = Tiling(tile, overlap, batch)
@@ -92,7 +92,7 @@ def upscale(
         model.to(device)
     target = model_device(model)
     if not isinstance(image, (str, os.PathLike)):
-        from fatsr.arrays import upscale_array
+        from fatsr.inference.arrays import upscale_array
 
         if output is not None:
             raise FatsrError("output= is for path inputs; write the returned array yourself")
@@ -100,7 +100,7 @@ def upscale(
             raise FatsrError(f"{', '.join(raster_options)}: options for raster files only; arrays take layout= and bands=")
         return upscale_array(model, image, tiling, layout=layout, bands=bands, device=target, autocast=autocast)
     from fatsr.io import read_image, write_image
-    from fatsr.raster import RasterOptions, is_raster, upscale_raster
+    from fatsr.inference.raster import RasterOptions, is_raster, upscale_raster
 
     source = Path(image)
     if output is not None and Path(output).resolve() == source.resolve():

@@ -34,7 +34,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from fatsr.engine.tiling import DEFAULT_TILING, Tiling, upscale_image
+from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_image
 from fatsr.errors import FatsrError
 from fatsr.evaluate import (
     BicubicModel,
@@ -287,7 +287,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
     import rasterio
     from rasterio.enums import Resampling
 
-    from fatsr.raster import _open, _read_bands, _value_mapping, valid_mask
+    from fatsr.inference.raster import _open, _read_bands, _value_mapping, valid_mask
 
     if region_size < 8:
         raise FatsrError(f"--region-size {region_size}: give at least 8 LR pixels")
@@ -375,7 +375,7 @@ def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int,
     """A region read as a window with a margin of context, upscaled, margin cropped."""
     from rasterio.windows import Window
 
-    from fatsr.raster import TailSafe, valid_mask
+    from fatsr.inference.raster import TailSafe, valid_mask
 
     left, top = col * size, row * size
     right, bottom = min(left + size, ds.width), min(top + size, ds.height)

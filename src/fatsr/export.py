@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 import fatsr
-from fatsr.engine.tiling import TILE_MULTIPLE
+from fatsr.inference.tiling import TILE_MULTIPLE
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write
 from fatsr.models.fat import keep_rotations, use_export_path

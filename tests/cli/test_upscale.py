@@ -21,7 +21,7 @@ from PIL import Image
 
 from fatsr.cli import main
 from fatsr.cli.upscale import collect_inputs, plan_outputs
-from fatsr.engine.tiling import upscale_image
+from fatsr.inference.tiling import upscale_image
 from fatsr.errors import FatsrError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     """Build the page; return the exit code."""
     from fatsr.cli.upscale import collect_inputs, resolve_device
     from fatsr.compare import compare_images, compare_scene, load_models, page_data, write_page
-    from fatsr.engine.tiling import Tiling
-    from fatsr.raster import is_raster
+    from fatsr.inference.tiling import Tiling
+    from fatsr.inference.raster import is_raster
 
     output = Path(args.output)
     if output.suffix.lower() not in (".html", ".htm"):

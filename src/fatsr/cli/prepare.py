@@ -24,7 +24,7 @@ from fatsr.data.prepare import tile_boxes, write_raster_tiles
 from fatsr.io import image_size
 from fatsr.errors import FatsrError
 from fatsr.io import read_image, write_image
-from fatsr.raster import is_raster
+from fatsr.inference.raster import is_raster
 
 EXAMPLES = """\
 examples:

@@ -1,6 +1,6 @@
-"""``fatsr train``: train FAT on a folder of images (see :mod:`fatsr.engine.train`).
+"""``fatsr train``: train FAT on a folder of images (see :mod:`fatsr.training.train`).
 
-Every field of :class:`~fatsr.engine.config.TrainConfig` is a flag; ``--config run.yaml`` gives
+Every field of :class:`~fatsr.training.config.TrainConfig` is a flag; ``--config run.yaml`` gives
 defaults that flags override; resuming a run starts from the checkpoint's saved config.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from fatsr.engine.config import (
+from fatsr.training.config import (
     CHOICES,
     FIELDS,
     TrainConfig,
@@ -197,7 +197,7 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults of the recipe (flag, else YAML, else fatsr) <- checkpoint's saved config (when
     resuming a run) <- YAML <- flags."""
-    from fatsr.engine import checkpoint
+    from fatsr.training import checkpoint
 
     flags = given_flags(args)
     file_values = load_yaml(args.config) if args.config else {}
@@ -231,7 +231,7 @@ def _resume_file(config: TrainConfig) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fatsr.engine.train import train
+    from fatsr.training.train import train
 
     result = train(resolve_config(args))
     if result.model_path is not None:

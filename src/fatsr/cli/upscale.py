@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fatsr.engine.tiling import Tiling, upscale_image
+from fatsr.inference.tiling import Tiling, upscale_image
 from fatsr.errors import FatsrError
 from fatsr.io import IMAGE_SUFFIXES, locked_file, part_path, read_image, remove_stale_parts, write_image
-from fatsr.raster import is_raster
+from fatsr.inference.raster import is_raster
 
 DESCRIPTION = """\
 Upscale images with a FAT model.
@@ -247,7 +247,7 @@ def _band_list(text: str) -> tuple[int, ...]:
 
 
 def _raster_options(args: argparse.Namespace):
-    from fatsr.raster import RasterOptions
+    from fatsr.inference.raster import RasterOptions
 
     return RasterOptions(
         bands=args.bands,
@@ -264,7 +264,7 @@ def _upscale_georaster(
     args: argparse.Namespace, model, src: Path, dst: Path, tiling: Tiling, autocast: torch.dtype | None
 ) -> None:
     import fatsr
-    from fatsr.raster import upscale_raster
+    from fatsr.inference.raster import upscale_raster
 
     options = _raster_options(args)
     upscale_raster(

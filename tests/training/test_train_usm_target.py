@@ -12,7 +12,7 @@ from fatsr.cli import main
 from fatsr.data.degrade import usm_sharpen
 from fatsr.data.degrade_presets import load_preset
 
-train_module = importlib.import_module("fatsr.engine.train")
+train_module = importlib.import_module("fatsr.training.train")
 
 
 @pytest.mark.parametrize(("preset", "sharpened"), [("realesrgan", True), ("fat", False)])

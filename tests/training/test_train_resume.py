@@ -12,7 +12,7 @@ import torch
 
 from fatsr.cli import main
 from fatsr.data import TrainDataset
-from fatsr.engine import train
+from fatsr.training import train
 
 
 def _tensors(obj, prefix=""):

@@ -17,11 +17,11 @@ from rasterio.windows import Window
 
 import fatsr
 from fatsr.cli import main
-from fatsr.engine.tiling import Tiling
+from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
-from fatsr.raster import Bicubic, RasterOptions, is_raster, upscale_raster
+from fatsr.inference.raster import Bicubic, RasterOptions, is_raster, upscale_raster
 
-NEON = Path(__file__).resolve().parent / "fixtures" / "rasters"  # top-left crops of the real files (fixtures/README.md)
+NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files (fixtures/README.md)
 OSBS = NEON / "OSBS_029.tif"  # uint8 RGB, nodata 255 (saturated pixels)
 COLLAR = NEON / "RGB.byte_crop512.tif"  # uint8 RGB, nodata 0 collar
 SIX = NEON / "LC08_232066_20190727_sr_int16_6band.tif"  # int16 x 6, nodata -9999

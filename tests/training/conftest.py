@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fatsr.engine.config import TrainConfig
+from fatsr.training.config import TrainConfig
 
 UCMERCED = Path(__file__).resolve().parents[1] / "fixtures" / "ucmerced"
 TINY_NETWORK = {"dim": 16, "num_blocks": 1, "num_layers": 1, "num_heads": 2, "window_size": 4, "mlp_ratio": 2.0}

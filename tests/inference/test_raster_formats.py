@@ -23,13 +23,13 @@ from rasterio.transform import RPCTransformer
 
 import fatsr
 from fatsr.cli import main
-from fatsr.engine.tiling import Tiling, upscale_image
-from fatsr.raster import (
+from fatsr.inference.tiling import Tiling, upscale_image
+from fatsr.inference.raster import (
     Bicubic, RasterOptions, TailSafe, _read_bands, _value_mapping, is_raster, soft_clip, upscale_raster,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own writes
-HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"
+HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
 SCALE = 2
 TILING = Tiling(24, 6)
 UTM = CRS.from_epsg(32633)
@@ -404,9 +404,9 @@ def four_bands(top: int, left: int, size: int) -> np.ndarray:
 
 
 def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
-    from tests.engine.conftest import TINY_NETWORK
+    from tests.training.conftest import TINY_NETWORK
 
-    from fatsr.engine.tiling import upscale_tiled
+    from fatsr.inference.tiling import upscale_tiled
     from fatsr.models.files import read_metadata
 
     for folder, corners in (("train", [(0, 0), (0, 100), (100, 0), (100, 100), (200, 50), (50, 200)]),

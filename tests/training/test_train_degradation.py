@@ -12,11 +12,11 @@ import yaml
 from fatsr.cli import main
 from fatsr.data import bicubic_downscale, quantize
 from fatsr.data.degrade_presets import load_preset
-from fatsr.engine import train
-from fatsr.engine.config import TrainConfig
+from fatsr.training import train
+from fatsr.training.config import TrainConfig
 from fatsr.errors import FatsrError
 
-train_module = importlib.import_module("fatsr.engine.train")  # the module, not fatsr.engine.train()
+train_module = importlib.import_module("fatsr.training.train")  # the module, not fatsr.training.train()
 
 
 def test_cli_run_trains_on_degraded_lr_and_records_the_preset(tmp_path, make_flags, monkeypatch, capsys):

@@ -19,8 +19,8 @@ from PIL import Image
 import fatsr
 from fatsr.cli import main
 from fatsr.data import TrainDataset
-from fatsr.engine import TrainConfig, train
-from fatsr.engine.config import to_dict
+from fatsr.training import TrainConfig, train
+from fatsr.training.config import to_dict
 from fatsr.metrics import psnr
 
 REPO = Path(__file__).resolve().parents[2]

@@ -48,7 +48,7 @@ from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 from torch import Tensor, nn
 
-from fatsr.engine.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
+from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write, locked_file
 

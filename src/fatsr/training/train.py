@@ -2,7 +2,7 @@
 gets from a degradation on the device), Adam(W) with warm-up and a schedule, EMA weights
 validated by PSNR-Y/SSIM-Y, exact resume, DDP across processes started by torchrun.
 
-Entry point: :func:`train` with a :class:`~fatsr.engine.config.TrainConfig`.
+Entry point: :func:`train` with a :class:`~fatsr.training.config.TrainConfig`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fatsr.engine import checkpoint
-from fatsr.engine.config import TrainConfig, to_dict, write_yaml
-from fatsr.engine.distributed import BatchSampler, Dist, any_true, barrier, mean_over_processes, setup, teardown
-from fatsr.engine.ema import EMA
-from fatsr.engine.report import MetricsLog, TensorBoard, plot_progress
+from fatsr.training import checkpoint
+from fatsr.training.config import TrainConfig, to_dict, write_yaml
+from fatsr.training.distributed import BatchSampler, Dist, any_true, barrier, mean_over_processes, setup, teardown
+from fatsr.training.ema import EMA
+from fatsr.training.report import MetricsLog, TensorBoard, plot_progress
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write, remove_stale_parts
 

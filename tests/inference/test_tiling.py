@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import fatsr
-from fatsr.engine.tiling import (
+from fatsr.inference.tiling import (
     Tiling,
     axis_weights,
     tile_borders,

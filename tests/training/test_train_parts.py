@@ -13,11 +13,11 @@ from torch import nn
 
 from fatsr.cli import build_parser
 from fatsr.cli.train import resolve_config
-from fatsr.engine import TrainConfig, checkpoint
-from fatsr.engine.config import load_yaml, to_dict, updated, write_yaml
-from fatsr.engine.distributed import BatchSampler, Dist
-from fatsr.engine.ema import EMA
-from fatsr.engine.train import LRFactor, training_step
+from fatsr.training import TrainConfig, checkpoint
+from fatsr.training.config import load_yaml, to_dict, updated, write_yaml
+from fatsr.training.distributed import BatchSampler, Dist
+from fatsr.training.ema import EMA
+from fatsr.training.train import LRFactor, training_step
 from fatsr.errors import FatsrError
 
 

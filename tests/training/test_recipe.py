@@ -19,7 +19,7 @@ from PIL import Image
 from fatsr.cli import build_parser, main
 from fatsr.cli.train import resolve_config
 from fatsr.data import TrainDataset
-from fatsr.engine.config import TrainConfig
+from fatsr.training.config import TrainConfig
 from fatsr.errors import FatsrError
 from fatsr.losses import VGG19_FILE, VGG19Features
 
