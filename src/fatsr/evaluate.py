@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
+from fatsr.data.datasets import BandMapping
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import FatsrError
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
@@ -141,9 +142,11 @@ def pair_files(hr: str | os.PathLike, *, sr: str | os.PathLike | None = None,
     return [Pair(h.stem, h, s, lr_) for h, s, lr_ in zip(hr_files, srs, lrs, strict=True)]
 
 
-def _read(path: Path) -> np.ndarray:
+def _read(path: Path, mapping: BandMapping | None = None) -> np.ndarray:
     """HWC uint8/uint16 (or float, values in [0, 1], from a raster) image with any alpha
-    channel dropped."""
+    channel dropped; with a multispectral model's ``mapping``, its bands mapped to [0, 1]."""
+    if mapping is not None:
+        return mapping.read(path)
     image = read_image(path, any_dtype=True)
     if image.dtype.kind != "f" and image.dtype not in (np.uint8, np.uint16):
         raise FatsrError(f"{path}: {image.dtype} values; evaluate scores 8/16-bit images or float rasters in [0, 1] "
@@ -244,11 +247,14 @@ class Masks:
     lr: np.ndarray | None = None
 
 
-def _load_pair(pair: Pair, scale: int, downscale: str = "pillow") -> tuple[np.ndarray, np.ndarray, Masks]:
+def _load_pair(
+    pair: Pair, scale: int, downscale: str = "pillow", mapping: BandMapping | None = None
+) -> tuple[np.ndarray, np.ndarray, Masks]:
     """(HR cropped to a multiple of ``scale``, LR from its file or made from the HR by the
     ``downscale`` bicubic of :data:`DOWNSCALES`, the valid pixels of both: nodata, masked and
-    non-finite pixels are left out of every score)."""
-    hr = _read(pair.hr)
+    non-finite pixels are left out of every score). ``mapping``: a multispectral model's bands
+    and value mapping."""
+    hr = _read(pair.hr, mapping)
     if min(hr.shape[:2]) < scale:
         raise FatsrError(f"{pair.name}: HR {hr.shape[1]}x{hr.shape[0]} is smaller than the scale ({scale}); "
                          "remove it or give larger images")  # fmt: skip
@@ -263,7 +269,7 @@ def _load_pair(pair: Pair, scale: int, downscale: str = "pillow") -> tuple[np.nd
             lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
         lr_valid = None if valid is None else valid.reshape(h // scale, scale, w // scale, scale).all(axis=(1, 3))
     else:
-        lr = _read(pair.lr)
+        lr = _read(pair.lr, mapping)
         lr_valid = valid_pixels(pair.lr)
     if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
         raise FatsrError(f"{pair.name}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR {hr.shape[1]}x{hr.shape[0]} "
@@ -348,7 +354,8 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | N
         raise FatsrError(f"unknown downscale {downscale!r}; use one of {', '.join(DOWNSCALES)}")
     for pair in pairs:
         try:
-            hr, lr, masks = _load_pair(pair, scale, downscale)
+            mapping = getattr(model, "mapping", None)  # a multispectral model reads its bands, as upscale does
+            hr, lr, masks = _load_pair(pair, scale, downscale, mapping)
             sr = _sr_image(pair, hr, lr, model, device)
             if model is None:
                 sr_valid = valid_pixels(pair.sr)

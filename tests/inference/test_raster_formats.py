@@ -445,6 +445,18 @@ def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
     expected = np.clip(np.rint(expected * 65535), 0, 65535)
     assert np.abs(out[order] - expected).max() <= 1  # the training's mapping, not a stretch (float rounding: 1)
 
+    # evaluate reads the model's bands with its mapping, as upscale does, and scores all four
+    from fatsr.data import bicubic_downscale
+    from fatsr.evaluate import evaluate, pair_files
+    from fatsr.metrics import psnr
+
+    (result,) = evaluate(pair_files(scene), scale=2, border=2, model=model)
+    hr = torch.from_numpy(data[order].astype(np.float32) / 65535)
+    with torch.inference_mode():
+        sr = model(bicubic_downscale(hr, 2)[None])[0].clamp(0, 1)
+    alone = psnr(sr.permute(1, 2, 0).numpy(), hr.permute(1, 2, 0).numpy(), border=2, y_channel=False)
+    assert result.scores["psnr_rgb"] == pytest.approx(alone, abs=1e-4)
+
     three = write(tmp_path / "three.tif", data[:3], crs=UTM, transform=PLACE)
     code, _, err = cli(capsys, three, "--model", run / "model.safetensors")
     assert_one_line_error(code, err, "three.tif", "has 3 bands", "trained on bands 3,2,1,4")
