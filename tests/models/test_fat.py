@@ -182,3 +182,23 @@ def test_chunk_attention_and_its_backward_equal_the_plain_computation(monkeypatc
     for fast, plain in zip(*results, strict=True):
         torch.testing.assert_close(fast, plain, rtol=0, atol=1e-10)
     assert results[0][2][:, : lsh.CHUNK_SIZE].abs().max() == 0  # the neighbour copies ask no query
+
+
+def test_lsh_attention_fast_path_equals_the_plain_path_with_gradients(monkeypatch):
+    """The whole LSH attention (hash, sort, chunks, rounds combined in sorted order) against the
+    traced path's plain operations, in float64, outputs and gradients."""
+    from fatsr.models import lsh
+
+    torch.manual_seed(0)
+    module = lsh.SparseAttention(8, n_hashes=3).double()
+    u = torch.randn(2, 8, 20, 25, dtype=torch.float64)  # 500 tokens: 4 chunks, the last padded
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(lsh, "_fast_path", lambda x, fast=fast: fast)
+        module.generator = torch.Generator().manual_seed(1)
+        x = u.clone().requires_grad_()
+        out = module(x)
+        grads = torch.autograd.grad(out.pow(2).sum(), [x, *module.parameters()])
+        results.append([out, *grads])
+    for fast, plain in zip(*results, strict=True):
+        torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-9)

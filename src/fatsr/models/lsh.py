@@ -190,9 +190,11 @@ class SparseAttention(nn.Module):
             undo = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=t.device).expand_as(order))
             undo = undo.view(n, h, length)  # sorted position of each token, per round
             # Rounds occupy disjoint code ranges, so sorted positions r*L..(r+1)*L-1 are round r's.
-            gathered = padded_order(order.view(n * h, length) % length, length)  # (N h, P)
+            tokens = order.view(n * h, length) % length  # (N h, L): the token at each sorted position
+            gathered = padded_order(tokens, length)  # (N h, P)
             rows = gathered.shape[1]
-            gathered = (gathered + torch.arange(n * h, device=t.device)[:, None] // h * length).view(-1)
+            image_rows = torch.arange(n * h, device=t.device)[:, None] // h * length
+            tokens, gathered = tokens + image_rows, (gathered + image_rows).view(-1)  # rows of (N L, .)
             chunks = rows // CHUNK_SIZE - 2
             rounds = torch.arange(h, device=t.device).view(1, h, 1)
             unsort = (undo - rounds * length + rounds * chunks * CHUNK_SIZE).view(n, h * length)
@@ -200,8 +202,18 @@ class SparseAttention(nn.Module):
 
         keys = F.normalize(xe, p=2, dim=-1, eps=5e-5)
         q_rows, k_rows, v_rows = (x.reshape(n * length, -1).index_select(0, gathered).view(n * h, rows, -1) for x in (xe, keys, ye))
-        attention = ChunkAttention.apply if _fast_path(t) else attend_plain
-        out, lse = attention(q_rows, k_rows, v_rows)  # (N h, nc K, C), (N h, nc K)
-        out = out.reshape(-1, c).index_select(0, unsort).view(n, h, length, c)
-        weights = lse.reshape(-1).index_select(0, unsort).view(n, h, length).softmax(dim=1)
-        return (weights.unsqueeze(-1) * out).sum(dim=1) + t
+        if not _fast_path(t):  # traced: plain operations, the rounds unsorted by gathers
+            out, lse = attend_plain(q_rows, k_rows, v_rows)  # (N h, nc K, C), (N h, nc K)
+            out = out.reshape(-1, c).index_select(0, unsort).view(n, h, length, c)
+            weights = lse.reshape(-1).index_select(0, unsort).view(n, h, length).softmax(dim=1)
+            return (weights.unsqueeze(-1) * out).sum(dim=1) + t
+        out, lse = ChunkAttention.apply(q_rows, k_rows, v_rows)
+        # the rounds weighted by the softmax of each token's log-sum-exps, added in sorted order
+        total = lse.reshape(-1).index_select(0, unsort).view(n, h, length).logsumexp(dim=1).view(-1)  # (N L)
+        weights = (lse[:, :length] - total[tokens]).exp()  # (N h, L)
+        result = t.clone(memory_format=torch.contiguous_format).view(n * length, c)
+        for g in range(n * h):
+            rows_g = out[g, :length]
+            rows_g = rows_g * weights[g, :, None] if torch.is_grad_enabled() else rows_g.mul_(weights[g, :, None])
+            result.index_add_(0, tokens[g], rows_g)
+        return result.view(n, length, c)
