@@ -82,6 +82,25 @@ def test_lev_zero_for_identical_inputs_and_has_gradient():
     assert sr.grad is not None and sr.grad.abs().sum() > 0
 
 
+def test_lev_extreme_means_and_gradients_equal_sorting_every_window():
+    x = torch.rand(2, 3, 13, 17, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    windows = x.unfold(2, 4, 1).unfold(3, 4, 1).reshape(2, 3, 10, 14, 16).sort(dim=-1).values
+    weights = torch.rand(2, 2, 3, 10, 14, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    sr = x.clone().requires_grad_()
+    reference = sr.unfold(2, 4, 1).unfold(3, 4, 1).reshape(2, 3, 10, 14, 16).sort(dim=-1).values
+    expected = torch.autograd.grad((reference[..., 12:].mean(-1) * weights[0] + reference[..., :4].mean(-1) * weights[1]).sum(), sr)[0]
+    _, top, bottom = lev_maps(sr)
+    torch.testing.assert_close(top, windows[..., 12:].mean(-1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(bottom, windows[..., :4].mean(-1), rtol=0, atol=1e-12)
+    got = torch.autograd.grad((top * weights[0] + bottom * weights[1]).sum(), sr)[0]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    # ties with the 4th value share its place: on a constant image each of 16 values has 1/16
+    flat = torch.ones(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    _, top, _ = lev_maps(flat)
+    assert top.item() == 1.0
+    torch.testing.assert_close(torch.autograd.grad(top.sum(), flat)[0], torch.full((1, 1, 4, 4), 1 / 16, dtype=torch.float64))
+
+
 def test_lev_map_shapes():
     var, top, bot = lev_maps(torch.zeros(2, 3, 10, 13))
     assert var.shape == (2, 3, 2, 3) and top.shape == bot.shape == (2, 3, 7, 10)
