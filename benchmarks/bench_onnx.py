@@ -27,15 +27,16 @@ from fatsr.models.onnx_runner import load_onnx_model
 from fatsr.models.presets import build_network
 
 
-def median_seconds(run: Callable[[], object], runs: int) -> float:
-    """Median wall time of ``runs`` calls after one warm-up call."""
+def median_seconds(run: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Median wall time and median CPU time of ``runs`` calls after one warm-up call."""
     run()
-    times = []
+    times, cpu_times = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpu_times.append(time.process_time() - cpu)
+    return statistics.median(times), statistics.median(cpu_times)
 
 
 def bench(preset: str, tile: int, runs: int, folder: Path, yardstick: Yardstick) -> str:
@@ -50,15 +51,15 @@ def bench(preset: str, tile: int, runs: int, folder: Path, yardstick: Yardstick)
     pytorch, onnxrt = fatsr.load_model(model_file), load_onnx_model(onnx_file)
     x = torch.rand(1, 3, tile, tile)
     with torch.inference_mode():
-        t_pt = median_seconds(lambda: pytorch(x), runs)
-        t_ort = median_seconds(lambda: onnxrt(x), runs)
+        t_pt, cpu_pt = median_seconds(lambda: pytorch(x), runs)
+        t_ort, cpu_ort = median_seconds(lambda: onnxrt(x), runs)
     yardstick.measure()
     mpx = tile * tile / 1e6
     return (
         f"preset={preset} tile={tile} threads={torch.get_num_threads()} "
         f"pytorch={t_pt:.3f}s ({yardstick.ratio(t_pt)} yardstick, {mpx / t_pt:.4f} LR Mpx/s) "
         f"onnxruntime={t_ort:.3f}s ({yardstick.ratio(t_ort)} yardstick, {mpx / t_ort:.4f} LR Mpx/s) "
-        f"ort/pytorch speed={t_pt / t_ort:.2f}x export={export_s:.1f}s check_max_abs_diff={onnx_metadata(onnx_file)['check_max_abs_diff']} "
+        f"ort/pytorch speed={t_pt / t_ort:.2f}x (CPU time {cpu_pt:.3f} vs {cpu_ort:.3f}s: {cpu_pt / cpu_ort:.2f}x) export={export_s:.1f}s check_max_abs_diff={onnx_metadata(onnx_file)['check_max_abs_diff']} "
         f"onnx_size={onnx_file.stat().st_size / 2**20:.1f}MiB"
     )
 
