@@ -232,11 +232,13 @@ class Mlp(nn.Module):
         if torch.is_grad_enabled() or rows <= self.chunk_rows or torch.jit.is_tracing():
             return self.fc2(F.gelu(self.fc1(x)))
         # measured on 14400 tokens of the published size: 0.081 -> 0.052 s (1 thread), same numbers
-        flat = x.reshape(rows, -1)
-        out = flat.new_empty(rows, self.fc2.out_features)
+        flat, out = x.reshape(rows, -1), None
         for start in range(0, rows, self.chunk_rows):
             part = slice(start, start + self.chunk_rows)
-            torch.addmm(self.fc2.bias, F.gelu(self.fc1(flat[part])), self.fc2.weight.t(), out=out[part])
+            y = self.fc2(F.gelu(self.fc1(flat[part])))  # in the autocast dtype, if any
+            if out is None:
+                out = y.new_empty(rows, y.shape[-1])
+            out[part] = y
         return out.view(*x.shape[:-1], -1)
 
 
