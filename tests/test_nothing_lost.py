@@ -541,3 +541,13 @@ def test_skip_existing_resumes_an_in_place_batch(capsys, tmp_path, model_file):
     assert printed.split() == [str(tmp_path / "c_x2.png")]  # a_x2/b_x2 are outputs, not inputs
     assert files(tmp_path) == {"a.png", "b.png", "c.png", "a_x2.png", "b_x2.png", "c_x2.png"}
     assert (tmp_path / "a_x2.png").read_bytes() == a_before
+
+
+def test_yaml_and_torch_refusals_are_one_line(capsys, tmp_path):
+    (tmp_path / "bad.yaml").write_text("a: [1,\n b")
+    code, _, err = run(capsys, "train", "--config", tmp_path / "bad.yaml", "--save-dir", tmp_path / "run")
+    assert_one_line_error(code, err, "bad.yaml", "not valid YAML", "line 2")
+    (tmp_path / "junk.pt").write_bytes(b"garbage, not a checkpoint")
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "junk.pt", "--save-dir", tmp_path / "run")
+    assert_one_line_error(code, err, "junk.pt", "not a readable checkpoint", "damaged")
+    assert files(tmp_path) == {"bad.yaml", "junk.pt"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,11 @@ def read(path: str | os.PathLike) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, the user must replace it
-        raise FatsrError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:200]})") from None
+        if isinstance(exc, pickle.UnpicklingError):
+            reason = "not plain tensors: damaged, or pickled Python objects, which are never loaded"
+        else:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise FatsrError(f"{path}: not a readable checkpoint ({reason})") from None
 
 
 def is_checkpoint(obj: object) -> bool:

@@ -228,7 +228,10 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     except OSError as exc:
         raise FatsrError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise FatsrError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FatsrError(f"{path}: not valid YAML ({what}{where})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
