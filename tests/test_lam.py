@@ -202,3 +202,18 @@ def test_cli_compare(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite", "--window", "30", "0", "6"]) == 2
     assert "not inside" in capsys.readouterr().err
+
+
+def test_cli_from_hr_is_lam_demo_set_up(tmp_path):
+    """--from-hr crops the HR to a multiple of the scale and downscales it by Pillow's bicubic."""
+    rng = np.random.default_rng(1)
+    hr = Image.fromarray(rng.integers(0, 256, (26, 27, 3), dtype=np.uint8))
+    hr.save(tmp_path / "hr.png")
+    hr.crop((0, 0, 26, 26)).resize((13, 13), Image.BICUBIC).save(tmp_path / "lr.png")
+    common = ["--model", "bicubic", "--scale", "2", "--window", "6", "6", "8", "--steps", "3", "--device", "cpu"]
+    assert main(["lam", str(tmp_path / "hr.png"), "--from-hr", *common, "-o", str(tmp_path / "a")]) == 0
+    assert main(["lam", str(tmp_path / "lr.png"), *common, "-o", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "hr_lam.json").read_text())
+    b = json.loads((tmp_path / "b" / "lr_lam.json").read_text())
+    assert a["settings"]["from_hr"] is True
+    assert a["models"][0]["gini"] == b["models"][0]["gini"] and a["models"][0]["peak_lr_xy"] == b["models"][0]["peak_lr_xy"]
