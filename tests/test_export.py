@@ -138,7 +138,7 @@ def test_foreign_onnx_files_are_refused(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--tile", "30"], "error: tile 30: must be a positive multiple of 12"),
+        (["--tile", "30"], "error: --tile 30: must be a positive multiple of 12"),
         (["--opset", "12"], "error: opset 12: choose one from 14 to 20"),
     ],
 )
@@ -202,6 +202,7 @@ def test_cli_upscale_with_an_onnx_model(exported, tmp_path, capsys):
 @pytest.mark.parametrize(("flags", "message"), [
     (["--bf16"], "--bf16 is for the pytorch backend"),
     (["--seed", "5"], "exported with seed 3"),
+    (["--seed", "0"], "--seed 0: this ONNX model was exported with seed 3"),  # 0 is a seed, not "not given"
     (["--backend", "pytorch"], "use --backend onnxruntime"),
     (["--tile", "36"], "use --tile 24 or less"),
 ])

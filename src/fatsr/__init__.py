@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib.resources import files
 from pathlib import Path
 
 __version__ = "0.1.0"
@@ -13,38 +12,28 @@ __all__ = ["__version__", "default_model_path", "load_model", "upscale"]
 
 def default_model_path() -> Path | None:
     """The model shipped in the package, or None when this build has none."""
-    path = Path(str(files("fatsr") / "weights" / "fatsr-compact-x4.safetensors"))
-    return path if path.is_file() else None
+    from fatsr.models.loading import default_model_path as shipped
+
+    return shipped()
 
 
-def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", seed: int = 0):
-    """A ready :class:`~fatsr.models.wrapper.SRModel` (eval mode) from a fatsr ``.safetensors``
-    model file or a published ``.pth`` checkpoint; ``None`` loads the shipped default model."""
-    from fatsr.errors import FatsrError
-    from fatsr.models.files import load_network
-    from fatsr.models.wrapper import SRModel
+def load_model(spec: str | os.PathLike | None = None, *, device: str = "cpu", seed: int | None = None):
+    """A ready model (eval mode): ``spec`` is None (the shipped model), ``"bicubic"``, a fatsr
+    ``.safetensors`` model file, a published ``.pth`` checkpoint or a ``.onnx`` graph from
+    ``fatsr export``. See :func:`fatsr.models.loading.load_model`."""
+    from fatsr.models.loading import load_model as load
 
-    if path is None:
-        path = default_model_path()
-        if path is None:
-            raise FatsrError("no default model is installed with this fatsr; pass --model PATH (a .safetensors or .pth file)")
-    network, metadata = load_network(path)
-    model = SRModel(network, name=metadata.get("name", Path(path).stem), seed=seed)
-    if "value_mapping" in metadata:
-        from fatsr.data.datasets import BandMapping
-
-        model.mapping = BandMapping.from_json(metadata["value_mapping"])
-    return model.to(device).eval()
+    return load(spec, device=device, seed=seed)
 
 
 def upscale(
     image,
     model=None,
     *,
-    tile: int = 96,
-    overlap: int = 24,
+    tile: int | None = None,
+    overlap: int | None = None,
     batch: int = 4,
-    seed: int = 0,
+    seed: int | None = None,
     device: str | None = None,
     precision: str = "float32",
     output: str | os.PathLike | None = None,
@@ -53,7 +42,8 @@ def upscale(
     bands: tuple[int, ...] | None = None,
     **raster_options,
 ):
-    """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels.
+    """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels (default:
+    the model's advice, 96 for FAT) overlapping by ``overlap`` (default: a quarter of the tile).
 
     ``image``:
       * a numpy array or torch tensor: 2-D grey, HWC or CHW (``layout="HWC"|"CHW"``; guessed
@@ -67,7 +57,8 @@ def upscale(
         with ``output``, the written COG's path; without, ``(array, profile)``: the CHW array
         and the rasterio profile (georeference rescaled) of the output. ``bands`` and
         ``raster_options`` (see :class:`fatsr.inference.raster.RasterOptions`) apply.
-    ``model``: an ``SRModel``, a model file path, or None for the shipped default model.
+    ``model``: a model object, or what :func:`load_model` takes (None: the shipped model).
+    ``seed``: the LSH rotations' seed (default 0; an ONNX graph's own).
     ``device``: where the model runs ("cpu", "cuda", ...; a model object is moved there);
     None: the model's device (CPU for a loaded file).
     ``precision``: "float32", or "bfloat16"/"float16" autocast (a tile giving NaN/Inf is
@@ -75,22 +66,12 @@ def upscale(
     """
     import tempfile
 
-    import torch
-
-    from fatsr.inference.tiling import Tiling, model_device, upscale_image
     from fatsr.errors import FatsrError
+    from fatsr.inference.pipeline import Upscaler
 
-    tiling = Tiling(tile, overlap, batch)
-    if precision not in ("float32", "bfloat16", "float16"):
-        raise FatsrError(f"precision {precision!r}: choose float32, bfloat16 or float16")
-    autocast = None if precision == "float32" else getattr(torch, precision)
-    model_file = None
-    if model is None or isinstance(model, (str, os.PathLike)):
-        model_file = default_model_path() if model is None else Path(model)
-        model = load_model(model, device=device or "cpu", seed=seed)
-    elif device is not None and isinstance(model, torch.nn.Module):
-        model.to(device)
-    target = model_device(model)
+    job = Upscaler.prepare(
+        model, device=device, seed=seed, tile=tile, overlap=overlap, batch=batch, precision=precision
+    )
     if not isinstance(image, (str, os.PathLike)):
         from fatsr.inference.arrays import upscale_array
 
@@ -98,9 +79,10 @@ def upscale(
             raise FatsrError("output= is for path inputs; write the returned array yourself")
         if raster_options:
             raise FatsrError(f"{', '.join(raster_options)}: options for raster files only; arrays take layout= and bands=")
-        return upscale_array(model, image, tiling, layout=layout, bands=bands, device=target, autocast=autocast)
-    from fatsr.io import read_image, write_image
-    from fatsr.inference.raster import RasterOptions, is_raster, upscale_raster
+        return upscale_array(
+            job.model, image, job.tiling, layout=layout, bands=bands, device=job.device, autocast=job.autocast
+        )
+    from fatsr.inference.raster import RasterOptions, is_raster
 
     source = Path(image)
     if output is not None and Path(output).resolve() == source.resolve():
@@ -108,23 +90,19 @@ def upscale(
     if is_raster(source):
         options = RasterOptions(bands=tuple(bands) if bands is not None else None, **raster_options)
         if output is not None:
-            upscale_raster(
-                source, output, model, model_file=model_file, tiling=tiling, options=options, autocast=autocast,
-                overwrite=overwrite,
-            )
-            return Path(output)
+            return job.raster_file(source, Path(output), options=options, overwrite=overwrite)
         import rasterio
 
         with tempfile.TemporaryDirectory(prefix="fatsr-") as folder:
             written = Path(folder) / f"{source.stem}.tif"
-            upscale_raster(source, written, model, model_file=model_file, tiling=tiling, options=options, autocast=autocast)
+            job.raster_file(source, written, options=options)
             with rasterio.open(written) as ds:
                 return ds.read(), ds.profile
     if raster_options or bands is not None or layout is not None:
         given = [*raster_options, *(["bands"] if bands is not None else []), *(["layout"] if layout is not None else [])]
         raise FatsrError(f"{', '.join(given)}: not for a plain picture; {source} is read as an HWC image")
-    result = upscale_image(model, read_image(source), tiling, device=target, autocast=autocast)
     if output is None:
-        return result
-    write_image(output, result, overwrite=overwrite)
-    return Path(output)
+        from fatsr.io import read_image
+
+        return job.picture(read_image(source))
+    return job.picture_file(source, Path(output), overwrite=overwrite)

@@ -163,7 +163,9 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
     model file; names made unique; all must share one scale."""
     from fatsr.evaluate import load_sr_model
 
-    builtin = _builtin_names()
+    from fatsr.models.loading import builtin_names
+
+    builtin = builtin_names()
     models: list[tuple[str, nn.Module]] = []
     for spec in dict.fromkeys(specs or ["default"]):
         if spec in builtin:
@@ -188,14 +190,6 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
         if isinstance(model, BicubicModel):
             model.scale = model_scale
     return models
-
-
-def _builtin_names() -> set[str]:
-    """What --model accepts for the built-in model."""
-    import fatsr
-
-    path = fatsr.default_model_path()
-    return {"default", "builtin"} | ({path.stem} if path is not None else set())
 
 
 def run_model(model: nn.Module, image: np.ndarray, tiling: Tiling, device: torch.device) -> np.ndarray:

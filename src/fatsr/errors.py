@@ -1,6 +1,25 @@
 """The one error type a user sees: ``FatsrError`` carries a message saying what went wrong
 and what to do. Only :func:`fatsr.cli.main` turns it into ``error: ...`` and exit code 2."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 
 class FatsrError(Exception):
     """An error caused by the user's input (files, flags, checkpoints), not a bug."""
+
+
+class ArgumentError(FatsrError):
+    """A bad value of a named argument. The message is a template in which ``{arg}`` stands
+    for the argument (and other fields for other arguments, given as ``name=(argument,
+    value)``): ``name=value`` from Python; the command line puts its flags there (:meth:`render`)."""
+
+    def __init__(self, template: str, argument: str, value: object, **others: tuple[str, object]) -> None:
+        self.template, self.argument, self.value, self.others = template, argument, value, others
+        super().__init__(self.render(lambda name, given: f"{name}={given!r}"))
+
+    def render(self, spell: Callable[[str, object], str]) -> str:
+        """The message with each argument spelled by ``spell(argument, value)``."""
+        fields = {key: spell(name, given) for key, (name, given) in self.others.items()}
+        return self.template.format(arg=spell(self.argument, self.value), **fields)

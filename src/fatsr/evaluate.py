@@ -37,6 +37,7 @@ from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import FatsrError
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
 from fatsr.lpips import LPIPS
+from fatsr.models.bicubic import BicubicModel
 
 COLUMNS = (
     "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas", "lr_psnr",
@@ -52,22 +53,6 @@ _HEADERS = {
 }  # fmt: skip
 
 
-class BicubicModel(nn.Module):
-    """The bicubic baseline as a model: [0, 1] NCHW in, ``scale`` times larger out (kernel a=-0.5,
-    as PIL and MATLAB's imresize), differentiable, any number of channels. (:func:`evaluate`
-    upscales 8/16-bit files with :func:`~fatsr.data.resize.pillow_bicubic` instead, whose 8-bit
-    path rounds between its two passes as Pillow does.)"""
-
-    def __init__(self, scale: int) -> None:
-        super().__init__()
-        self.scale = scale
-        self.name = "bicubic"
-
-    def forward(self, x: Tensor) -> Tensor:
-        size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
-        return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
-
-
 def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
     """The bicubic baseline of an HWC LR image, ``scale`` times larger: Pillow's bicubic for
     8/16-bit images (:func:`~fatsr.data.resize.pillow_bicubic`), :class:`BicubicModel` else."""
@@ -79,17 +64,10 @@ def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
 
 def load_sr_model(spec: str | None, *, scale: int | None, device: torch.device, seed: int = 0) -> nn.Module:
     """``bicubic`` (scale 4 unless given), a model file, or None for the shipped model; a given
-    ``scale`` must be the model's."""
-    if scale is not None and scale < 1:
-        raise FatsrError(f"--scale must be at least 1, got {scale}")
-    if spec == "bicubic":
-        return BicubicModel(4 if scale is None else scale)
-    import fatsr
+    ``scale`` must be the model's (see :func:`fatsr.models.loading.load_model`)."""
+    from fatsr.models.loading import load_model
 
-    model = fatsr.load_model(spec, device=device.type, seed=seed)
-    if scale is not None and scale != model.scale:
-        raise FatsrError(f"{spec} is a x{model.scale} model but --scale is {scale}; drop --scale or change it")
-    return model
+    return load_model(spec, device=device, seed=seed, scale=scale)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 
 import fatsr
-from fatsr.inference.tiling import TILE_MULTIPLE
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write
+from fatsr.models.loading import load_model
 from fatsr.models.fat import keep_rotations, use_export_path
 from fatsr.models.onnx_runner import FORMAT, INPUT, OUTPUT, OnnxModel, import_onnxruntime, onnx_session
 from fatsr.models.wrapper import SRModel
@@ -45,13 +45,16 @@ def export_onnx(
     on a random tile (FatsrError beyond :data:`CHECK_TOLERANCE`). ``channels``: 1 or 4 run a
     3-channel model as :class:`SRModel` does (default: the model's own). The metadata holds
     the fatsr version, model name, scale, tile, seed, channels and the check's max abs diff."""
-    if tile <= 0 or tile % TILE_MULTIPLE:
-        raise FatsrError(f"tile {tile}: must be a positive multiple of {TILE_MULTIPLE} (e.g. 96 or 120)")
     if opset not in OPSETS:
         raise FatsrError(f"opset {opset}: choose one from {OPSETS.start} to {OPSETS.stop - 1}")
+    model = load_model(model_path, seed=seed)
+    if not isinstance(model, SRModel):
+        raise FatsrError(f"{model_path}: only a FAT model file (.safetensors or .pth) can be exported")
+    multiple = model.info.size.multiple_of
+    if tile <= 0 or tile % multiple:
+        raise ArgumentError(f"{{arg}}: must be a positive multiple of {multiple} (e.g. 96 or 120)", "tile", tile)
     onnx = _import_onnx()
     import_onnxruntime()
-    model = fatsr.load_model(model_path, seed=seed)
     channels = channels or model.channels
     if channels not in (model.channels, *((1, 4) if model.channels == 3 else ())):
         raise FatsrError(f"{channels} channels for a {model.channels}-channel model; give --channels {model.channels}")

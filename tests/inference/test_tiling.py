@@ -88,7 +88,7 @@ def test_axis_weights_sum_to_one_without_ramps_at_the_borders(length, tile, over
         assert steps <= np.pi / (2 * overlap * scale) + 1e-6
 
 
-@pytest.mark.parametrize(("tile", "overlap"), [(30, 6), (0, 0), (96, 60), (96, -1)])
+@pytest.mark.parametrize(("tile", "overlap"), [(0, 0), (96, 60), (96, -1)])
 def test_bad_tiling_is_a_user_error(tile, overlap):
     with pytest.raises(FatsrError, match="tile|overlap"):
         Tiling(tile, overlap)

@@ -7,7 +7,18 @@ import argparse
 import sys
 from typing import NoReturn
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
+
+# Library arguments whose command-line flag is not ``--name value``.
+_PRECISION_FLAGS = {"float16": "--fp16", "bfloat16": "--bf16"}
+
+
+def flag_of(argument: str, value: object) -> str:
+    """The command-line spelling of a library argument and its value."""
+    if argument == "precision" and value in _PRECISION_FLAGS:
+        return _PRECISION_FLAGS[str(value)]
+    flag = "--" + argument.replace("_", "-")
+    return flag if value is True else f"{flag} {value}"
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FatsrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = exc.render(flag_of) if isinstance(exc, ArgumentError) else str(exc)
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine's answer (full disk, permissions, I/O): one line
         where = f"{exc.filename}: " if exc.filename else ""

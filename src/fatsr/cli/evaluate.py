@@ -93,7 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and report; return the exit code."""
-    from fatsr.cli.upscale import resolve_device
+    from fatsr.devices import resolve_device
 
     if args.scale is not None and args.scale < 1:
         raise FatsrError(f"--scale must be at least 1, got {args.scale}")

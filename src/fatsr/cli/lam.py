@@ -84,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compute the map(s) and write the figure and JSON; return the exit code."""
-    from fatsr.cli.upscale import resolve_device
+    from fatsr.devices import resolve_device
 
     if args.steps < 1 or args.kernel < 1 or args.kernel % 2 == 0 or not (math.isfinite(args.sigma) and args.sigma > 0):
         raise FatsrError(f"need --steps >= 1, an odd --kernel and a finite --sigma > 0; got {args.steps}, {args.kernel}, {args.sigma}")

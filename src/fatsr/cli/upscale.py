@@ -8,20 +8,18 @@ without ``--overwrite``; every output is written atomically.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
-from fatsr.inference.tiling import Tiling, upscale_image
+from fatsr.devices import resolve_device
 from fatsr.errors import FatsrError
-from fatsr.io import IMAGE_SUFFIXES, locked_file, part_path, read_image, remove_stale_parts, write_image
+from fatsr.inference.pipeline import Upscaler
 from fatsr.inference.raster import is_raster
+from fatsr.inputs import collect_inputs
+from fatsr.io import IMAGE_SUFFIXES, remove_stale_parts
 
 DESCRIPTION = """\
 Upscale images with a FAT model.
@@ -65,15 +63,6 @@ examples:
   fatsr upscale landsat.tif --bands 3,2,1 --other-bands bicubic --compress zstd
 """
 
-# Formats with limits: suffix -> (dtypes it can hold, channel counts it can hold).
-_FORMAT_LIMITS: dict[str, tuple[tuple[type, ...], tuple[int, ...]]] = {
-    ".jpg": ((np.uint8,), (1, 3)),
-    ".jpeg": ((np.uint8,), (1, 3)),
-    ".bmp": ((np.uint8,), (1, 3)),
-    ".webp": ((np.uint8,), (3, 4)),
-}
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``fatsr upscale``."""
     parser = subparsers.add_parser(
@@ -96,7 +85,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
         help="where to run; auto = cuda if available, else mps, else cpu (default: auto)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing; same seed, same output (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, default=None,
+        help="seed of the model's random hashing; same seed, same output (default: 0; an ONNX model's exported seed)",
+    )
     exists = parser.add_mutually_exclusive_group()
     exists.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     exists.add_argument("--skip-existing", action="store_true", help="leave inputs whose output exists, upscale the rest")
@@ -158,32 +150,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Upscale every input image; return the exit code."""
-    _raster_options(args)  # checked before anything is done
+    options = _raster_options(args)  # checked before anything is done
     inputs = collect_inputs([*args.inputs, *args.test_img])
     rank, world = shard()
     device = resolve_device(args.device, rank)
-    autocast = _autocast(args, device)
     target = _output_target(args.output, args.save_dir)
-    if _backend(args) == "onnxruntime":
-        model = _load_onnx(args, device)
-    else:
-        model = _load_model(args.model, device, args.seed)
-        if args.channels_last:
-            model.to(memory_format=torch.channels_last)
-    tile = args.tile if args.tile is not None else getattr(model, "tile", 96)
-    tiling = Tiling(tile, args.overlap if args.overlap is not None else tile // 4)
+    _backend(args)
+    precision = "float16" if args.fp16 else "bfloat16" if args.bf16 else "float32"
+    job = Upscaler.prepare(
+        args.model, device=device, seed=args.seed, tile=args.tile, overlap=args.overlap, precision=precision,
+        channels_last=args.channels_last,
+    )
     jobs = plan_outputs(
-        inputs, target, model.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
+        inputs, target, job.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
     )
     _prepare_folders([dst for _, dst in jobs])
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
     failed: list[Path] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
         try:
-            if is_raster(src):
-                _upscale_georaster(args, model, src, dst, tiling, autocast)
-            else:
-                _upscale_image_file(args, model, src, dst, device, tiling, autocast)
+            job.file(src, dst, options=options, overwrite=args.overwrite, progress=src.name)
         except FatsrError as exc:
             if len(jobs) == 1:
                 raise
@@ -219,26 +205,6 @@ def _backend(args: argparse.Namespace) -> str:
     return args.backend
 
 
-def _load_onnx(args: argparse.Namespace, device: torch.device):
-    from fatsr.models.onnx_runner import load_onnx_model
-
-    for flag, given in (("--fp16", args.fp16), ("--bf16", args.bf16), ("--channels-last", args.channels_last)):
-        if given:
-            raise FatsrError(f"{flag} is for the pytorch backend; an ONNX model runs as exported (float32)")
-    model = load_onnx_model(args.model, device=str(device))
-    if args.seed != 0 and args.seed != model.seed:
-        raise FatsrError(f"--seed {args.seed}: this ONNX model was exported with seed {model.seed}; export again with --seed {args.seed}")
-    return model
-
-
-def _autocast(args: argparse.Namespace, device: torch.device) -> torch.dtype | None:
-    if args.fp16:
-        if device.type not in ("cuda", "mps"):
-            raise FatsrError(f"--fp16 runs on CUDA or MPS, but the device is {device.type}; use --bf16 on a CPU, or drop --fp16")
-        return torch.float16
-    return torch.bfloat16 if args.bf16 else None
-
-
 def _band_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(b) for b in text.split(","))
@@ -260,86 +226,6 @@ def _raster_options(args: argparse.Namespace):
     )
 
 
-def _upscale_georaster(
-    args: argparse.Namespace, model, src: Path, dst: Path, tiling: Tiling, autocast: torch.dtype | None
-) -> None:
-    import fatsr
-    from fatsr.inference.raster import upscale_raster
-
-    options = _raster_options(args)
-    upscale_raster(
-        src, dst, model, model_file=args.model or fatsr.default_model_path(), tiling=tiling, options=options,
-        autocast=autocast, overwrite=args.overwrite,
-    )
-
-
-def _upscale_image_file(
-    args: argparse.Namespace, model, src: Path, dst: Path, device: torch.device, tiling: Tiling,
-    autocast: torch.dtype | None,
-) -> None:
-    # The output's temporary file is locked from the start: a second run at it stops at once.
-    with locked_file(part_path(dst), f"{dst}: another fatsr run is writing it now", remove=True):
-        image = read_image(src)
-        _check_format(dst, image)
-        result = upscale_image(model, image, tiling, device=device, autocast=autocast, progress=src.name)
-        try:
-            write_image(dst, result, overwrite=args.overwrite)
-        except OSError as exc:
-            raise FatsrError(f"{dst}: could not write ({exc.strerror or exc}); free some space or choose another -o") from None
-
-
-def collect_inputs(specs: list[str]) -> list[Path]:
-    """Expand files, folders and glob patterns into image paths (first occurrence kept)."""
-    if not specs:
-        raise FatsrError("no input given; name image files, folders or glob patterns (fatsr upscale scene.png)")
-    unique: dict[Path, Path] = {}
-    for spec in specs:
-        for path in _expand(spec):
-            unique.setdefault(path.resolve(), path)
-    return list(unique.values())
-
-
-def _expand(spec: str) -> list[Path]:
-    path = Path(spec)
-    if path.is_dir():
-        try:
-            images = _image_files(path.iterdir())
-        except OSError as exc:
-            raise FatsrError(f"{spec}: cannot list this folder ({exc.strerror or exc}); check its permissions") from None
-        if not images:
-            raise FatsrError(f"{spec}: no images in this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
-        return images
-    if path.exists():
-        return [path]
-    if any(ch in spec for ch in "*?["):
-        images = _image_files(Path(p) for p in glob.glob(spec, recursive=True))
-        if not images:
-            raise FatsrError(f"{spec}: no image files match this pattern")
-        return images
-    raise FatsrError(f"{spec}: no such file or folder")
-
-
-def _image_files(paths: Iterable[Path]) -> list[Path]:
-    """Regular, non-hidden files with an image suffix, sorted."""
-    return sorted(
-        p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-
-
-def resolve_device(name: str, rank: int = 0) -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu; an explicit device must be available. Under
-    torchrun each process takes the GPU of its LOCAL_RANK."""
-    cuda = torch.cuda.is_available()
-    mps = torch.backends.mps.is_available()
-    if name == "auto":
-        name = "cuda" if cuda else "mps" if mps else "cpu"
-    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise FatsrError(f"--device {name}: {name.upper()} is not available on this machine; use --device cpu or auto")
-    if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
-    return torch.device(name)
-
-
 def _output_target(output: str | None, save_dir: str | None) -> tuple[Path, bool] | None:
     """The ``-o`` path and whether it names a folder; None for "next to each input"."""
     if output is not None and save_dir is not None:
@@ -351,17 +237,6 @@ def _output_target(output: str | None, save_dir: str | None) -> tuple[Path, bool
     path = Path(output)
     is_folder = path.is_dir() or output.endswith(("/", os.sep)) or path.suffix.lower() not in IMAGE_SUFFIXES
     return path, is_folder
-
-
-def _load_model(path: str | None, device: torch.device, seed: int):
-    import fatsr
-
-    try:
-        return fatsr.load_model(path, device=device.type, seed=seed)
-    except FatsrError as exc:
-        if path is None and "--model" not in str(exc):
-            raise FatsrError(f"{exc}; pass --model PATH to use a model file") from None
-        raise
 
 
 def plan_outputs(
@@ -422,14 +297,3 @@ def _prepare_folders(outputs: list[Path]) -> None:
             raise FatsrError(f"cannot create output folder {folder} ({exc.strerror}); choose a writable -o") from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise FatsrError(f"output folder {folder} is not writable; choose a writable -o")
-
-
-def _check_format(dst: Path, image: np.ndarray) -> None:
-    """Refuse an output format that would lose the image's bit depth or channels."""
-    limits = _FORMAT_LIMITS.get(dst.suffix.lower())
-    if limits is None:
-        return
-    dtypes, channels = limits
-    if image.dtype.type not in dtypes or image.shape[2] not in channels:
-        kind = f"{image.dtype.itemsize * 8}-bit {image.shape[2]}-channel"
-        raise FatsrError(f"{dst}: {dst.suffix} cannot hold this {kind} image; use .png or .tif")

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.errors import FatsrError
+from fatsr.models.contract import ModelInfo, info_of
 from fatsr.io import atomic_write, locked_file
 
 SUFFIXES = (".tif", ".tiff")
@@ -165,6 +166,10 @@ class TailSafe(nn.Module):
         self.model = model
         self.scale: int = model.scale
         self.channels: int = getattr(model, "channels", 3)
+
+    @property
+    def info(self) -> ModelInfo:
+        return info_of(self.model)
 
     def forward(self, x: Tensor) -> Tensor:
         inside = soft_clip(x)

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
+from fatsr.models.contract import size_rule_of
 from fatsr.progress import Progress
-
-TILE_MULTIPLE = 12  # the FAT window (6) times 2: tiles of this multiple need no padding
 
 ReadWindow = Callable[[int, int, int, int], np.ndarray]  # LR (top, bottom, left, right) -> (C, rows, cols) float32 [0, 1]
 
@@ -39,10 +38,10 @@ class Tiling:
     panel: int = 2048  # a multiple of 256: output panels then align with 256-pixel GeoTIFF blocks
 
     def __post_init__(self) -> None:
-        if self.tile <= 0 or self.tile % TILE_MULTIPLE:
-            raise FatsrError(f"tile {self.tile}: must be a positive multiple of {TILE_MULTIPLE} (e.g. 96)")
+        if self.tile <= 0:
+            raise ArgumentError("{arg}: must be positive (e.g. 96)", "tile", self.tile)
         if not 0 <= self.overlap <= self.tile // 2:
-            raise FatsrError(f"overlap {self.overlap}: must be between 0 and half the tile ({self.tile // 2})")
+            raise ArgumentError(f"{{arg}}: must be between 0 and half the tile ({self.tile // 2})", "overlap", self.overlap)
         if self.batch < 1:
             raise FatsrError(f"tile batch {self.batch}: must be at least 1")
         if self.panel < self.tile:
@@ -50,6 +49,16 @@ class Tiling:
 
 
 DEFAULT_TILING = Tiling()
+
+
+def check_tiling(tiling: Tiling, model: Callable, height: int = 1, width: int = 1) -> None:
+    """Refuse an empty image, and a tile side the model cannot compute on as it is (its
+    :class:`~fatsr.models.contract.SizeRule`)."""
+    if height < 1 or width < 1:
+        raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
+    rule = size_rule_of(model)
+    if tiling.tile % rule.multiple_of:
+        raise ArgumentError(f"{{arg}}: must be a positive multiple of {rule.multiple_of} (e.g. 96)", "tile", tiling.tile)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -168,8 +177,7 @@ def upscale_blocks(
     rows are neither computed nor yielded). ``progress``: the label of the tile progress on
     stderr (a bar on a terminal, else a line at least every 30 s; see :mod:`fatsr.progress`).
     """
-    if height < 1 or width < 1:
-        raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
+    check_tiling(tiling, model, height, width)
     device = device or model_device(model)
     grid = _Grid.of(height, width, tiling, model.scale)
     panels = []
@@ -257,8 +265,7 @@ def upscale_tiled(
     """Upscale a (C, H, W) float32 [0, 1] array; one tile is a plain forward pass.
     ``progress``: label of a tile progress bar (terminal only)."""
     _, height, width = image.shape
-    if height < 1 or width < 1:
-        raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
+    check_tiling(tiling, model, height, width)
     device = device or model_device(model)
     if height <= tiling.tile and width <= tiling.tile:
         return _forward(model, image[None], device, autocast)[0]

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from fatsr.errors import FatsrError
+from fatsr.models.contract import ModelInfo, SizeRule
 from fatsr.models.wrapper import pad_reflect
 
 if TYPE_CHECKING:
@@ -65,6 +66,13 @@ class OnnxModel:
         self.tile = int(self.metadata["tile"])
         self.seed = int(self.metadata["seed"])
         self.providers: list[str] = session.get_providers()
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name, scale=self.scale, in_channels=self.channels, out_channels=self.channels,
+            size=SizeRule(maximum=self.tile), tile=self.tile, float16=False, bfloat16=False, metadata=self.metadata,
+        )
 
     def __call__(self, x: Tensor) -> Tensor:  # (N, C, h, w) -> (N, C, s*h, s*w)
         _, c, height, width = x.shape

@@ -8,14 +8,19 @@ rotations from a generator re-seeded at every call, so the same input gives the 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import FatsrError
+from fatsr.models.contract import ModelInfo, SizeRule
 from fatsr.models.fat import FAT
 from fatsr.models.lsh import CHUNK_SIZE
+
+if TYPE_CHECKING:
+    from fatsr.data.datasets import BandMapping
 
 
 def pad_reflect(x: Tensor, bottom: int, right: int) -> Tensor:
@@ -34,14 +39,24 @@ def pad_reflect(x: Tensor, bottom: int, right: int) -> Tensor:
 class SRModel(nn.Module):
     """A FAT network ready for images: [0, 1] in, [0, 1] out (not clamped), any size."""
 
-    def __init__(self, network: FAT, *, name: str = "fat", seed: int = 0) -> None:
+    def __init__(self, network: FAT, *, name: str = "fat", seed: int = 0, metadata: dict[str, str] | None = None) -> None:
         super().__init__()
         self.network = network
         self.name = name
         self.seed = seed
         self.scale: int = network.scale
         self.channels: int = network.config["in_channels"]
-        self.mapping = None  # a multispectral model's BandMapping (bands and value mapping), from its file
+        self.metadata = dict(metadata or {})
+        self.mapping: BandMapping | None = None  # a multispectral model's bands and value mapping, from its file
+
+    @property
+    def info(self) -> ModelInfo:
+        m = self.network.size_multiple
+        minimum = next(s for s in range(m, CHUNK_SIZE * m, m) if s * (s // 2 + 1) >= CHUNK_SIZE)  # square side
+        return ModelInfo(
+            name=self.name, scale=self.scale, in_channels=self.channels, out_channels=self.network.config["out_channels"],
+            size=SizeRule(minimum=minimum, multiple_of=m), metadata=self.metadata,
+        )
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         """Smallest size >= (height, width) the network accepts."""

@@ -1,0 +1,143 @@
+"""The one upscaling pipeline: :func:`fatsr.upscale` and ``fatsr upscale`` both prepare an
+:class:`Upscaler` (model, tiling, device, precision) and send each input through it.
+
+An image file goes ``io.read_image`` -> :func:`~fatsr.inference.tiling.upscale_image` ->
+``io.write_image``; a raster goes through :func:`~fatsr.inference.raster.upscale_raster`;
+an array through :func:`~fatsr.inference.arrays.upscale_array`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fatsr.errors import ArgumentError, FatsrError
+from fatsr.inference.tiling import Tiling, check_tiling, model_device, upscale_image
+from fatsr.io import locked_file, part_path, read_image, write_image
+from fatsr.models.contract import Model, info_of
+
+PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# Formats with limits: suffix -> (dtypes it can hold, channel counts it can hold).
+FORMAT_LIMITS: dict[str, tuple[tuple[type, ...], tuple[int, ...]]] = {
+    ".jpg": ((np.uint8,), (1, 3)),
+    ".jpeg": ((np.uint8,), (1, 3)),
+    ".bmp": ((np.uint8,), (1, 3)),
+    ".webp": ((np.uint8,), (3, 4)),
+}
+
+
+@dataclass(frozen=True)
+class Upscaler:
+    """A model ready to upscale: where it runs, how it is tiled, under which autocast, and
+    the model file it came from (recorded in raster tags)."""
+
+    model: Model
+    tiling: Tiling
+    device: torch.device
+    autocast: torch.dtype | None = None
+    model_file: Path | None = None
+
+    @classmethod
+    def prepare(
+        cls,
+        model: Model | str | os.PathLike | None = None,
+        *,
+        device: str | torch.device | None = None,
+        seed: int | None = None,
+        tile: int | None = None,
+        overlap: int | None = None,
+        batch: int = 4,
+        precision: str = "float32",
+        channels_last: bool = False,
+    ) -> Upscaler:
+        """``model``: a model object, or what :func:`~fatsr.models.loading.load_model` takes
+        (None: the shipped model). ``device``: where it runs (a model object is moved there;
+        None: the model's device, CPU for a file). ``tile``: the model's advice by default;
+        ``overlap``: a quarter of the tile by default. ``precision``: "float32", or
+        "bfloat16"/"float16" autocast (a tile batch giving NaN/Inf is redone in float32)."""
+        from fatsr.models.loading import load_model, model_path
+
+        if precision not in PRECISIONS:
+            raise ArgumentError("{arg}: choose float32, bfloat16 or float16", "precision", precision)
+        model_file = None
+        if model is None or isinstance(model, (str, os.PathLike)):
+            model_file = model_path(model)
+            model = load_model(model, device=device or "cpu", seed=seed)
+        elif device is not None and isinstance(model, nn.Module):
+            model.to(device)
+        info = info_of(model)
+        target = model_device(model) if isinstance(model, nn.Module) else torch.device(device or "cpu")
+        autocast = PRECISIONS[precision]
+        if autocast is not None and not (info.float16 if autocast == torch.float16 else info.bfloat16):
+            raise ArgumentError("{arg} is for the pytorch backend; an ONNX model runs as exported (float32)", "precision", precision)
+        if autocast == torch.float16 and target.type not in ("cuda", "mps"):
+            kind = target.type
+            raise ArgumentError(
+                f"{{arg}} runs on CUDA or MPS, but the device is {kind}; use {{cpu}} on a CPU, or drop {{arg}}",
+                "precision", precision, cpu=("precision", "bfloat16"),
+            )
+        if channels_last:
+            if not isinstance(model, nn.Module) or not info.bfloat16:
+                raise ArgumentError("{arg} is for the pytorch backend; an ONNX model runs as exported (float32)", "channels_last", True)
+            model.to(memory_format=torch.channels_last)
+        tile = info.tile if tile is None else tile
+        tiling = Tiling(tile, tile // 4 if overlap is None else overlap, batch)
+        check_tiling(tiling, model)
+        return cls(model, tiling, target, autocast, model_file)
+
+    @property
+    def scale(self) -> int:
+        return self.model.scale
+
+    def picture(self, image: np.ndarray, *, progress: str | None = None) -> np.ndarray:
+        """An HWC image (uint8/uint16, or float in [0, 1]) upscaled; same dtype."""
+        return upscale_image(self.model, image, self.tiling, device=self.device, autocast=self.autocast, progress=progress)
+
+    def picture_file(self, source: Path, output: Path, *, overwrite: bool = False, progress: str | None = None) -> Path:
+        """Read a picture, upscale it and write it atomically (refusing a format that would
+        lose its bit depth or channels)."""
+        # The output's temporary file is locked from the start: a second run at it stops at once.
+        with locked_file(part_path(output), f"{output}: another fatsr run is writing it now", remove=True):
+            image = read_image(source)
+            check_format(output, image)
+            result = self.picture(image, progress=progress)
+            try:
+                write_image(output, result, overwrite=overwrite)
+            except OSError as exc:
+                raise FatsrError(f"{output}: could not write ({exc.strerror or exc}); free some space or choose another output") from None
+        return output
+
+    def raster_file(self, source: Path, output: Path, *, options=None, overwrite: bool = False) -> Path:
+        """A GDAL raster upscaled window by window into a COG (see :mod:`fatsr.inference.raster`)."""
+        from fatsr.inference.raster import upscale_raster
+
+        upscale_raster(
+            source, output, self.model, model_file=self.model_file, tiling=self.tiling, options=options,
+            autocast=self.autocast, overwrite=overwrite,
+        )
+        return output
+
+    def file(self, source: Path, output: Path, *, options=None, overwrite: bool = False, progress: str | None = None) -> Path:
+        """A picture or a raster file (by :func:`~fatsr.inference.raster.is_raster`) upscaled into ``output``."""
+        from fatsr.inference.raster import is_raster
+
+        if is_raster(source):
+            return self.raster_file(source, output, options=options, overwrite=overwrite)
+        return self.picture_file(source, output, overwrite=overwrite, progress=progress)
+
+
+def check_format(output: Path, image: np.ndarray) -> None:
+    """Refuse an output format that would lose the image's bit depth or channels."""
+    limits = FORMAT_LIMITS.get(output.suffix.lower())
+    if limits is None:
+        return
+    dtypes, channels = limits
+    if image.dtype.type not in dtypes or image.shape[2] not in channels:
+        kind = f"{image.dtype.itemsize * 8}-bit {image.shape[2]}-channel"
+        raise FatsrError(f"{output}: {output.suffix} cannot hold this {kind} image; use .png or .tif")

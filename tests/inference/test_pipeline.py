@@ -1,0 +1,99 @@
+"""The one pipeline and the one loader: fatsr.upscale and `fatsr upscale` give the same bytes;
+every model kind follows the contract; the tiler asks the model for its size rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import fatsr
+from fatsr.cli import main
+from fatsr.errors import ArgumentError, FatsrError
+from fatsr.inference.pipeline import Upscaler
+from fatsr.inference.tiling import Tiling, upscale_tiled
+from fatsr.models.bicubic import BicubicModel
+from fatsr.models.contract import ModelInfo, SizeRule
+from fatsr.models.fat import FAT
+from fatsr.models.files import save_model
+from fatsr.models.loading import load_model
+from fatsr.models.wrapper import SRModel
+
+HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"  # UC Merced val harbor55
+
+
+@pytest.fixture(scope="module")
+def lr_png(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("lr") / "lr.png"
+    with Image.open(HARBOR) as im:
+        Image.fromarray(np.asarray(im.convert("RGB"))[20:70, 30:100].copy()).save(path)  # 70x50, 3x2 tiles of 36
+    return path
+
+
+def test_api_and_cli_give_the_same_bytes_with_tile_36(tmp_path, lr_png, model_file):
+    api = tmp_path / "api.png"
+    assert fatsr.upscale(lr_png, model_file, tile=36, output=api) == api
+    cli = tmp_path / "cli.png"
+    assert main(["upscale", str(lr_png), "--model", str(model_file), "--tile", "36", "-o", str(cli)]) == 0
+    assert api.read_bytes() == cli.read_bytes()
+    # and both are the tiled computation with overlap = tile // 4, seed 0
+    image = np.asarray(Image.open(lr_png))
+    expected = Upscaler.prepare(load_model(model_file, seed=0), tile=36, overlap=9).picture(image)
+    np.testing.assert_array_equal(np.asarray(Image.open(api)), expected)
+
+
+def test_one_loader_for_names_paths_and_bicubic(model_file):
+    tiny = load_model(model_file)
+    assert isinstance(tiny, SRModel) and tiny.info.scale == 2 and tiny.info.in_channels == 3
+    assert tiny.info.size == SizeRule(minimum=24, multiple_of=12)  # window 6; 24 * 13 >= 144 Fourier tokens
+    assert tiny.info.metadata["name"] == "tiny"
+    bicubic = load_model("bicubic", scale=3)
+    assert isinstance(bicubic, BicubicModel) and bicubic.info.scale == 3
+    x = torch.rand(1, 3, 8, 8)
+    ref = F.interpolate(x, size=(24, 24), mode="bicubic", align_corners=False, antialias=True)
+    torch.testing.assert_close(bicubic(x), ref)
+    if fatsr.default_model_path() is not None:
+        assert load_model("default").info.name == load_model(None).info.name
+    with pytest.raises(ArgumentError, match=r"x2 model but scale=4"):
+        load_model(model_file, scale=4)
+
+
+def test_the_tiler_asks_the_model_for_its_size_rule(tmp_path, model_file):
+    six = load_model(model_file)  # window 6: tiles of a multiple of 12
+    image = np.random.default_rng(0).random((3, 40, 40), dtype=np.float32)
+    with pytest.raises(ArgumentError, match=r"tile=30: must be a positive multiple of 12"):
+        upscale_tiled(six, image, Tiling(30, 6))
+    path = tmp_path / "four.safetensors"
+    save_model(path, FAT(dim=8, num_blocks=1, num_layers=1, num_heads=2, window_size=4, scale=2), name="four")
+    four = load_model(path)  # window 4: a multiple of 8
+    assert four.info.size.multiple_of == 8
+    upscale_tiled(four, image, Tiling(32, 8))
+    with pytest.raises(ArgumentError, match=r"multiple of 8"):
+        upscale_tiled(four, image, Tiling(36, 9))
+    upscale_tiled(BicubicModel(2), image, Tiling(30, 6))  # no rule: any tile
+
+
+def test_precision_is_checked_in_one_place(model_file):
+    with pytest.raises(ArgumentError, match=r"precision='float16' runs on CUDA or MPS.*precision='bfloat16'"):
+        fatsr.upscale(np.zeros((8, 8, 3), np.uint8), model_file, device="cpu", precision="float16")
+    with pytest.raises(FatsrError, match="choose float32, bfloat16 or float16"):
+        Upscaler.prepare(model_file, precision="half")
+
+
+def test_cli_spells_library_arguments_as_flags():
+    err = ArgumentError("{arg} runs on CUDA; use {cpu}", "precision", "float16", cpu=("precision", "bfloat16"))
+    from fatsr.cli import flag_of
+
+    assert str(err) == "precision='float16' runs on CUDA; use precision='bfloat16'"
+    assert err.render(flag_of) == "--fp16 runs on CUDA; use --bf16"
+    assert ArgumentError("{arg}: no", "seed", 5).render(flag_of) == "--seed 5: no"
+    assert ArgumentError("{arg}: no", "channels_last", True).render(flag_of) == "--channels-last: no"
+
+
+def test_every_model_kind_describes_itself(model_file):
+    for model in (load_model(model_file), BicubicModel(4)):
+        assert isinstance(model.info, ModelInfo) and model.info.scale == model.scale
