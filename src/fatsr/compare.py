@@ -34,7 +34,6 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_image
 from fatsr.errors import FatsrError
 from fatsr.evaluate import (
     BicubicModel,
@@ -46,6 +45,7 @@ from fatsr.evaluate import (
     bicubic_baseline,
     score,
 )
+from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_image
 from fatsr.io import atomic_write
 
 SCORE_KEYS = ("psnr_y", "ssim_y", "psnr_low", "psnr_mid", "psnr_high")
@@ -162,7 +162,6 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
     model file; names made unique; all must share one scale."""
     from fatsr.evaluate import load_sr_model
-
     from fatsr.models.loading import builtin_names
 
     builtin = builtin_names()

@@ -20,8 +20,8 @@ from torch import Tensor
 import fatsr
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write
-from fatsr.models.loading import load_model
 from fatsr.models.fat import keep_rotations, use_export_path
+from fatsr.models.loading import load_model
 from fatsr.models.onnx_runner import FORMAT, INPUT, OUTPUT, OnnxModel, import_onnxruntime, onnx_session
 from fatsr.models.wrapper import SRModel
 

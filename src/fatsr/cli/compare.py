@@ -76,11 +76,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the page; return the exit code."""
-    from fatsr.devices import resolve_device
-    from fatsr.inputs import collect_inputs
     from fatsr.compare import compare_images, compare_scene, load_models, page_data, write_page
-    from fatsr.inference.tiling import Tiling
+    from fatsr.devices import resolve_device
     from fatsr.inference.raster import is_raster
+    from fatsr.inference.tiling import Tiling
+    from fatsr.inputs import collect_inputs
 
     output = Path(args.output)
     if output.suffix.lower() not in (".html", ".htm"):

@@ -20,9 +20,8 @@ from fatsr.data.datasets import find_images
 from fatsr.data.degrade import degrade, image_rng
 from fatsr.data.degrade_presets import PRESET_NAMES, load_preset
 from fatsr.data.prepare import mod_crop
-from fatsr.io import image_size
 from fatsr.errors import FatsrError
-from fatsr.io import read_image, write_image
+from fatsr.io import image_size, read_image, write_image
 
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")  # their LR is written as PNG, not compressed again
 

@@ -21,10 +21,9 @@ from fatsr.cli.degrade import (
 )
 from fatsr.data.check import check_dataset, format_problems
 from fatsr.data.prepare import tile_boxes, write_raster_tiles
-from fatsr.io import image_size
 from fatsr.errors import FatsrError
-from fatsr.io import read_image, write_image
 from fatsr.inference.raster import is_raster
+from fatsr.io import image_size, read_image, write_image
 
 EXAMPLES = """\
 examples:

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from fatsr.inference.tiling import Tiling, upscale_image, upscale_tiled
 from fatsr.errors import FatsrError
+from fatsr.inference.tiling import Tiling, upscale_image, upscale_tiled
 
 LAYOUTS = ("HWC", "CHW")
 

@@ -37,9 +37,9 @@ import rasterio
 import torch
 import torch.nn.functional as F
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.fill import fillnodata
 from rasterio.io import DatasetReader, DatasetWriter
@@ -48,10 +48,10 @@ from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 from torch import Tensor, nn
 
-from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.errors import FatsrError
-from fatsr.models.contract import ModelInfo, info_of
+from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.io import atomic_write, locked_file
+from fatsr.models.contract import ModelInfo, info_of
 
 SUFFIXES = (".tif", ".tiff")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # plain pictures go through fatsr.io

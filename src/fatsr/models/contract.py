@@ -60,7 +60,7 @@ def info_of(model: object) -> ModelInfo:
     info = getattr(model, "info", None)
     if isinstance(info, ModelInfo):
         return info
-    scale = int(getattr(model, "scale"))
+    scale = int(model.scale)  # type: ignore[attr-defined]
     channels = int(getattr(model, "channels", 3))
     return ModelInfo(name=type(model).__name__, scale=scale, in_channels=channels, out_channels=channels)
 

@@ -26,7 +26,6 @@ from fatsr.errors import FatsrError
 from fatsr.models.lsh import SparseAttention
 
 
-
 class ChannelAttention(nn.Module):
     """ECA-style gate: global average pool, 1-D conv across channels, sigmoid."""
 

@@ -28,13 +28,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from fatsr.errors import FatsrError
+from fatsr.io import atomic_write, remove_stale_parts
 from fatsr.training import checkpoint
 from fatsr.training.config import TrainConfig, to_dict, write_yaml
 from fatsr.training.distributed import BatchSampler, Dist, any_true, barrier, mean_over_processes, setup, teardown
 from fatsr.training.ema import EMA
 from fatsr.training.report import MetricsLog, TensorBoard, plot_progress
-from fatsr.errors import FatsrError
-from fatsr.io import atomic_write, remove_stale_parts
 
 LAST = "last.pt"
 BEST = "best.safetensors"
