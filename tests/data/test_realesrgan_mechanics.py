@@ -1,6 +1,6 @@
 """Real-ESRGAN's training mechanics in the presets: the noise type drawn once per batch
 (``noise_type: batch``) or per image, and presets written before these keys still load
-(USM-sharpened targets: tests/engine/test_train_usm_target.py)."""
+(USM-sharpened targets: tests/training/test_train_usm_target.py)."""
 
 from __future__ import annotations
 
