@@ -128,7 +128,8 @@ def _rename(tmp: Path, path: Path, overwrite: bool) -> None:
 def remove_stale_parts(folder: Path, names: list[str] | None = None) -> list[Path]:
     """Remove the temporary files killed runs left in ``folder`` (``.NAME.part*`` and older
     ``.NAME.*.part*`` of ``names``, or of any name), except those a running process holds."""
-    removed, wanted = [], set(names or ())
+    removed: list[Path] = []
+    wanted = set(names or ())
     try:
         candidates = list(folder.glob(".*.part*"))
     except OSError:

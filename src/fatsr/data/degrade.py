@@ -161,7 +161,8 @@ def draw_noise(spec: dict, rng: np.random.Generator, gaussian: bool | None = Non
 
 def grey_luma(x: Tensor) -> Tensor:
     """(N, 1, H, W) BT.601 luma of an RGB batch."""
-    return sum(w * x[:, i : i + 1] for i, w in enumerate(_GREY_WEIGHTS))
+    r, g, b = (w * x[:, i : i + 1] for i, w in enumerate(_GREY_WEIGHTS))
+    return r + g + b
 
 
 def poisson_base(x: Tensor, grey: bool) -> Tensor:

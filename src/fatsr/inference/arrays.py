@@ -15,13 +15,13 @@ any band count. Each comes back in its own layout, type and dtype.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from fatsr.errors import FatsrError
 from fatsr.inference.tiling import Tiling, upscale_image, upscale_tiled
+from fatsr.models.contract import Resampler
 
 LAYOUTS = ("HWC", "CHW")
 
@@ -42,7 +42,7 @@ def band_axis(shape: tuple[int, ...], layout: str | None) -> str:
 
 
 def upscale_array(
-    model: Callable, image, tiling: Tiling, *, layout: str | None = None, bands: tuple[int, ...] | None = None,
+    model: Resampler, image, tiling: Tiling, *, layout: str | None = None, bands: tuple[int, ...] | None = None,
     device: torch.device | None = None, autocast: torch.dtype | None = None,
 ):
     """``image`` (numpy or torch; 2-D, HWC or CHW) upscaled by ``model``, in the same form."""

@@ -85,7 +85,7 @@ class Upscaler:
         if channels_last:
             if not isinstance(model, nn.Module) or not info.bfloat16:
                 raise ArgumentError("{arg} is for the pytorch backend; an ONNX model runs as exported (float32)", "channels_last", True)
-            model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
         tile = info.tile if tile is None else tile
         tiling = Tiling(tile, tile // 4 if overlap is None else overlap, batch)
         check_tiling(tiling, model)

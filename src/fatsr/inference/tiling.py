@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fatsr.errors import ArgumentError, FatsrError
-from fatsr.models.contract import size_rule_of
+from fatsr.models.contract import Resampler, size_rule_of
 from fatsr.progress import Progress
 
 ReadWindow = Callable[[int, int, int, int], np.ndarray]  # LR (top, bottom, left, right) -> (C, rows, cols) float32 [0, 1]
@@ -51,7 +51,7 @@ class Tiling:
 DEFAULT_TILING = Tiling()
 
 
-def check_tiling(tiling: Tiling, model: Callable, height: int = 1, width: int = 1) -> None:
+def check_tiling(tiling: Tiling, model: Resampler, height: int = 1, width: int = 1) -> None:
     """Refuse an empty image, and a tile side the model cannot compute on as it is (its
     :class:`~fatsr.models.contract.SizeRule`)."""
     if height < 1 or width < 1:
@@ -112,7 +112,7 @@ def _falling(x: np.ndarray, mid: float, width: float) -> np.ndarray:
     return 0.5 + 0.5 * np.cos(np.pi * t)
 
 
-def model_device(model: Callable) -> torch.device:
+def model_device(model: Resampler) -> torch.device:
     """The device of the model's parameters (CPU for a parameterless callable)."""
     if isinstance(model, nn.Module):
         for p in model.parameters():
@@ -120,7 +120,7 @@ def model_device(model: Callable) -> torch.device:
     return torch.device("cpu")
 
 
-def _forward(model: Callable, x: np.ndarray, device: torch.device, autocast: torch.dtype | None) -> np.ndarray:
+def _forward(model: Resampler, x: np.ndarray, device: torch.device, autocast: torch.dtype | None) -> np.ndarray:
     """One batch through the model; under autocast, a result with NaN/Inf is redone in float32.
     A float32 result with NaN/Inf (from finite input) raises FatsrError: the model is broken."""
     with torch.inference_mode():
@@ -158,7 +158,7 @@ def panel_columns(width: int, tiling: Tiling, scale: int) -> list[tuple[int, int
 
 
 def upscale_blocks(
-    model: Callable,
+    model: Resampler,
     read: ReadWindow,
     height: int,
     width: int,
@@ -224,7 +224,7 @@ class _Panel:
 
 
 def _panel_blocks(
-    model: Callable, read: ReadWindow, grid: _Grid, panel: _Panel, batch_size: int, device: torch.device,
+    model: Resampler, read: ReadWindow, grid: _Grid, panel: _Panel, batch_size: int, device: torch.device,
     autocast: torch.dtype | None, tiles_done: Callable[[int], object],
 ) -> Iterator[Block]:
     """One panel's blocks, top to bottom; ``tiles_done(k)`` after each batch of k tiles."""
@@ -254,7 +254,7 @@ def _panel_blocks(
 
 
 def upscale_tiled(
-    model: Callable,
+    model: Resampler,
     image: np.ndarray,
     tiling: Tiling = DEFAULT_TILING,
     *,
@@ -279,11 +279,12 @@ def upscale_tiled(
             out = np.empty((block.data.shape[0], height * model.scale, width * model.scale), np.float32)
         rows, cols = block.data.shape[1:]
         out[:, block.top : block.top + rows, block.left : block.left + cols] = block.data
+    assert out is not None  # the blocks tile the output
     return out
 
 
 def upscale_image(
-    model: Callable,
+    model: Resampler,
     image: np.ndarray,
     tiling: Tiling = DEFAULT_TILING,
     *,

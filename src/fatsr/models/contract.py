@@ -43,15 +43,21 @@ class ModelInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-class Model(Protocol):
-    """The calling convention every model follows."""
+class Resampler(Protocol):
+    """What the tiler needs: a callable that enlarges by ``scale``."""
 
     scale: int
 
+    def __call__(self, x: Tensor) -> Tensor: ...  # (N, C, h, w) -> (N, C, scale*h, scale*w)
+
+
+class Model(Resampler, Protocol):
+    """The calling convention every model follows, with its description."""
+
+    name: str
+
     @property
     def info(self) -> ModelInfo: ...
-
-    def __call__(self, x: Tensor) -> Tensor: ...  # (N, C, h, w) -> (N, C, scale*h, scale*w)
 
 
 def info_of(model: object) -> ModelInfo:

@@ -6,7 +6,7 @@ import os
 import pickle
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -73,5 +73,5 @@ def read(path: str | os.PathLike) -> object:
         raise FatsrError(f"{path}: not a readable checkpoint ({reason})") from None
 
 
-def is_checkpoint(obj: object) -> bool:
+def is_checkpoint(obj: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(obj, dict) and obj.get("format") == FORMAT
