@@ -117,7 +117,7 @@ def test_a_model_giving_nan_fails_with_one_line_and_no_file(capsys, tmp_path, mo
         def __call__(self, x: torch.Tensor) -> torch.Tensor:
             return super().__call__(x) * torch.nan
 
-    monkeypatch.setattr("fatsr.models.loading.load_model", lambda *a, **k: Broken())  # the one loader
+    monkeypatch.setattr("fatsr.inference.pipeline.load_model", lambda *a, **k: Broken())
     src = geotiff(tmp_path / "f.tif", float_scene())
     code, _, err = run(capsys, "upscale", src, "-o", tmp_path / "o.tif", "--tile", 24, "--overlap", 6)
     assert_one_line_error(code, err, "NaN/Inf")
@@ -130,7 +130,7 @@ def test_a_model_giving_nan_fails_with_one_line_and_no_file(capsys, tmp_path, mo
 RUNNER = """
 import sys, time
 import torch.nn.functional as F
-import fatsr.models.loading as loading
+import fatsr.inference.pipeline as pipeline
 
 class Nearest:
     scale, channels = 2, 3
@@ -139,7 +139,7 @@ class Nearest:
         return F.interpolate(x, scale_factor=2, mode="nearest")
 
 DELAY = float(sys.argv[1])
-loading.load_model = lambda *a, **k: Nearest()
+pipeline.load_model = lambda *a, **k: Nearest()  # the upscale pipeline's loader
 from fatsr.cli import main
 code = main(sys.argv[2:])
 sys.stdout.flush()

@@ -107,7 +107,7 @@ def _trace(model: SRModel, x: Tensor, opset: int) -> tuple[bytes, Tensor]:
                 # the TorchScript exporter is deprecated; the dynamo one fails on FAT with torch 2.13
                 warnings.simplefilter("ignore", DeprecationWarning)
                 torch.onnx.export(
-                    model, (x,), buffer, dynamo=False,  # type: ignore[arg-type]  # a file object is fine opset_version=opset, input_names=[INPUT],
+                    model, (x,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT],  # type: ignore[arg-type]
                     output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
                 )
     finally:

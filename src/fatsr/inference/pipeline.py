@@ -20,6 +20,7 @@ from fatsr.errors import ArgumentError, FatsrError
 from fatsr.inference.tiling import Tiling, check_tiling, model_device, upscale_image
 from fatsr.io import locked_file, part_path, read_image, write_image
 from fatsr.models.contract import Model, info_of
+from fatsr.models.loading import load_model, model_path
 
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -61,8 +62,6 @@ class Upscaler:
         None: the model's device, CPU for a file). ``tile``: the model's advice by default;
         ``overlap``: a quarter of the tile by default. ``precision``: "float32", or
         "bfloat16"/"float16" autocast (a tile batch giving NaN/Inf is redone in float32)."""
-        from fatsr.models.loading import load_model, model_path
-
         if precision not in PRECISIONS:
             raise ArgumentError("{arg}: choose float32, bfloat16 or float16", "precision", precision)
         model_file = None
