@@ -48,8 +48,8 @@ def test_parity_with_published_code(fixture, monkeypatch, case):
     tensors, metadata = fixture
     model = from_official_state_dict(case_state_dict(tensors, case)).eval()
     config = json.loads(metadata[f"{case}.config"])
-    assert model.config["dim"] == config["dim"] and model.scale == config["scale"]
-    assert model.config["num_blocks"] == config["SRTB_num"] and model.config["num_layers"] == config["STL_num"]
+    assert model.config.dim == config["dim"] and model.scale == config["scale"]
+    assert model.config.num_blocks == config["SRTB_num"] and model.config.num_layers == config["STL_num"]
     rotations = [tensors[k] for k in sorted(tensors) if k.startswith(f"{case}.rotation.")]
     left = replay(monkeypatch, rotations)
     with torch.no_grad():
@@ -158,7 +158,7 @@ def test_bicubic_skip_adds_bicubic_upscale():
         out = net(x)
     expected = torch.nn.functional.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False)
     assert torch.allclose(out, expected, atol=1e-6)
-    assert FAT().config["bicubic_skip"] is False  # the published model has none
+    assert FAT().config.bicubic_skip is False  # the published model has none
 
 
 @pytest.mark.parametrize("block_chunks", [3, 8])

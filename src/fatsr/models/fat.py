@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -329,52 +331,72 @@ class Upsample(nn.Module):
         return out
 
 
+@dataclass(frozen=True)
+class FATConfig:
+    """Everything that defines a FAT network. ``window_size``: one for all blocks, or one per
+    block. ``bicubic_skip`` (not in the published model) adds a bicubic upscale of the input
+    to the output, so the network learns only the detail bicubic misses; it makes small
+    models train several times faster on a CPU."""
+
+    in_channels: int = 3
+    out_channels: int = 3
+    dim: int = 128
+    num_blocks: int = 6
+    num_layers: int = 3
+    num_heads: int = 8
+    window_size: int | tuple[int, ...] = 6
+    mlp_ratio: float = 4.0
+    scale: int = 4
+    bicubic_skip: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window_size, int):  # one per block; a single int when all agree
+            windows = tuple(self.window_size)
+            object.__setattr__(self, "window_size", windows[0] if len(set(windows)) == 1 else windows)
+        if len(self.windows) != self.num_blocks:
+            raise ValueError(f"{len(self.windows)} window sizes for {self.num_blocks} blocks")
+        if self.dim % self.num_heads or self.dim % 2:
+            raise ValueError(f"dim {self.dim} must be even and divisible by num_heads {self.num_heads}")
+        if self.bicubic_skip and self.in_channels != self.out_channels:
+            raise ValueError("bicubic_skip needs as many input as output channels")
+
+    @property
+    def windows(self) -> tuple[int, ...]:
+        """The window size of each block."""
+        return (self.window_size,) * self.num_blocks if isinstance(self.window_size, int) else self.window_size
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this (two windows of every block)."""
+        return math.lcm(2, *(2 * w for w in self.windows))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form kept in model files and checkpoints (one window size when all agree)."""
+        window = self.window_size
+        return {**asdict(self), "window_size": window if isinstance(window, int) else list(window)}
+
+
 class FAT(nn.Module):
     """Frequency-Aware Transformer. Input and output in [-1, 1] (mean 0.5 / std 0.5 of [0, 1]).
 
     H and W must be multiples of :attr:`size_multiple` and give at least 144 Fourier tokens
     (H * (W // 2 + 1)); :class:`fatsr.models.wrapper.SRModel` pads any input to that.
-    ``bicubic_skip`` (not in the published model, off by default) adds a bicubic upscale of
-    the input to the output, so the network learns only the detail bicubic misses; it makes
-    small models train several times faster on a CPU.
+    Its configuration is a :class:`FATConfig`.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        dim: int = 128,
-        num_blocks: int = 6,
-        num_layers: int = 3,
-        num_heads: int = 8,
-        window_size: int | Sequence[int] = 6,
-        mlp_ratio: float = 4.0,
-        scale: int = 4,
-        bicubic_skip: bool = False,
-    ) -> None:
+    def __init__(self, config: FATConfig | None = None, /, **arguments: Any) -> None:
+        """``FAT(FATConfig(...))``, or the config's fields as keywords: ``FAT(dim=32, ...)``."""
         super().__init__()
-        windows = [window_size] * num_blocks if isinstance(window_size, int) else list(window_size)
-        if len(windows) != num_blocks:
-            raise ValueError(f"{len(windows)} window sizes for {num_blocks} blocks")
-        if dim % num_heads or dim % 2:
-            raise ValueError(f"dim {dim} must be even and divisible by num_heads {num_heads}")
-        self.config = dict(
-            in_channels=in_channels, out_channels=out_channels, dim=dim, num_blocks=num_blocks,
-            num_layers=num_layers, num_heads=num_heads,
-            window_size=windows[0] if len(set(windows)) == 1 else windows, mlp_ratio=mlp_ratio, scale=scale,
-            bicubic_skip=bicubic_skip,
-        )
-        if bicubic_skip and in_channels != out_channels:
-            raise ValueError("bicubic_skip needs as many input as output channels")
-        self.scale = scale
-        self.bicubic_skip = bicubic_skip
-        self.size_multiple = math.lcm(2, *(2 * w for w in windows))
-        self.conv0 = nn.Conv2d(in_channels, in_channels, 3, padding=1)
-        self.conv1 = nn.Conv2d(in_channels, dim, 1)
-        self.uafb = UAFB(dim)
-        self.SRTB_list = nn.ModuleList(SRTBlock(dim, num_layers, num_heads, w, mlp_ratio) for w in windows)
-        self.conv4 = nn.Conv2d(dim, dim, 3, padding=1)
-        self.upsample = Upsample(scale, dim, out_channels)
+        self.config = c = config if config is not None else FATConfig(**arguments)
+        self.scale = c.scale
+        self.bicubic_skip = c.bicubic_skip
+        self.size_multiple = c.size_multiple
+        self.conv0 = nn.Conv2d(c.in_channels, c.in_channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(c.in_channels, c.dim, 1)
+        self.uafb = UAFB(c.dim)
+        self.SRTB_list = nn.ModuleList(SRTBlock(c.dim, c.num_layers, c.num_heads, w, c.mlp_ratio) for w in c.windows)
+        self.conv4 = nn.Conv2d(c.dim, c.dim, 3, padding=1)
+        self.upsample = Upsample(c.scale, c.dim, c.out_channels)
         for module in self.modules():  # the published init of Linear / LayerNorm
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
@@ -423,8 +445,8 @@ def unwrap_state_dict(obj: object) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def infer_config(sd: Mapping[str, Tensor]) -> dict:
-    """FAT constructor arguments read from the keys and shapes of an official-layout state dict."""
+def infer_config(sd: Mapping[str, Tensor]) -> FATConfig:
+    """The :class:`FATConfig` read from the keys and shapes of an official-layout state dict."""
     try:
         dim, in_channels = sd["conv1.weight"].shape[:2]
         blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"SRTB_list\.(\d+)\.", k))})
@@ -447,10 +469,9 @@ def infer_config(sd: Mapping[str, Tensor]) -> dict:
         raise FatsrError(f"not a FAT checkpoint (missing or malformed {exc}); give a FAT state dict") from None
     if not blocks:
         raise FatsrError("not a FAT checkpoint (no SRTB_list blocks); give a FAT state dict")
-    return dict(
+    return FATConfig(
         in_channels=int(in_channels), out_channels=int(out_channels), dim=int(dim), num_blocks=len(blocks),
-        num_layers=len(layers), num_heads=int(heads),
-        window_size=windows[0] if len(set(windows)) == 1 else windows, mlp_ratio=hidden / dim, scale=scale,
+        num_layers=len(layers), num_heads=int(heads), window_size=tuple(windows), mlp_ratio=hidden / dim, scale=scale,
     )
 
 
@@ -462,8 +483,7 @@ def from_official_state_dict(sd: object) -> FAT:
     ``relative_position_index`` buffers; loads the rest strictly.
     """
     sd = unwrap_state_dict(sd)
-    config = infer_config(sd)
-    model = FAT(**config)
+    model = FAT(infer_config(sd))
     kept = {}
     for key, value in sd.items():
         if _UNUSED_KEYS.match(key):

@@ -32,7 +32,7 @@ def save_model(
         "format_version": FORMAT_VERSION,
         "architecture": ARCHITECTURE,
         "name": name,
-        "config": json.dumps(network.config),
+        "config": json.dumps(network.config.to_dict()),
         "scale": str(network.scale),
     }
     if extra:
@@ -95,5 +95,5 @@ def _load_network(path: Path) -> tuple[FAT, dict[str, str]]:
             reason = "not a plain weights file (torch.load with weights_only=True refused it)" if "Weights only load failed" in text else (text.splitlines()[0][:200] if text else type(exc).__name__)
             raise FatsrError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
         network = from_official_state_dict(obj)
-        metadata = {"architecture": ARCHITECTURE, "name": path.stem, "config": json.dumps(network.config)}
+        metadata = {"architecture": ARCHITECTURE, "name": path.stem, "config": json.dumps(network.config.to_dict())}
     return network.eval(), metadata

@@ -45,7 +45,7 @@ class SRModel(nn.Module):
         self.name = name
         self.seed = seed
         self.scale: int = network.scale
-        self.channels: int = network.config["in_channels"]  # type: ignore[assignment]  # FAT.config is a plain dict
+        self.channels = network.config.in_channels
         self.metadata = dict(metadata or {})
         self.mapping: BandMapping | None = None  # a multispectral model's bands and value mapping, from its file
 
@@ -54,7 +54,7 @@ class SRModel(nn.Module):
         m = self.network.size_multiple
         minimum = next(s for s in range(m, CHUNK_SIZE * m, m) if s * (s // 2 + 1) >= CHUNK_SIZE)  # square side
         return ModelInfo(
-            name=self.name, scale=self.scale, in_channels=self.channels, out_channels=self.network.config["out_channels"],  # type: ignore[arg-type]
+            name=self.name, scale=self.scale, in_channels=self.channels, out_channels=self.network.config.out_channels,
             size=SizeRule(minimum=minimum, multiple_of=m), metadata=self.metadata,
         )
 

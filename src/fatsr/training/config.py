@@ -16,11 +16,12 @@ import yaml
 
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write
+from fatsr.models.presets import PRESETS
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "recipe": ("fatsr", "published"),
     "sampling": ("crop", "resize"),
-    "preset": ("fat", "compact"),
+    "preset": tuple(PRESETS),
     "optimizer": ("adam", "adamw"),
     "schedule": ("constant", "cosine", "multistep"),
     "amp": ("auto", "none", "bf16", "fp16"),

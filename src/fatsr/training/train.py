@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -77,9 +77,8 @@ def build_network(config: TrainConfig) -> nn.Module:
     channels = {"in_channels": len(config.bands), "out_channels": len(config.bands)} if config.bands else {}
     if not config.network and not channels:
         return build_preset(config.preset, config.scale)
-    arguments = {**PRESETS[config.preset], **config.network, **channels, "scale": config.scale}
     try:
-        return FAT(**arguments)
+        return FAT(replace(PRESETS[config.preset], **config.network, **channels, scale=config.scale))
     except (TypeError, ValueError) as exc:
         raise FatsrError(f"network overrides {config.network} do not give a valid FAT ({exc})") from None
 
@@ -398,7 +397,7 @@ class Trainer:
         scheduler["lr_lambdas"] = [None] * len(self.optimizer.param_groups)  # the shape comes from the config
         return {
             "architecture": "FAT",
-            "network_config": dict(self.network.config),
+            "network_config": self.network.config.to_dict(),
             "config": to_dict(self.config),
             "step": self.step,
             "epoch": self.step // self.steps_per_epoch,
@@ -429,10 +428,10 @@ class Trainer:
         if not checkpoint.is_checkpoint(state):
             self._load_weights_only(path)
             return "weights"
-        if state.get("architecture") != "FAT" or state["network_config"] != self.network.config:
+        if state.get("architecture") != "FAT" or state["network_config"] != self.network.config.to_dict():
             raise FatsrError(
                 f"{path} is a checkpoint of another network ({describe(state.get('network_config'))}), "
-                f"not of this run's ({describe(self.network.config)}); "
+                f"not of this run's ({describe(self.network.config.to_dict())}); "
                 "pass its --preset/--scale/--network or use another --save-dir"
             )
         self.network.load_state_dict(state["model"])
@@ -461,8 +460,8 @@ class Trainer:
         loaded, _ = load_network(path)
         if loaded.config != self.network.config:
             raise FatsrError(
-                f"{path} holds weights of another network ({describe(loaded.config)}), not of this run's "
-                f"({describe(self.network.config)}); pass its --preset/--scale"
+                f"{path} holds weights of another network ({describe(loaded.config.to_dict())}), not of this run's "
+                f"({describe(self.network.config.to_dict())}); pass its --preset/--scale"
             )
         self.network.load_state_dict(loaded.state_dict())
         self.ema.module.load_state_dict(loaded.state_dict())
