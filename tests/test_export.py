@@ -15,14 +15,8 @@ from fatsr.cli import main
 from fatsr.inference.tiling import Tiling, upscale_tiled
 from fatsr.errors import FatsrError
 from fatsr.export import export_onnx, onnx_metadata
-from fatsr.models.fat import (
-    FAT,
-    FourierSparseSelfAttention,
-    from_official_state_dict,
-    irfft2_matmul,
-    rfft2_matmul,
-    use_export_path,
-)
+from fatsr.models.dft import irfft2_matmul, rfft2_matmul
+from fatsr.models.fat import FAT, FourierSparseSelfAttention, from_official_state_dict, use_export_path
 from fatsr.models.files import save_model
 from fatsr.models.onnx_runner import load_onnx_model
 
