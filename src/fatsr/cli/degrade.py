@@ -8,20 +8,12 @@ gives identical bytes whatever the number of workers or the order they finish in
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from fatsr.data.datasets import find_images
-from fatsr.data.degrade import degrade, image_rng
-from fatsr.data.degrade_presets import PRESET_NAMES, load_preset
-from fatsr.data.prepare import mod_crop
+from fatsr.cli.options import add_degradation_options, check_options
+from fatsr.data.jobs import Job, input_images, refuse_existing, run_jobs
 from fatsr.errors import FatsrError
-from fatsr.io import image_size, read_image, write_image
+from fatsr.io import image_size
 
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")  # their LR is written as PNG, not compressed again
 
@@ -30,16 +22,6 @@ examples:
   fatsr degrade datasets/train/HR -o datasets/train/LR --scale 4 --preset fat --seed 0 --workers 2
   fatsr degrade hr/ -o lr/ --scale 3 --preset my_degradation.yaml
 """
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image: read ``source``, write its LR to ``lr_path``; with ``hr_path``, mod-crop
-    the HR to the scale first and write it there too."""
-
-    source: Path
-    lr_path: Path
-    hr_path: Path | None = None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,81 +39,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="folder for the LR images")
     add_degradation_options(parser, default_preset="fat")
     parser.set_defaults(func=run)
-
-
-def add_degradation_options(parser: argparse.ArgumentParser, default_preset: str) -> None:
-    """--scale, --preset, --seed, --workers, --overwrite (shared with ``fatsr prepare pairs``)."""
-    parser.add_argument("--scale", type=int, default=4, help="integer downscaling factor (default 4)")
-    parser.add_argument(
-        "--preset",
-        default=default_preset,
-        help=f"{', '.join(PRESET_NAMES)} or a .yaml file of the same form (default {default_preset})",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random degradations (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-
-
-def check_options(args: argparse.Namespace) -> dict:
-    """Validate the shared options; return the loaded preset."""
-    if args.scale < 1:
-        raise FatsrError(f"--scale must be a positive integer, got {args.scale}")
-    if args.seed < 0:
-        raise FatsrError(f"--seed must be >= 0, got {args.seed}")
-    if args.workers < 1:
-        raise FatsrError(f"--workers must be >= 1, got {args.workers}")
-    return load_preset(args.preset)
-
-
-def input_images(folder: Path) -> list[Path]:
-    """The images of an input folder; FatsrError if it is missing or has none."""
-    if not folder.is_dir():
-        raise FatsrError(f"{folder}: no such folder; give a folder of images")
-    files = find_images(folder)
-    if not files:
-        raise FatsrError(f"{folder}: no images found; give a folder of .png/.jpg/.tif images")
-    return files
-
-
-def refuse_existing(paths: list[Path], overwrite: bool) -> None:
-    """FatsrError before any work if outputs exist and ``overwrite`` is false."""
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise FatsrError(
-            f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite to replace them"
-        )
-
-
-def _run_job(job: Job, scale: int, preset: dict, seed: int, overwrite: bool) -> None:
-    torch.set_num_threads(1)
-    hr = read_image(job.source)
-    if job.hr_path is not None:
-        hr = mod_crop(hr, scale)
-        write_image(job.hr_path, hr, overwrite=overwrite)
-    lr = degrade(hr, scale, preset, image_rng(seed, job.source.name))
-    write_image(job.lr_path, lr, overwrite=overwrite)
-
-
-def run_jobs(jobs: list[Job], *, scale: int, preset: dict, seed: int, workers: int, overwrite: bool) -> None:
-    """Run ``jobs`` in ``workers`` processes with a progress bar; the first error stops the rest."""
-    bar = tqdm(total=len(jobs), unit="img", desc="degrade", disable=None)  # terminal only: no residue in logs
-    with bar:
-        if workers == 1:
-            for job in jobs:
-                _run_job(job, scale, preset, seed, overwrite)
-                bar.update()
-            return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-            pending = {pool.submit(_run_job, job, scale, preset, seed, overwrite) for job in jobs}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                bar.update(len(done))
-                failed = [f for f in done if f.exception() is not None]
-                if failed:
-                    for future in pending:
-                        future.cancel()
-                    raise failed[0].exception()  # type: ignore[misc]
 
 
 def run(args: argparse.Namespace) -> int:

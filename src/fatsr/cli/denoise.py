@@ -7,8 +7,8 @@ import argparse
 import math
 from pathlib import Path
 
-from fatsr.cli.degrade import input_images, refuse_existing
 from fatsr.data.denoise import METHODS, denoise, estimate_noise
+from fatsr.data.jobs import input_images, refuse_existing
 from fatsr.errors import FatsrError
 from fatsr.io import read_image, write_image
 

@@ -11,15 +11,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fatsr.cli.degrade import (
-    Job,
-    add_degradation_options,
-    check_options,
-    input_images,
-    refuse_existing,
-    run_jobs,
-)
+from fatsr.cli.options import add_degradation_options, check_options
 from fatsr.data.check import check_dataset, format_problems
+from fatsr.data.jobs import Job, input_images, refuse_existing, run_jobs
 from fatsr.data.prepare import tile_boxes, write_raster_tiles
 from fatsr.errors import FatsrError
 from fatsr.inference.raster import is_raster

@@ -1,0 +1,32 @@
+"""Options that several commands share (parsing and checking only)."""
+
+from __future__ import annotations
+
+import argparse
+
+from fatsr.data.degrade_presets import PRESET_NAMES, load_preset
+from fatsr.errors import FatsrError
+
+
+def add_degradation_options(parser: argparse.ArgumentParser, default_preset: str) -> None:
+    """--scale, --preset, --seed, --workers, --overwrite (shared with ``fatsr prepare pairs``)."""
+    parser.add_argument("--scale", type=int, default=4, help="integer downscaling factor (default 4)")
+    parser.add_argument(
+        "--preset",
+        default=default_preset,
+        help=f"{', '.join(PRESET_NAMES)} or a .yaml file of the same form (default {default_preset})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random degradations (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def check_options(args: argparse.Namespace) -> dict:
+    """Validate the shared options; return the loaded preset."""
+    if args.scale < 1:
+        raise FatsrError(f"--scale must be a positive integer, got {args.scale}")
+    if args.seed < 0:
+        raise FatsrError(f"--seed must be >= 0, got {args.seed}")
+    if args.workers < 1:
+        raise FatsrError(f"--workers must be >= 1, got {args.workers}")
+    return load_preset(args.preset)
