@@ -271,7 +271,7 @@ def test_a_second_run_at_the_same_output_refuses_at_once(capsys, tmp_path, monke
         write_image(src, np.random.default_rng(4).integers(0, 256, (60, 60, 3), dtype=np.uint8))
     first = start_slow_run(tmp_path, "upscale", src, "-o", tmp_path / name, "--tile", 24, "--overlap", 6)
     wait_for(tmp_path / lock, first)
-    monkeypatch.setattr("fatsr.cli.upscale._load_model", lambda *a, **k: Nearest())
+    monkeypatch.setattr("fatsr.inference.pipeline.load_model", lambda *a, **k: Nearest())
     code, _, err = run(capsys, "upscale", src, "-o", tmp_path / name, "--tile", 24, "--overlap", 6, "--overwrite")
     assert first.poll() is None, "the first run ended before the second started"
     assert_one_line_error(code, err, "another fatsr run", name)
