@@ -40,6 +40,9 @@ def test_api_and_cli_give_the_same_bytes_with_tile_36(tmp_path, lr_png, model_fi
     cli = tmp_path / "cli.png"
     assert main(["upscale", str(lr_png), "--model", str(model_file), "--tile", "36", "-o", str(cli)]) == 0
     assert api.read_bytes() == cli.read_bytes()
+    # an array through fatsr.upscale: the same pixels as the command's file
+    array = fatsr.upscale(np.asarray(Image.open(lr_png)), model_file, tile=36)
+    np.testing.assert_array_equal(array, np.asarray(Image.open(cli)))
     # and both are the tiled computation with overlap = tile // 4, seed 0
     image = np.asarray(Image.open(lr_png))
     expected = Upscaler.prepare(load_model(model_file, seed=0), tile=36, overlap=9).picture(image)
