@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fatsr.errors import FatsrError
+from fatsr.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -27,31 +27,13 @@ class Dist:
         return self.rank == 0
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> the local CUDA device when there is one, else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FatsrError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise FatsrError(f"device {name} asked for but CUDA is not available; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    elif device.type != "cpu":
-        raise FatsrError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
-    return device
-
-
 def setup(device_name: str) -> Dist:
     """Join the process group when started by torchrun (``WORLD_SIZE`` > 1): NCCL on CUDA,
     gloo on the CPU. A single process needs no group."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = resolve_device(device_name, local_rank, kinds=("cpu", "cuda"))
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
