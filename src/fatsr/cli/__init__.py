@@ -29,6 +29,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {command}{message} (see {self.prog} --help)\n")
 
 
+def message(exc: FatsrError) -> str:
+    """A library error as the command line says it (arguments spelled as flags)."""
+    return exc.render(flag_of) if isinstance(exc, ArgumentError) else str(exc)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fatsr import __version__
     from fatsr.cli import compare, degrade, denoise, evaluate, export, lam, prepare, train, upscale
@@ -50,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FatsrError as exc:
-        message = exc.render(flag_of) if isinstance(exc, ArgumentError) else str(exc)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {message(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine's answer (full disk, permissions, I/O): one line
         where = f"{exc.filename}: " if exc.filename else ""

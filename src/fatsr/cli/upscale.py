@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fatsr.cli import message
 from fatsr.devices import resolve_device
 from fatsr.errors import FatsrError
 from fatsr.inference.pipeline import Upscaler
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             if len(jobs) == 1:
                 raise
             failed.append(src)
-            tqdm.write(f"error: {exc} (skipped)", file=sys.stderr)
+            tqdm.write(f"error: {message(exc)} (skipped)", file=sys.stderr)
             continue
         tqdm.write(str(dst), file=sys.stdout)
     if failed:

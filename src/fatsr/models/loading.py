@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from fatsr.errors import ArgumentError, FatsrError
+from fatsr.errors import ArgumentError
 from fatsr.models.contract import Model
 
 BUILTIN = ("default", "builtin")  # names of the shipped model, besides its file's stem
@@ -35,7 +35,7 @@ def model_path(spec: str | os.PathLike | None) -> Path | None:
     if spec is None or (isinstance(spec, str) and spec in builtin_names() and not Path(spec).is_file()):
         path = default_model_path()
         if path is None:
-            raise FatsrError("no default model is installed with this fatsr; pass --model PATH (a .safetensors or .pth file)")
+            raise ArgumentError("no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)", "model", "PATH")
         return path
     return Path(spec)
 
