@@ -103,7 +103,7 @@ def _ssim_channel(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 def _window_valid(mask: np.ndarray) -> np.ndarray:
     """Centres of the 11x11 windows ('valid' filtering) that hold valid pixels only."""
     n = 2 * _SSIM_RADIUS + 1
-    return np.lib.stride_tricks.sliding_window_view(mask, (n, n)).all(axis=(2, 3))
+    return np.asarray(np.lib.stride_tricks.sliding_window_view(mask, (n, n)).all(axis=(2, 3)))
 
 
 def ssim(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 class EMA:
@@ -26,7 +26,7 @@ class EMA:
         """Move the average one step towards ``network``'s current weights."""
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
-        ema_params = list(self.module.parameters())
+        ema_params: list[Tensor] = list(self.module.parameters())
         params = [p.detach() for p in network.parameters()]
         if d == 0:
             torch._foreach_copy_(ema_params, params)
