@@ -118,7 +118,7 @@ def test_write_refuses_existing_file_unless_overwrite(tmp_path):
     path = tmp_path / "out.png"
     first, second = random_image(np.uint8, 3, seed=4), random_image(np.uint8, 3, seed=5)
     write_image(path, first)
-    with pytest.raises(FatsrError, match="--overwrite"):
+    with pytest.raises(FatsrError, match="exists; pass overwrite=True"):  # the command line says --overwrite
         write_image(path, second)
     np.testing.assert_array_equal(read_image(path), first)
     write_image(path, second, overwrite=True)

@@ -34,7 +34,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from fatsr.errors import FatsrError
+from fatsr.errors import FatsrError, within
 from fatsr.evaluate import (
     BicubicModel,
     Masks,
@@ -230,7 +230,7 @@ def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | N
         try:
             items.append(image_item(name, lr, outputs, hr, scale=scale, border=border, masks=masks).encode())
         except FatsrError as exc:
-            raise FatsrError(f"{name}: {exc}") from None
+            raise within(exc, f"{name}: ") from None
     return items
 
 

@@ -21,5 +21,15 @@ class ArgumentError(FatsrError):
 
     def render(self, spell: Callable[[str, object], str]) -> str:
         """The message with each argument spelled by ``spell(argument, value)``."""
-        fields = {key: spell(name, given) for key, (name, given) in self.others.items()}
-        return self.template.format(arg=spell(self.argument, self.value), **fields)
+        text = self.template.replace("{arg}", spell(self.argument, self.value))
+        for key, (name, given) in self.others.items():
+            text = text.replace("{" + key + "}", spell(name, given))
+        return text
+
+
+def within(exc: FatsrError, prefix: str = "", suffix: str = "") -> FatsrError:
+    """``exc`` with words around it; an :class:`ArgumentError` stays one, so the command line
+    still spells its arguments as flags."""
+    if isinstance(exc, ArgumentError):
+        return ArgumentError(prefix + exc.template + suffix, exc.argument, exc.value, **exc.others)
+    return FatsrError(f"{prefix}{exc}{suffix}")

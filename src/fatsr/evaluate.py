@@ -34,7 +34,7 @@ from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
 from fatsr.data.datasets import BandMapping
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
-from fatsr.errors import FatsrError
+from fatsr.errors import FatsrError, within
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
 from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
@@ -343,8 +343,7 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | N
             baseline = scores if isinstance(model, BicubicModel) else score(
                 bicubic, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)  # fmt: skip
         except FatsrError as exc:
-            message = str(exc)
-            raise FatsrError(message if message.startswith(pair.name) else f"{pair.name}: {message}") from None
+            raise within(exc, "" if str(exc).startswith(pair.name) else f"{pair.name}: ") from None
         crops = _crops(sr, hr, bicubic, crop_size) if crop_size else None
         if on_images is not None:
             on_images(pair.name, lr, sr, hr, masks)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 
 try:
     import fcntl
@@ -32,7 +32,7 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FatsrError(f"{path} exists; pass --overwrite to replace it")
+        raise ArgumentError(f"{path} exists; pass {{arg}} to replace it", "overwrite", True)
     if path.is_dir():
         raise FatsrError(f"{path} is a folder; give a file name")
     folder = path.parent if str(path.parent) else Path(".")
@@ -116,10 +116,10 @@ def _rename(tmp: Path, path: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, path)  # fails if path exists, atomically
     except FileExistsError:
-        raise FatsrError(f"{path} appeared while it was being written; pass --overwrite to replace it") from None
+        raise ArgumentError(f"{path} appeared while it was being written; pass {{arg}} to replace it", "overwrite", True) from None
     except OSError:  # a file system without hard links
         if path.exists():
-            raise FatsrError(f"{path} appeared while it was being written; pass --overwrite to replace it") from None
+            raise ArgumentError(f"{path} appeared while it was being written; pass {{arg}} to replace it", "overwrite", True) from None
         os.replace(tmp, path)
         return
     tmp.unlink()

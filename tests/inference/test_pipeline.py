@@ -100,3 +100,17 @@ def test_cli_spells_library_arguments_as_flags():
 def test_every_model_kind_describes_itself(model_file):
     for model in (load_model(model_file), BicubicModel(4)):
         assert isinstance(model.info, ModelInfo) and model.info.scale == model.scale
+
+
+def test_wrapped_argument_errors_keep_their_flags(tmp_path):
+    from fatsr.cli import message
+    from fatsr.errors import within
+    from fatsr.io import write_image
+
+    path = tmp_path / "{x}.png"  # braces in a path are text, not a field
+    write_image(path, np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(FatsrError) as err:
+        write_image(path, np.zeros((4, 4, 3), np.uint8))
+    wrapped = within(err.value, "scene: ", "; try again")
+    assert str(wrapped) == f"scene: {path} exists; pass overwrite=True to replace it; try again"
+    assert message(wrapped) == f"scene: {path} exists; pass --overwrite to replace it; try again"

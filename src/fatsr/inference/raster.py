@@ -48,7 +48,7 @@ from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 from torch import Tensor, nn
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.io import atomic_write, locked_file
 from fatsr.models.contract import ModelInfo, info_of
@@ -239,7 +239,7 @@ def upscale_raster(
     if dst.resolve() == src.resolve():
         raise FatsrError(f"{src}: its output {dst} would replace this input; choose another output")
     if dst.exists() and not overwrite:
-        raise FatsrError(f"{dst} exists; pass --overwrite to replace it")
+        raise ArgumentError(f"{dst} exists; pass {{arg}} to replace it", "overwrite", True)
     if dst.is_dir():
         raise FatsrError(f"{dst} is a folder; give a file name")
     with _open(src) as ds:
@@ -299,7 +299,7 @@ def upscale_raster(
                 raise FatsrError(_write_failure(dst, exc)) from None
             except FatsrError as exc:
                 hint = writer.abandon()
-                raise FatsrError(f"{exc}{'; ' + hint if hint else ''}") from None
+                raise within(exc, suffix=f"; {hint}" if hint else "") from None
             except BaseException:
                 hint = writer.abandon()
                 if hint:
@@ -456,7 +456,7 @@ class PartialWriter:
         last_steps(self.dataset())
         self._close()
         if self.dst.exists() and not overwrite:
-            raise FatsrError(f"{self.dst} appeared while upscaling; pass --overwrite to replace it")
+            raise ArgumentError(f"{self.dst} appeared while upscaling; pass {{arg}} to replace it", "overwrite", True)
         result = self.path
         if options.cog:
             result = self.dst.with_name(f".{self.dst.name}.fatsr-cog.tif")
