@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write
 from fatsr.models.presets import PRESETS
 
@@ -94,34 +94,34 @@ class TrainConfig:
         """Raise :class:`FatsrError` for values no run can use."""
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise FatsrError(f"--{_flag(name)} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise ArgumentError(f"{{arg}}: must be one of {', '.join(allowed)}", name, getattr(self, name))
         for name in ("lr", "weight_decay", "gamma", "grad_clip", "ema_decay", "l1_weight", "perceptual_weight", "lev_weight"):
             if not math.isfinite(getattr(self, name)):
-                raise FatsrError(f"--{_flag(name)} must be a finite number, got {getattr(self, name)}")
+                raise ArgumentError("{arg}: must be a finite number", name, getattr(self, name))
         if not all(map(math.isfinite, self.betas)):
-            raise FatsrError(f"--betas must be finite numbers, got {self.betas}")
+            raise ArgumentError("{arg}: must be finite numbers", "betas", self.betas)
         for name in ("l1_weight", "perceptual_weight", "lev_weight"):
             if getattr(self, name) < 0:
-                raise FatsrError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+                raise ArgumentError("{arg}: must be >= 0", name, getattr(self, name))
         if not self.gamma > 0:
-            raise FatsrError(f"--gamma must be > 0, got {self.gamma}")
+            raise ArgumentError("{arg}: must be > 0", "gamma", self.gamma)
         positive = ("scale", "patch_size", "batch_size", "val_every", "save_every", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
-                raise FatsrError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")
+                raise ArgumentError("{arg}: must be >= 1", name, getattr(self, name))
         for name in ("steps", "epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise FatsrError(f"--{_flag(name)} must be >= 1, got {getattr(self, name)}")
+                raise ArgumentError("{arg}: must be >= 1", name, getattr(self, name))
         non_negative = ("workers", "warmup_steps", "weight_decay", "grad_clip", "keep_every", "save_cycle")
         for name in non_negative:
             if getattr(self, name) < 0:
-                raise FatsrError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+                raise ArgumentError("{arg}: must be >= 0", name, getattr(self, name))
         if not self.lr > 0:
-            raise FatsrError(f"--lr must be > 0, got {self.lr}")
+            raise ArgumentError("{arg}: must be > 0", "lr", self.lr)
         if not 0 <= self.ema_decay < 1:
-            raise FatsrError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+            raise ArgumentError("{arg}: must be in [0, 1)", "ema_decay", self.ema_decay)
         if not all(0 <= b < 1 for b in self.betas):
-            raise FatsrError(f"--betas must be in [0, 1), got {self.betas}")
+            raise ArgumentError("{arg}: must be in [0, 1)", "betas", self.betas)
         if self.bands and (min(self.bands) < 1 or len(set(self.bands)) != len(self.bands)):
             raise FatsrError(f"--bands {','.join(map(str, self.bands))}: give different band numbers from 1, e.g. 4,3,2,5")
         if self.value_range is not None and not self.bands:
@@ -155,12 +155,8 @@ PUBLISHED: dict[str, Any] = {
 def recipe_defaults(recipe: str) -> TrainConfig:
     """The defaults of ``recipe``: :class:`TrainConfig`'s (fatsr) or with :data:`PUBLISHED` applied."""
     if recipe not in CHOICES["recipe"]:
-        raise FatsrError(f"--recipe must be one of {', '.join(CHOICES['recipe'])}, got {recipe!r}")
+        raise ArgumentError(f"{{arg}}: must be one of {', '.join(CHOICES['recipe'])}", "recipe", recipe)
     return TrainConfig() if recipe == "fatsr" else dataclasses.replace(TrainConfig(), recipe=recipe, **PUBLISHED)
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
