@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import fatsr
 from fatsr.cli import main
 from fatsr.inference.tiling import Tiling, upscale_tiled
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.export import export_onnx, onnx_metadata
 from fatsr.models.dft import irfft2_matmul, rfft2_matmul
 from fatsr.models.fat import FAT, FourierSparseSelfAttention, from_official_state_dict, use_export_path
@@ -146,7 +146,7 @@ def test_cli_bad_options(model_file, tmp_path, capsys, extra, message):
 def test_channels_must_fit_the_model(tmp_path):
     source = tmp_path / "four.safetensors"
     save_model(source, FAT(in_channels=4, out_channels=4, dim=8, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="four")
-    with pytest.raises(FatsrError, match="1 channels for a 4-channel model; give --channels 4"):
+    with pytest.raises(FatsrError, match="channels=1 for a 4-channel model; give channels=4"):
         export_onnx(source, tmp_path / "m.onnx", tile=TILE, channels=1)
     assert list(tmp_path.iterdir()) == [source]
 

@@ -57,7 +57,9 @@ def export_onnx(
     import_onnxruntime()
     channels = channels or model.channels
     if channels not in (model.channels, *((1, 4) if model.channels == 3 else ())):
-        raise FatsrError(f"{channels} channels for a {model.channels}-channel model; give --channels {model.channels}")
+        raise ArgumentError(
+            f"{{arg}} for a {model.channels}-channel model; give {{fit}}", "channels", channels, fit=("channels", model.channels)
+        )
     x = torch.rand((1, channels, tile, tile), generator=torch.Generator().manual_seed(seed))
     metadata = {
         "format": FORMAT, "fatsr_version": fatsr.__version__, "name": model.name, "scale": str(model.scale),

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 
 METHODS = ("nlm", "bm3d")
 
@@ -30,7 +30,7 @@ def nlm_denoise(image: np.ndarray, strength: float) -> np.ndarray:
     import cv2
 
     if strength <= 0:
-        raise FatsrError(f"--strength must be positive, got {strength}")
+        raise ArgumentError("{arg}: must be positive", "strength", strength)
     colour, alpha = (image[:, :, :3], image[:, :, 3:]) if image.shape[2] == 4 else (image, image[:, :, :0])
     if image.dtype == np.uint16:
         out = cv2.fastNlMeansDenoising(
@@ -58,7 +58,7 @@ def bm3d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
             "--method bm3d needs the bm3d package; install it with pip install 'fatsr[bm3d]', or use --method nlm"
         ) from None
     if sigma <= 0:
-        raise FatsrError(f"--strength must be positive, got {sigma}")
+        raise ArgumentError("{arg}: must be positive", "strength", sigma)
     levels = 65535 if image.dtype == np.uint16 else 255
     colour, alpha = (image[:, :, :3], image[:, :, 3:]) if image.shape[2] == 4 else (image, image[:, :, :0])
     values = colour.astype(np.float64) / levels

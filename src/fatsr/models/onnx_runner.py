@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.models.contract import ModelInfo, SizeRule
 from fatsr.models.wrapper import pad_reflect
 
@@ -77,7 +77,9 @@ class OnnxModel:
     def __call__(self, x: Tensor) -> Tensor:  # (N, C, h, w) -> (N, C, s*h, s*w)
         _, c, height, width = x.shape
         if c != self.channels:
-            raise FatsrError(f"{c}-channel image for an ONNX model exported for {self.channels}; export it with --channels {c}")
+            raise ArgumentError(
+                f"{c}-channel image for an ONNX model exported for {self.channels}; export it with {{arg}}", "channels", c
+            )
         if height > self.tile or width > self.tile:
             raise FatsrError(
                 f"a {width}x{height} tile is larger than the {self.tile}x{self.tile} this ONNX model was exported for; "

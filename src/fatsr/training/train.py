@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write, remove_stale_parts
 from fatsr.training import checkpoint
 from fatsr.training.config import TrainConfig, to_dict, write_yaml
@@ -174,7 +174,7 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "none":
         return None
     if device.type != "cuda":
-        raise FatsrError(f"--amp {amp} needs a CUDA device; use --amp none on the CPU")
+        raise ArgumentError("{arg} needs a CUDA device; use {none} on the CPU", "amp", amp, none=("amp", "none"))
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
@@ -382,7 +382,7 @@ class Trainer:
             try:
                 self.save_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise FatsrError(f"cannot create --save-dir {self.save_dir}: {exc.strerror or exc}") from None
+                raise ArgumentError(f"cannot create {{arg}}: {exc.strerror or exc}", "save_dir", self.save_dir) from None
             remove_stale_parts(self.save_dir)
             write_yaml(self.config, self.save_dir / "config.yaml")
             if fresh:
@@ -423,7 +423,7 @@ class Trainer:
     def _load(self, path: Path) -> str:
         """Load a training checkpoint ("checkpoint") or a model's weights ("weights")."""
         if not path.is_file():
-            raise FatsrError(f"--resume {path}: no such file; give a last.pt or step_*.pt of a fatsr run")
+            raise ArgumentError("{arg}: no such file; give a last.pt or step_*.pt of a fatsr run", "resume", path)
         state = checkpoint.read(path) if path.suffix != ".safetensors" else None
         if not checkpoint.is_checkpoint(state):
             self._load_weights_only(path)
