@@ -36,12 +36,12 @@ def message(exc: FatsrError) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from fatsr import __version__
-    from fatsr.cli import compare, degrade, denoise, evaluate, export, lam, prepare, train, upscale
+    from fatsr.cli import compare, degrade, denoise, evaluate, export, info, lam, models, prepare, train, upscale
 
     parser = Parser(prog="fatsr", description="Remote-sensing super-resolution with FAT.")
     parser.add_argument("--version", action="version", version=f"fatsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (upscale, train, evaluate, compare, lam, degrade, denoise, prepare, export):
+    for module in (upscale, train, evaluate, compare, lam, degrade, denoise, prepare, export, models, info):
         module.add_parser(sub)
     return parser
 

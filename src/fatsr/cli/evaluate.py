@@ -72,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("hr", metavar="HR", help="HR image file or folder of HR images")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--sr", metavar="PATH", help="SR image file or folder to score")
-    source.add_argument("--model", metavar="PATH", help="model file to run on the LR images, or 'bicubic'")
+    source.add_argument("--model", metavar="NAME|PATH", help="model file or built-in model name (`fatsr models`) to run on the LR images, or 'bicubic'")
     parser.add_argument("--lr", metavar="PATH", help="LR image file or folder (default: bicubic downscale of HR)")
     parser.add_argument("--downscale", choices=tuple(DOWNSCALES), default="pillow",
                         help="bicubic that makes LR from HR when --lr is not given (default: pillow)")

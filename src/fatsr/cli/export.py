@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", nargs="?", metavar="MODEL", help=".safetensors or .pth model (default: the shipped model)")
+    parser.add_argument("model", nargs="?", metavar="MODEL", help=".safetensors or .pth model, or a built-in model name (default: the shipped model)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     parser.add_argument("--tile", type=int, default=120, help="tile side in LR pixels, a multiple of 12 (default: 120)")
     parser.add_argument("--channels", type=int, choices=(1, 3, 4), help="image channels (default: the model's)")

@@ -61,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("image", metavar="LR_IMAGE", help="the LR input image")
-    parser.add_argument("--model", metavar="PATH", help="model file, or 'bicubic' (default: the shipped model)")
+    parser.add_argument("--model", metavar="NAME|PATH", help="model file or built-in model name, or 'bicubic' (default: the shipped model)")
     parser.add_argument("--compare", metavar="PATH", help="a second model file, or 'bicubic', shown beside the first")
     parser.add_argument(
         "--window", nargs=3, type=int, metavar=("X", "Y", "SIZE"),

@@ -87,10 +87,13 @@ HELP: dict[str, str] = {
     "the network gets as many channels; the bands and value mapping are saved in the model for upscale",
     "value_range": "with --bands: values mapped to 0..1 (default: the dtype range of 8/16-bit data; "
     "needed for int16/float)",
-    "preset": "network size: fat (published, 10.2 M parameters) or compact",
+    "preset": "network: fat (published, 10.2 M parameters), compact (FAT, 0.24 M) or rcnn "
+    "(not FAT: the plain residual CNN yardstick, 0.52 M)",
     "network": "override a preset argument, e.g. --network dim=48 (repeatable)",
     "steps": "training steps (wins over --epochs)",
     "epochs": "training epochs when --steps is not given (default 100)",
+    "cpu_budget_min": "stop once the training steps have used this many CPU minutes (process time, "
+    "summed over resumes; validation not counted); 0 = off. With --threads 1 it compares runs fairly on a busy machine",
     "batch_size": "GLOBAL batch size, split across DDP processes",
     "optimizer": "optimiser",
     "lr": "peak learning rate",
@@ -109,6 +112,8 @@ HELP: dict[str, str] = {
     "lev_weight": "weight of the LEV loss",
     "vgg_weights": "path of torchvision's ImageNet VGG19 weights vgg19-dcbb9e9d.pth",
     "published_normalization": "feed VGG the [-1, 1] images as published (default: ImageNet normalisation)",
+    "model_info": "recorded in the exported model files, e.g. --model-info gsd_m=0.3 --model-info licence=MIT "
+    "(entries: description, bands, value_range, training_data, gsd_m, degradation, licence; repeatable)",
     "save_dir": "run folder",
     "val_every": "validate the EMA weights every N steps",
     "save_every": "write last.pt every N steps",
@@ -117,6 +122,7 @@ HELP: dict[str, str] = {
     "log_every": "log the mean losses every N steps",
     "seed": "seed of weights, sample order, crops and LSH rotations",
     "device": "auto, cpu, cuda or cuda:N",
+    "threads": "torch CPU threads per process; 0 = torch's default",
     "resume": "continue from a checkpoint PATH, or 'auto' = <save-dir>/last.pt if present; "
     "a model file or published .pth starts from its weights",
     "overwrite": "start afresh in a --save-dir that holds a run",
@@ -187,8 +193,9 @@ def _key_value(text: str) -> tuple[str, Any]:
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The config values given on the command line."""
     flags = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
-    if "network" in flags:
-        flags["network"] = dict(flags["network"])
+    for name in ("network", "model_info"):
+        if name in flags:
+            flags[name] = dict(flags[name])
     if getattr(args, "no_cuda", False) and "device" not in flags:
         flags["device"] = "cpu"
     return flags
@@ -215,8 +222,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def _apply(config: TrainConfig, layers: list[tuple[dict[str, Any], str]]) -> TrainConfig:
     for values, source in layers:
-        if isinstance(values.get("network"), dict):  # network overrides add up
-            values = {**values, "network": {**config.network, **values["network"]}}
+        for name in ("network", "model_info"):  # mappings add up
+            if isinstance(values.get(name), dict):
+                values = {**values, name: {**getattr(config, name), **values[name]}}
         config = updated(config, values, source)
         if "epochs" in values and "steps" not in values:  # a later --epochs replaces an earlier steps
             config = updated(config, {"steps": None}, source)

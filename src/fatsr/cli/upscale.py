@@ -79,8 +79,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-o", "--output", metavar="OUT", help="output folder, or output file for a single input")
     parser.add_argument(
-        "--model", metavar="PATH",
-        help="model file (.safetensors, or a published .pth state dict); default: the shipped model",
+        "--model", metavar="NAME|PATH",
+        help="a built-in model's name (`fatsr models` lists them) or a model file (.safetensors, .onnx, or a "
+        "published .pth state dict); default: the shipped default model",
     )
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",

@@ -333,6 +333,8 @@ class FAT(nn.Module):
     Its configuration is a :class:`FATConfig`.
     """
 
+    architecture = "FAT"
+
     def __init__(self, config: FATConfig | None = None, /, **arguments: Any) -> None:
         """``FAT(FATConfig(...))``, or the config's fields as keywords: ``FAT(dim=32, ...)``."""
         super().__init__()

@@ -1,6 +1,7 @@
 """Model files: ``.safetensors`` with the architecture, its full configuration and the scale
-in the metadata, so a file alone rebuilds the network. Published ``.pth`` checkpoints
-(official key layout) load through the same :func:`load_network`."""
+in the metadata, so a file alone rebuilds the network, plus what the model expects and where
+it comes from (:data:`INFO_KEYS`). Published ``.pth`` checkpoints (official key layout) load
+through the same :func:`load_network`."""
 
 from __future__ import annotations
 
@@ -14,27 +15,61 @@ from safetensors.torch import load_file, save_file
 
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write, write_error
+from fatsr.models.cnn import ResidualCNN
 from fatsr.models.fat import FAT, from_official_state_dict, load_strict
 
 ARCHITECTURE = "FAT"
+CLASSES: dict[str, type] = {"FAT": FAT, "ResidualCNN": ResidualCNN}  # architecture name -> class
 FORMAT_VERSION = "1"
+# What a model file records about the model besides its network (all optional, plain text;
+# "evaluation" and "speed" hold JSON of measured figures with the command that measured them).
+INFO_KEYS: dict[str, str] = {
+    "description": "what the model is for",
+    "bands": "input/output bands in order, comma-separated",
+    "value_range": "how pixel values map to the network's [0, 1] input (a multispectral model's exact "
+    "mapping is its value_mapping entry)",
+    "training_data": "the images it was trained on",
+    "gsd_m": "ground sample distance of the training images, metres per pixel",
+    "degradation": "how the training LR images were made from the HR ones",
+    "licence": "licence of the weights (and of the training data)",
+    "training": "recipe and length of the training",
+    "evaluation": "measured quality (JSON)",
+    "speed": "measured speed (JSON)",
+}
+DEFAULT_INFO = {  # what the trainer's images are unless told otherwise
+    "bands": "red,green,blue",
+    "value_range": "[0, 1] = the full range of the integer type (8-bit /255, 16-bit /65535); "
+    "other rasters by fatsr upscale's --range or percentile stretch",
+}
 
 
 def save_model(
-    path: str | os.PathLike, network: FAT, *, name: str, extra: dict | None = None, overwrite: bool = False,
+    path: str | os.PathLike,
+    network: FAT | ResidualCNN,
+    *,
+    name: str,
+    extra: dict | None = None,
+    info: dict | None = None,
+    overwrite: bool = False,
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Write ``network``'s weights and configuration as a fatsr model file (atomically);
+    ``info`` (keys of :data:`INFO_KEYS`; dicts are stored as JSON) describes the model;
     ``metadata``: more entries (e.g. ``value_mapping`` of a multispectral model)."""
     metadata = {
         **(metadata or {}),
         "format": "fatsr-model",
         "format_version": FORMAT_VERSION,
-        "architecture": ARCHITECTURE,
+        "architecture": network.architecture,
         "name": name,
         "config": json.dumps(network.config.to_dict()),
         "scale": str(network.scale),
     }
+    for key, value in (info or {}).items():
+        if key not in INFO_KEYS:
+            raise FatsrError(f"model info {key!r} is not one of {', '.join(INFO_KEYS)}")
+        if value is not None:
+            metadata[key] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     if extra:
         metadata["extra"] = json.dumps(extra)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in network.state_dict().items()}
@@ -56,8 +91,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
 
 
-def load_network(path: str | os.PathLike) -> tuple[FAT, dict[str, str]]:
-    """A :class:`FAT` (eval mode) and the file's metadata, from a fatsr model file or a
+def load_network(path: str | os.PathLike) -> tuple[FAT | ResidualCNN, dict[str, str]]:
+    """A :class:`FAT` or :class:`ResidualCNN` (eval mode) and the file's metadata, from a fatsr model file or a
     published ``.pth`` checkpoint."""
     path = Path(path)
     try:
@@ -67,7 +102,7 @@ def load_network(path: str | os.PathLike) -> tuple[FAT, dict[str, str]]:
         raise FatsrError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
 
-def _load_network(path: Path) -> tuple[FAT, dict[str, str]]:
+def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
     if not path.is_file():
         raise FatsrError(f"model file {path} not found; give the path of a .safetensors or .pth model")
     if path.suffix == ".safetensors":
@@ -77,11 +112,11 @@ def _load_network(path: Path) -> tuple[FAT, dict[str, str]]:
         except (SafetensorError, OSError) as exc:
             raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
         architecture = metadata.get("architecture")
-        if architecture not in (None, ARCHITECTURE):
-            raise FatsrError(f"architecture {architecture!r} is not supported; fatsr runs FAT models")
+        if architecture not in (None, *CLASSES):
+            raise FatsrError(f"architecture {architecture!r} is not supported; fatsr runs {' and '.join(CLASSES)} models")
         if "config" in metadata:
             try:
-                network = FAT(**json.loads(metadata["config"]))
+                network = CLASSES[architecture or ARCHITECTURE](**json.loads(metadata["config"]))
             except (ValueError, TypeError) as exc:
                 raise FatsrError(f"{path}: model configuration in the metadata is invalid ({exc})") from None
             load_strict(network, tensors)

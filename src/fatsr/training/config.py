@@ -57,6 +57,7 @@ class TrainConfig:
     steps: int | None = None
     epochs: int | None = None
     batch_size: int = 2  # global batch, split across DDP processes
+    cpu_budget_min: float = 0.0  # stop after this many CPU minutes of training steps (all runs of it); 0 = off
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-4
@@ -77,6 +78,7 @@ class TrainConfig:
     vgg_weights: str | None = None
     published_normalization: bool = False
     # bookkeeping
+    model_info: dict[str, Any] = field(default_factory=dict)  # recorded in exported model files (files.INFO_KEYS)
     save_dir: str = "./checkpoints/v1"
     val_every: int = 1000
     save_every: int = 1000  # last.pt
@@ -85,6 +87,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads per process; 0 = torch's default
     resume: str | None = None  # PATH or "auto" (= <save_dir>/last.pt if present)
     overwrite: bool = False  # start afresh in a save_dir that holds a run
     tensorboard: bool = False
@@ -112,7 +115,9 @@ class TrainConfig:
         for name in ("steps", "epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ArgumentError("{arg}: must be >= 1", name, getattr(self, name))
-        non_negative = ("workers", "warmup_steps", "weight_decay", "grad_clip", "keep_every", "save_cycle")
+        non_negative = (
+            "workers", "warmup_steps", "weight_decay", "grad_clip", "keep_every", "save_cycle", "threads", "cpu_budget_min",
+        )  # fmt: skip
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ArgumentError("{arg}: must be >= 0", name, getattr(self, name))
@@ -134,6 +139,11 @@ class TrainConfig:
             raise FatsrError(f"--degradation works on 3-band images, not {len(self.bands)} bands; drop it")
         if self.schedule == "multistep" and not self.milestones:
             raise FatsrError("--schedule multistep needs --milestones STEP [STEP ...]")
+        from fatsr.models.files import INFO_KEYS
+
+        unknown = sorted(set(self.model_info) - set(INFO_KEYS))
+        if unknown:
+            raise FatsrError(f"--model-info {', '.join(unknown)}: not a model file entry; use {', '.join(INFO_KEYS)}")
         if self.degradation is not None:
             from fatsr.data.degrade_presets import load_preset
 

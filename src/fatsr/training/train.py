@@ -69,18 +69,16 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def build_network(config: TrainConfig) -> nn.Module:
-    """The preset's FAT with ``config.network`` overrides, for ``config.scale``."""
-    from fatsr.models.fat import FAT
-    from fatsr.models.presets import PRESETS
+    """The preset's network with ``config.network`` overrides, for ``config.scale``."""
     from fatsr.models.presets import build_network as build_preset
 
     channels = {"in_channels": len(config.bands), "out_channels": len(config.bands)} if config.bands else {}
-    if not config.network and not channels:
-        return build_preset(config.preset, config.scale)
     try:
-        return FAT(replace(PRESETS[config.preset], **config.network, **channels, scale=config.scale))
+        return build_preset(config.preset, config.scale, **config.network, **channels)
     except (TypeError, ValueError) as exc:
-        raise FatsrError(f"network overrides {config.network} do not give a valid FAT ({exc})") from None
+        if not config.network and not channels:
+            raise
+        raise FatsrError(f"network overrides {config.network} do not give a valid {config.preset} network ({exc})") from None
 
 
 def band_mapping(config: TrainConfig):
@@ -120,15 +118,19 @@ def _needs_bands(path: Path) -> None:
 
 
 def describe(network_config: dict | None) -> str:
-    """A short text of a FAT configuration for error messages."""
+    """A short text of a network configuration for error messages."""
     if not network_config:
         return "unknown"
     keys = ("dim", "num_blocks", "num_layers", "num_heads", "window_size", "scale")
+    if "channels" in network_config:  # the residual CNN
+        keys = ("channels", "num_blocks", "scale")
     return ", ".join(f"{k} {network_config.get(k)}" for k in keys)
 
 
 def check_patch_size(network: nn.Module, patch_size: int) -> None:
     """FAT needs LR sides that are multiples of ``size_multiple`` and >= 144 Fourier tokens."""
+    if network.architecture != "FAT":
+        return
     multiple = int(network.size_multiple)
     tokens = patch_size * (patch_size // 2 + 1)
     if patch_size % multiple or tokens < 144:
@@ -295,6 +297,8 @@ class Trainer:
                 f"--batch-size {config.batch_size} (the global batch) must be divisible by the {layout.world} processes"
             )
         self.amp_dtype = resolve_amp(config.amp, self.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         checkpoint.seed_everything(config.seed)
 
         self.network = build_network(config).to(self.device)
@@ -337,6 +341,8 @@ class Trainer:
         self.last_val_step = -1
         self.skipped_steps = 0
         self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0  # process time of the training steps (data included, validation not)
+        self._budget_said = False
         self._window: dict[str, float] = {}  # loss sums since the last log record
         self._window_steps = 0
         resume = self._resume_path()
@@ -396,7 +402,7 @@ class Trainer:
         scheduler = self.scheduler.state_dict()
         scheduler["lr_lambdas"] = [None] * len(self.optimizer.param_groups)  # the shape comes from the config
         return {
-            "architecture": "FAT",
+            "architecture": self.network.architecture,
             "network_config": self.network.config.to_dict(),
             "config": to_dict(self.config),
             "step": self.step,
@@ -414,6 +420,7 @@ class Trainer:
             "last_val_step": self.last_val_step,
             "skipped_steps": self.skipped_steps,
             "train_seconds": self.train_seconds,
+            "train_cpu_seconds": self.train_cpu_seconds,
         }
 
     def _save(self, name: str = LAST) -> None:
@@ -428,7 +435,7 @@ class Trainer:
         if not checkpoint.is_checkpoint(state):
             self._load_weights_only(path)
             return "weights"
-        if state.get("architecture") != "FAT" or state["network_config"] != self.network.config.to_dict():
+        if state.get("architecture") != self.network.architecture or state["network_config"] != self.network.config.to_dict():
             raise FatsrError(
                 f"{path} is a checkpoint of another network ({describe(state.get('network_config'))}), "
                 f"not of this run's ({describe(self.network.config.to_dict())}); "
@@ -450,6 +457,7 @@ class Trainer:
         self.last_val_step = int(state["last_val_step"])
         self.skipped_steps = int(state["skipped_steps"])
         self.train_seconds = float(state["train_seconds"])
+        self.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
         return "checkpoint"
 
     def _load_weights_only(self, path: Path) -> None:
@@ -504,15 +512,31 @@ class Trainer:
         if improved:
             self.best_psnr = scores["psnr"]
             self._export(self.save_dir / BEST, extra={"step": self.step, "val_psnr_y": scores["psnr"]})
-        self._record({"kind": "val", "step": self.step, **scores, "time": round(self.train_seconds, 3)})
+        self._record({
+            "kind": "val", "step": self.step, **scores, "time": round(self.train_seconds, 3),
+            "cpu_time": round(self.train_cpu_seconds, 3),
+        })  # fmt: skip
         plot_progress(self.log, self.save_dir / "progress.png")
 
     def _export(self, path: Path, extra: dict[str, Any]) -> None:
-        from fatsr.models.files import save_model
+        from fatsr.models.files import DEFAULT_INFO, save_model
 
-        name = f"FAT {self.config.preset} x{self.config.scale} ({self.save_dir.name})"
+        config = self.config
+        name = f"{self.network.architecture} {config.preset} x{config.scale} ({self.save_dir.name})"
+        info = {
+            **DEFAULT_INFO,
+            "training_data": f"{len(self.train_set)} images in {', '.join(config.data_dir)}",
+            "degradation": f"{config.degradation} preset (degradation.yaml of the run)" if config.degradation
+            else f"bicubic x{config.scale} (antialiased, rounded to the image's bit depth)",
+            "training": f"fatsr train: {self.step} steps of batch {config.batch_size}, LR crops {config.patch_size}, "
+            f"{self.train_cpu_seconds / 3600:.2f} CPU hours in steps",
+        }  # fmt: skip
         mapping = {"value_mapping": self.mapping.to_json()} if self.mapping else {}
-        save_model(path, self.ema.module, name=name, extra=extra, overwrite=True, metadata=mapping)
+        if self.mapping:
+            info["bands"] = f"bands {','.join(map(str, self.mapping.bands))} of the training rasters"
+            info["value_range"] = f"the value_mapping entry ({self.mapping.method})"
+        info.update(config.model_info)
+        save_model(path, self.ema.module, name=name, extra=extra, info=info, overwrite=True, metadata=mapping)
 
     def _finish(self) -> Path:
         model_path = self.save_dir / MODEL
@@ -579,7 +603,7 @@ class Trainer:
     def _log_start(self) -> None:
         used = sum(p.numel() for p in self.network.parameters())
         self._say(
-            f"training FAT '{self.config.preset}' x{self.config.scale} ({used / 1e6:.2f} M parameters) on "
+            f"training {self.network.architecture} '{self.config.preset}' x{self.config.scale} ({used / 1e6:.2f} M parameters) on "
             f"{len(self.train_set)} images: {self.total_steps} steps of batch {self.config.batch_size} "
             f"({self.steps_per_epoch} per epoch) on {self.device}"
             + (f" x{self.layout.world} processes" if self.layout.world > 1 else "")
@@ -598,11 +622,13 @@ class Trainer:
             disable=not (self.layout.main and self.config.progress),
         )  # fmt: skip
         with StopRequest(self._say) as stop, bar:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self._budget_spent():
                 epoch, first = divmod(self.step, self.steps_per_epoch)
                 batches = self._batches(epoch, first)
                 for position in range(first, min(self.steps_per_epoch, first + self.total_steps - self.step)):
-                    started = time.perf_counter()
+                    if self._budget_spent():
+                        break
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     try:
                         batch = next(batches)
                     except RuntimeError:  # DataLoader workers killed by the same Ctrl-C
@@ -614,6 +640,7 @@ class Trainer:
                         raise KeyboardInterrupt
                     values = self._one_step(batch)
                     self.train_seconds += time.perf_counter() - started
+                    self.train_cpu_seconds += time.process_time() - cpu_started
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
                     self._log_train(values, epoch)
@@ -628,6 +655,16 @@ class Trainer:
             self._say(f"warning: {self.skipped_steps} steps were skipped for non-finite loss or gradients")
         return TrainResult(self.save_dir, self.step, model_path, self.best_psnr, self.skipped_steps)
 
+    def _budget_spent(self) -> bool:
+        """Whether ``cpu_budget_min`` is used up (on any process: all stop at the same step)."""
+        budget = self.config.cpu_budget_min
+        spent = any_true(bool(budget) and self.train_cpu_seconds >= 60 * budget, self.layout)
+        if spent and self.step < self.total_steps and not self._budget_said:
+            self._budget_said = True
+            self._say(f"CPU budget of {budget:g} min used up at step {self.step} "
+                      f"({self.train_cpu_seconds:.0f} CPU s, {self.train_seconds:.0f} s of wall time in steps)")  # fmt: skip
+        return spent
+
     def _log_train(self, values: dict[str, float], epoch: int) -> None:
         """Add a step's loss terms to the window; every ``log_every`` steps record their means."""
         for k, v in values.items():
@@ -640,6 +677,7 @@ class Trainer:
         self._record({
             "kind": "train", "step": self.step, "epoch": epoch, "lr": self.config.lr * self.lr_factor(self.step - 1),
             **means, "skipped": self.skipped_steps, "time": round(self.train_seconds, 3),
+            "cpu_time": round(self.train_cpu_seconds, 3),
         })  # fmt: skip
 
     def _periodic(self, epoch_end: bool, epoch: int) -> None:

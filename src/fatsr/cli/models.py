@@ -1,0 +1,65 @@
+"""``fatsr models``: the built-in models, what they expect and how well they measured."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+DESCRIPTION = """\
+List the models shipped with fatsr. Use one with `fatsr upscale --model NAME` (the one
+marked 'default' runs without --model); `fatsr info NAME` shows everything its file records.
+Quality and speed are the figures measured for the model (its file records the command).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``fatsr models``."""
+    parser = subparsers.add_parser(
+        "models", help="list the built-in models", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the models' records as JSON")
+    parser.set_defaults(func=run)
+
+
+def _quality(info: dict) -> str:
+    ev = info.get("evaluation")
+    if not isinstance(ev, dict) or "psnr_y" not in ev:
+        return "not measured"
+    text = f"{ev['psnr_y']:.3f} dB / {ev['ssim_y']:.4f}"
+    if "bicubic_psnr_y" in ev:
+        text += f" ({ev['psnr_y'] - ev['bicubic_psnr_y']:+.2f} dB over bicubic)"
+    return text
+
+
+def _speed(info: dict) -> str:
+    sp = info.get("speed")
+    if not isinstance(sp, dict) or "lr_mpx_per_s" not in sp:
+        return "not measured"
+    return f"{sp['lr_mpx_per_s']:.4g} LR Mpx/s ({sp.get('threads', '?')} CPU threads)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from fatsr.errors import FatsrError
+    from fatsr.models import zoo
+
+    shipped = zoo.builtin_models()
+    if not shipped:
+        raise FatsrError("this fatsr build ships no models; pass --model PATH to the commands")
+    default = zoo.default_name()
+    records = {name: zoo.summary(path) for name, path in shipped.items()}
+    if args.json:
+        print(json.dumps({name: {**info, "default": name == default} for name, info in records.items()}, indent=2))
+        return 0
+    for name, info in records.items():
+        ev = info.get("evaluation") if isinstance(info.get("evaluation"), dict) else {}
+        bands = info.get("bands", "?").replace(",", " ")
+        print(f"{name}{'  (default)' if name == default else ''}")
+        print(f"  x{info['scale']}, bands {bands}, {info['parameters'] / 1e6:.2f} M parameters ({info['architecture']})")
+        if info.get("description"):
+            print(f"  {info['description']}")
+        print(f"  trained on: {info.get('training_data', 'not recorded')}; GSD {info.get('gsd_m', '?')} m")
+        print(f"  degradation: {info.get('degradation', 'not recorded')}")
+        print(f"  PSNR-Y / SSIM-Y: {_quality(info)}" + (f" on {ev['data']}" if ev.get("data") else ""))
+        print(f"  speed: {_speed(info)}")
+    return 0

@@ -1,0 +1,80 @@
+"""The built-in models: the ``.safetensors`` files shipped in ``fatsr/weights``, by name (the
+file's stem). Each file carries its own description (:data:`fatsr.models.files.INFO_KEYS`);
+this module only finds them, resolves ``--model NAME|PATH`` and summarises a file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib.resources import files
+from pathlib import Path
+
+from fatsr.errors import FatsrError
+
+DEFAULT = "fatsr-x4"  # the default model; the first of FALLBACKS present otherwise
+FALLBACKS = ("fatsr-compact-x4",)
+
+
+def weights_dir() -> Path:
+    return Path(str(files("fatsr") / "weights"))
+
+
+def builtin_models() -> dict[str, Path]:
+    """Name -> file of every shipped model, sorted by name."""
+    folder = weights_dir()
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.safetensors"))}
+
+
+def default_name() -> str | None:
+    """The name of the default model, or None when this build ships none."""
+    shipped = builtin_models()
+    return next((name for name in (DEFAULT, *FALLBACKS) if name in shipped), None)
+
+
+def resolve(spec: str | os.PathLike | None, flag: str = "--model ") -> Path:
+    """The file of ``spec``: an existing path, a built-in model's name, or None for the default
+    (``flag`` starts error messages)."""
+    shipped = builtin_models()
+    if spec is None:
+        name = default_name()
+        if name is None:
+            raise FatsrError("no default model is installed with this fatsr; pass --model PATH (a .safetensors or .pth file)")
+        return shipped[name]
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if str(spec) in shipped:
+        return shipped[str(spec)]
+    if path.exists():
+        raise FatsrError(f"{flag}{spec}: a folder, not a model file; give a .safetensors or .pth file")
+    names = ", ".join(shipped) or "none in this build"
+    raise FatsrError(f"{flag}{spec}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def summary(path: Path) -> dict:
+    """What a model file says about itself, with its parameter count (``load_network`` checks it)."""
+    from fatsr.models.files import load_network
+
+    network, metadata = load_network(path)
+    info = dict(metadata)
+    for key in ("config", "extra", "evaluation", "speed"):
+        if key in info:
+            try:
+                info[key] = json.loads(info[key])
+            except ValueError:
+                pass
+    info["parameters"] = sum(p.numel() for p in network.parameters())
+    info.setdefault("scale", str(network.scale))
+    info.setdefault("architecture", getattr(network, "architecture", "FAT"))
+    return info
