@@ -4,7 +4,7 @@
     python scripts/ship_model.py runs/x4/best.safetensors --name fatsr-x4 \
         --info gsd_m=0.3048 --info "training_data=UC Merced ..." \
         --evaluation eval/fatsr-x4 --baseline eval/bicubic --evaluation-command "fatsr evaluate ..." \
-        --speed 0.02 --speed-threads 2 --speed-command "python benchmarks/bench_scene.py ..."
+        --speed 0.012 --speed-threads 1 --speed-command "python benchmarks/bench_scene.py ..."
 
 --evaluation / --baseline are `fatsr evaluate -o` folders (their summary.json) of the model and
 of `--model bicubic` on the same images. Writes src/fatsr/weights/NAME.safetensors (or -o).
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--evaluation", type=Path, required=True)
     parser.add_argument("--baseline", type=Path, required=True)
     parser.add_argument("--evaluation-command", required=True)
-    parser.add_argument("--speed", type=float, required=True, help="LR Mpx/s measured by benchmarks/bench_scene.py")
+    parser.add_argument("--speed", type=float, required=True, help="LR Mpx per CPU-second measured by benchmarks/bench_scene.py")
     parser.add_argument("--speed-threads", type=int, required=True)
     parser.add_argument("--speed-command", required=True)
     parser.add_argument("-o", "--output", type=Path)
@@ -56,7 +56,7 @@ def main() -> None:
     info = {**DEFAULT_INFO, **{k: source_meta[k] for k in INFO_KEYS if k in source_meta}}
     info.update(dict(item.split("=", 1) for item in args.info))
     info["evaluation"] = evaluation(args.evaluation, args.baseline, args.evaluation_command)
-    info["speed"] = {"lr_mpx_per_s": args.speed, "threads": args.speed_threads, "command": args.speed_command}
+    info["speed"] = {"lr_mpx_per_cpu_s": args.speed, "threads": args.speed_threads, "command": args.speed_command}
     extra = json.loads(source_meta["extra"]) if "extra" in source_meta else None
     output = args.output or WEIGHTS / f"{args.name}.safetensors"
     save_model(output, network, name=args.name, extra=extra, info=info, overwrite=True)

@@ -34,9 +34,10 @@ def _quality(info: dict) -> str:
 
 def _speed(info: dict) -> str:
     sp = info.get("speed")
-    if not isinstance(sp, dict) or "lr_mpx_per_s" not in sp:
+    if not isinstance(sp, dict) or "lr_mpx_per_cpu_s" not in sp:
         return "not measured"
-    return f"{sp['lr_mpx_per_s']:.4g} LR Mpx/s ({sp.get('threads', '?')} CPU threads)"
+    threads = sp.get("threads", "?")
+    return f"{sp['lr_mpx_per_cpu_s']:.4g} LR megapixels per CPU-second ({threads} thread{'' if threads == 1 else 's'}, tiled scene)"
 
 
 def run(args: argparse.Namespace) -> int:
