@@ -172,7 +172,9 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
         elif spec == "bicubic":
             model = BicubicModel(scale or 4)
         else:
-            if not Path(spec).is_file():
+            from fatsr.models import zoo
+
+            if not Path(spec).is_file() and spec not in zoo.builtin_models():
                 raise FatsrError(f"--model {spec}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)")
             model = load_sr_model(spec, scale=None, device=device, seed=seed)
         name = str(getattr(model, "name", Path(spec).stem))
