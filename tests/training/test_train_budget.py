@@ -14,8 +14,8 @@ from PIL import Image
 
 import fatsr
 from fatsr.cli import main
-from fatsr.engine import TrainConfig, train
-from fatsr.engine.checkpoint import read
+from fatsr.training import TrainConfig, train
+from fatsr.training.checkpoint import read
 from fatsr.models.cnn import ResidualCNN
 from fatsr.models.files import read_metadata
 
