@@ -162,19 +162,17 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
     model file; names made unique; all must share one scale."""
     from fatsr.evaluate import load_sr_model
-    from fatsr.models.loading import builtin_names
+    from fatsr.models.loading import BUILTIN, builtin_names
 
     builtin = builtin_names()
     models: list[tuple[str, nn.Module]] = []
     for spec in dict.fromkeys(specs or ["default"]):
-        if spec in builtin:
-            model = load_sr_model(None, scale=None, device=device, seed=seed)
+        if spec in builtin:  # a built-in model's name, or default / builtin for the default one
+            model = load_sr_model(None if spec in BUILTIN else spec, scale=None, device=device, seed=seed)
         elif spec == "bicubic":
             model = BicubicModel(scale or 4)
         else:
-            from fatsr.models import zoo
-
-            if not Path(spec).is_file() and spec not in zoo.builtin_models():
+            if not Path(spec).is_file():
                 raise FatsrError(f"--model {spec}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)")
             model = load_sr_model(spec, scale=None, device=device, seed=seed)
         name = str(getattr(model, "name", Path(spec).stem))

@@ -4,7 +4,6 @@ every command and the trainer's validation."""
 from __future__ import annotations
 
 import os
-from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -16,23 +15,31 @@ BUILTIN = ("default", "builtin")  # names of the shipped model, besides its file
 
 
 def default_model_path() -> Path | None:
-    """The model shipped in the package, or None when this build has none."""
-    path = Path(str(files("fatsr") / "weights" / "fatsr-compact-x4.safetensors"))
-    return path if path.is_file() else None
+    """The default model shipped in the package, or None when this build has none."""
+    from fatsr.models import zoo
+
+    name = zoo.default_name()
+    return None if name is None else zoo.builtin_models()[name]
 
 
 def builtin_names() -> set[str]:
-    """What names the shipped model."""
-    path = default_model_path()
-    return set(BUILTIN) | ({path.stem} if path is not None else set())
+    """What names a shipped model: every built-in model's name (``fatsr models``), and
+    ``default`` / ``builtin`` for the default one."""
+    from fatsr.models import zoo
+
+    return set(BUILTIN) | set(zoo.builtin_models()) if default_model_path() is not None else set(zoo.builtin_models())
 
 
 def model_path(spec: str | os.PathLike | None) -> Path | None:
-    """The file a spec names (the shipped model's for None or a built-in name); None for
-    ``"bicubic"``."""
+    """The file a spec names (a built-in model's for its name, the default model's for None,
+    ``default`` or ``builtin``); None for ``"bicubic"``."""
+    from fatsr.models import zoo
+
     if spec == "bicubic":
         return None
-    if spec is None or (isinstance(spec, str) and spec in builtin_names() and not Path(spec).is_file()):
+    if isinstance(spec, str) and spec in zoo.builtin_models() and not Path(spec).is_file():
+        return zoo.builtin_models()[spec]
+    if spec is None or (isinstance(spec, str) and spec in BUILTIN and not Path(spec).is_file()):
         path = default_model_path()
         if path is None:
             raise ArgumentError("no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)", "model", "PATH")
