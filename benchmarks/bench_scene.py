@@ -107,10 +107,9 @@ def main() -> None:
 
     import torch
 
+    from fatsr.models import zoo
     from fatsr.models.files import save_model
     from fatsr.models.presets import build_network
-
-    from fatsr.models import zoo
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.model:

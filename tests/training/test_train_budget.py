@@ -14,10 +14,10 @@ from PIL import Image
 
 import fatsr
 from fatsr.cli import main
-from fatsr.training import TrainConfig, train
-from fatsr.training.checkpoint import read
 from fatsr.models.cnn import ResidualCNN
 from fatsr.models.files import read_metadata
+from fatsr.training import TrainConfig, train
+from fatsr.training.checkpoint import read
 
 TINY_FAT = {"dim": 16, "num_blocks": 1, "num_layers": 1, "num_heads": 2, "window_size": 4, "mlp_ratio": 2.0}
 
