@@ -68,7 +68,7 @@ def test_negative_budget_and_threads_are_refused(tmp_path, synthetic, capsys):
     for flag in ("--cpu-budget-min", "--threads"):
         code = main(["train", "--data-dir", str(synthetic / "train"), "--save-dir", str(tmp_path / "r"), flag, "-1"])
         assert code == 2
-        assert capsys.readouterr().err.strip() == f"error: {flag} must be >= 0, got {-1.0 if 'budget' in flag else -1}"
+        assert capsys.readouterr().err.strip() == f"error: {flag} {-1.0 if 'budget' in flag else -1}: must be >= 0"
 
 
 def test_residual_cnn_shape_parameters_and_bicubic_skip():
