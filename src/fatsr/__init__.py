@@ -78,7 +78,9 @@ def upscale(
         if output is not None:
             raise FatsrError("output= is for path inputs; write the returned array yourself")
         if raster_options:
-            raise FatsrError(f"{', '.join(raster_options)}: options for raster files only; arrays take layout= and bands=")
+            raise FatsrError(
+                f"{', '.join(raster_options)}: options for raster files only; arrays take layout= and bands="
+            )
         return upscale_array(
             job.model, image, job.tiling, layout=layout, bands=bands, device=job.device, autocast=job.autocast
         )
@@ -99,7 +101,11 @@ def upscale(
             with rasterio.open(written) as ds:
                 return ds.read(), ds.profile
     if raster_options or bands is not None or layout is not None:
-        given = [*raster_options, *(["bands"] if bands is not None else []), *(["layout"] if layout is not None else [])]
+        given = [
+            *raster_options,
+            *(["bands"] if bands is not None else []),
+            *(["layout"] if layout is not None else []),
+        ]
         raise FatsrError(f"{', '.join(given)}: not for a plain picture; {source} is read as an HWC image")
     if output is None:
         from fatsr.io import read_image

@@ -147,7 +147,9 @@ def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarra
     if hr is not None:
         base = score(bicubic, hr, lr, scale=scale, border=border, masks=masks)
         for layer in layers[1:]:
-            scores = base if layer.image is bicubic else score(layer.image, hr, lr, scale=scale, border=border, masks=masks)
+            scores = (
+                base if layer.image is bicubic else score(layer.image, hr, lr, scale=scale, border=border, masks=masks)
+            )
             layer.scores = _gain(scores, base)
         layers.append(Layer("HR", hr))
         model_gains = [layer.scores["gain"] for layer in layers[2:-1]]
@@ -158,7 +160,9 @@ def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarra
 # --- models ---------------------------------------------------------------------------
 
 
-def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device, seed: int = 0) -> list[tuple[str, nn.Module]]:
+def load_models(
+    specs: Sequence[str], *, scale: int | None, device: torch.device, seed: int = 0
+) -> list[tuple[str, nn.Module]]:
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
     model file; names made unique; all must share one scale."""
     from fatsr.evaluate import load_sr_model
@@ -173,7 +177,9 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
             model = BicubicModel(scale or 4)
         else:
             if not Path(spec).is_file():
-                raise FatsrError(f"--model {spec}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)")
+                raise FatsrError(
+                    f"--model {spec}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)"
+                )
             model = load_sr_model(spec, scale=None, device=device, seed=seed)
         name = str(getattr(model, "name", Path(spec).stem))
         if name in ("LR", "HR") or any(name == n for n, _ in models):
@@ -181,7 +187,9 @@ def load_models(specs: Sequence[str], *, scale: int | None, device: torch.device
         models.append((name, model))
     scales = {m.scale for _, m in models if not isinstance(m, BicubicModel)}
     if len(scales) > 1:
-        raise FatsrError(f"the models have different scales ({', '.join(f'x{s}' for s in sorted(scales))}); compare models of one scale")
+        raise FatsrError(
+            f"the models have different scales ({', '.join(f'x{s}' for s in sorted(scales))}); compare models of one scale"
+        )
     model_scale = scales.pop() if scales else (scale or 4)
     if scale is not None and scale != model_scale:
         raise FatsrError(f"the models are x{model_scale} but --scale is {scale}; drop --scale or change it")
@@ -234,7 +242,9 @@ def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | N
     return items
 
 
-def _pairs(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | None) -> list[tuple[str, Path | None, Path | None]]:
+def _pairs(
+    lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | None
+) -> list[tuple[str, Path | None, Path | None]]:
     if not lr_files:
         if not hr_files:
             raise FatsrError("no input given; name LR images (files, folders, globs) or give --hr HR")
@@ -289,8 +299,12 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
         mapping, fills = _value_mapping(ds, value_range)
         factor = max(1, math.ceil(max(ds.width, ds.height) / OVERVIEW_SIZE))
         shape = (len(shown), math.ceil(ds.height / factor), math.ceil(ds.width / factor))
-        sample = ds.read(list(shown), out_shape=shape, resampling=Resampling.average if factor > 1 else Resampling.nearest)
-        overview = _picture(mapping.to_unit(sample.astype(np.float64), shown), ~valid_mask(ds, shown, sample, out_shape=shape))
+        sample = ds.read(
+            list(shown), out_shape=shape, resampling=Resampling.average if factor > 1 else Resampling.nearest
+        )
+        overview = _picture(
+            mapping.to_unit(sample.astype(np.float64), shown), ~valid_mask(ds, shown, sample, out_shape=shape)
+        )
         cells = _choose_cells(overview, ds.width, ds.height, region_size, max_regions, factor)
         for x, y in points:
             row, col = ds.index(x, y)
@@ -302,7 +316,9 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
                       transform, shown, mapping.describe(), command)  # fmt: skip
         read = _read_bands(ds, shown, mapping, fills)
         items = []
-        for col, row in tqdm(sorted(cells, key=lambda c: (c[1], c[0])), desc=path.name, unit="region", file=sys.stderr, disable=None):
+        for col, row in tqdm(
+            sorted(cells, key=lambda c: (c[1], c[0])), desc=path.name, unit="region", file=sys.stderr, disable=None
+        ):
             items.append(_region_item(ds, read, shown, col, row, region_size, models, scale, tiling, device).encode())
     return scene, items
 
@@ -326,10 +342,16 @@ def _picture(unit: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if mask is None or not mask.any():
         return picture
     alpha = np.where(mask.any(axis=0), 0, 255).astype(np.uint8)[:, :, None]
-    return np.concatenate([picture, alpha], axis=2) if picture.shape[2] == 3 else np.concatenate([picture, picture, picture, alpha], axis=2)
+    return (
+        np.concatenate([picture, alpha], axis=2)
+        if picture.shape[2] == 3
+        else np.concatenate([picture, picture, picture, alpha], axis=2)
+    )
 
 
-def _choose_cells(overview: np.ndarray, width: int, height: int, size: int, limit: int, factor: int) -> set[tuple[int, int]]:
+def _choose_cells(
+    overview: np.ndarray, width: int, height: int, size: int, limit: int, factor: int
+) -> set[tuple[int, int]]:
     """Every cell when there are at most ``limit``; else the ``limit`` cells whose overview
     pixels vary most (texture is where super-resolution shows), cells with valid data and at
     least half a cell each way first."""
@@ -351,7 +373,7 @@ def _choose_cells(overview: np.ndarray, width: int, height: int, size: int, limi
 
 
 def _crs_name(crs) -> str:
-    """"EPSG:32621" where the CRS has an authority code, else its PROJ string; "" for none."""
+    """ "EPSG:32621" where the CRS has an authority code, else its PROJ string; "" for none."""
     if crs is None:
         return ""
     authority = crs.to_authority()
@@ -381,7 +403,9 @@ def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int,
     layers = [Layer("LR", _picture(unit[inner].transpose(2, 0, 1), mask))]
     up_mask = None if mask is None else mask.repeat(scale, axis=1).repeat(scale, axis=2)
     # as fatsr upscale runs them: values beyond the stretch reach a network softly clipped
-    outputs = [(n, run_model(m if isinstance(m, BicubicModel) else TailSafe(m), unit, tiling, device)) for n, m in models]
+    outputs = [
+        (n, run_model(m if isinstance(m, BicubicModel) else TailSafe(m), unit, tiling, device)) for n, m in models
+    ]
     if not any(n == "bicubic" for n, _ in outputs):
         outputs.insert(0, ("bicubic", run_model(BicubicModel(scale), unit, tiling, device)))
     else:

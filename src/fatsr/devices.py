@@ -20,12 +20,16 @@ def resolve_device(name: str, rank: int = 0, *, kinds: tuple[str, ...] = KINDS) 
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ArgumentError(f"{{arg}}: unknown device; use auto, {', '.join(kinds)} or cuda:N", "device", name) from None
+        raise ArgumentError(
+            f"{{arg}}: unknown device; use auto, {', '.join(kinds)} or cuda:N", "device", name
+        ) from None
     if device.type not in kinds:
         raise ArgumentError(f"{{arg}} is not supported here; use auto, {', '.join(kinds)} or cuda:N", "device", name)
     if (device.type == "cuda" and not cuda) or (device.type == "mps" and not mps):
         raise ArgumentError(
-            f"{{arg}}: {device.type.upper()} is not available on this machine; use {{cpu}} or auto", "device", name,
+            f"{{arg}}: {device.type.upper()} is not available on this machine; use {{cpu}} or auto",
+            "device",
+            name,
             cpu=("device", "cpu"),
         )
     if device.type == "cuda" and device.index is None:

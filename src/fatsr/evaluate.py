@@ -107,7 +107,9 @@ def _match(hr_files: list[Path], others: Path, role: str) -> list[Path]:
         matched.append(found)
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise FatsrError(f"{others}: no {role} image for {', '.join(missing[:5])}{more}; name {role} files like the HR files")
+        raise FatsrError(
+            f"{others}: no {role} image for {', '.join(missing[:5])}{more}; name {role} files like the HR files"
+        )
     return matched
 
 
@@ -337,7 +339,9 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | N
             sr = _sr_image(pair, hr, lr, model, device)
             if model is None:
                 sr_valid = valid_pixels(pair.sr)
-                masks = Masks(_and(masks.hr, None if sr_valid is None else sr_valid[: hr.shape[0], : hr.shape[1]]), masks.lr)
+                masks = Masks(
+                    _and(masks.hr, None if sr_valid is None else sr_valid[: hr.shape[0], : hr.shape[1]]), masks.lr
+                )
             scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)
             bicubic = bicubic_baseline(lr, scale)
             baseline = scores if isinstance(model, BicubicModel) else score(

@@ -58,12 +58,20 @@ def export_onnx(
     channels = channels or model.channels
     if channels not in (model.channels, *((1, 4) if model.channels == 3 else ())):
         raise ArgumentError(
-            f"{{arg}} for a {model.channels}-channel model; give {{fit}}", "channels", channels, fit=("channels", model.channels)
+            f"{{arg}} for a {model.channels}-channel model; give {{fit}}",
+            "channels",
+            channels,
+            fit=("channels", model.channels),
         )
     x = torch.rand((1, channels, tile, tile), generator=torch.Generator().manual_seed(seed))
     metadata = {
-        "format": FORMAT, "fatsr_version": fatsr.__version__, "name": model.name, "scale": str(model.scale),
-        "channels": str(channels), "tile": str(tile), "seed": str(seed),
+        "format": FORMAT,
+        "fatsr_version": fatsr.__version__,
+        "name": model.name,
+        "scale": str(model.scale),
+        "channels": str(channels),
+        "tile": str(tile),
+        "seed": str(seed),
     }
     with atomic_write(output, overwrite=overwrite) as tmp:  # refuses an existing output before the work
         graph, expected = _trace(model, x, opset)
@@ -109,8 +117,14 @@ def _trace(model: SRModel, x: Tensor, opset: int) -> tuple[bytes, Tensor]:
                 # the TorchScript exporter is deprecated; the dynamo one fails on FAT with torch 2.13
                 warnings.simplefilter("ignore", DeprecationWarning)
                 torch.onnx.export(
-                    model, (x,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT],  # type: ignore[arg-type]
-                    output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                    model,
+                    (x,),
+                    buffer,  # type: ignore[arg-type]
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=[INPUT],
+                    output_names=[OUTPUT],
+                    dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
                 )
     finally:
         keep_rotations(network, False)

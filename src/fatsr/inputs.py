@@ -28,7 +28,9 @@ def _expand(spec: str) -> list[Path]:
         try:
             images = _image_files(path.iterdir())
         except OSError as exc:
-            raise FatsrError(f"{spec}: cannot list this folder ({exc.strerror or exc}); check its permissions") from None
+            raise FatsrError(
+                f"{spec}: cannot list this folder ({exc.strerror or exc}); check its permissions"
+            ) from None
         if not images:
             raise FatsrError(f"{spec}: no images in this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
         return images
@@ -44,6 +46,4 @@ def _expand(spec: str) -> list[Path]:
 
 def _image_files(paths: Iterable[Path]) -> list[Path]:
     """Regular, non-hidden files with an image suffix, sorted."""
-    return sorted(
-        p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))

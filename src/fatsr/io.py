@@ -87,7 +87,9 @@ def locked_file(path: Path, busy: str, *, remove: bool = False) -> Iterator[int]
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise FatsrError(f"cannot write to {path.parent}: {exc.strerror or exc}; choose a writable output folder") from None
+            raise FatsrError(
+                f"cannot write to {path.parent}: {exc.strerror or exc}; choose a writable output folder"
+            ) from None
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -95,7 +97,9 @@ def locked_file(path: Path, busy: str, *, remove: bool = False) -> Iterator[int]
                 break  # still the file at ``path`` (not one a finishing run just renamed or removed)
         except BlockingIOError:
             os.close(fd)
-            raise FatsrError(f"{busy} (it holds {path.name}); wait for that run to finish or choose another output") from None
+            raise FatsrError(
+                f"{busy} (it holds {path.name}); wait for that run to finish or choose another output"
+            ) from None
         os.close(fd)
     _HELD[key] = fd
     try:
@@ -116,10 +120,14 @@ def _rename(tmp: Path, path: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, path)  # fails if path exists, atomically
     except FileExistsError:
-        raise ArgumentError(f"{path} appeared while it was being written; pass {{arg}} to replace it", "overwrite", True) from None
+        raise ArgumentError(
+            f"{path} appeared while it was being written; pass {{arg}} to replace it", "overwrite", True
+        ) from None
     except OSError:  # a file system without hard links
         if path.exists():
-            raise ArgumentError(f"{path} appeared while it was being written; pass {{arg}} to replace it", "overwrite", True) from None
+            raise ArgumentError(
+                f"{path} appeared while it was being written; pass {{arg}} to replace it", "overwrite", True
+            ) from None
         os.replace(tmp, path)
         return
     tmp.unlink()
@@ -221,11 +229,15 @@ def _read_with_rasterio(path: Path, any_dtype: bool = False) -> np.ndarray | Non
         if ds.count == 0 or ColorInterp.palette in ds.colorinterp:
             return None
         if len(set(ds.dtypes)) > 1 or not (any_dtype or ds.dtypes[0] in ("uint8", "uint16")):
-            raise FatsrError(f"{path}: {', '.join(sorted(set(ds.dtypes)))} pixels; this step reads 8- or 16-bit unsigned images")
+            raise FatsrError(
+                f"{path}: {', '.join(sorted(set(ds.dtypes)))} pixels; this step reads 8- or 16-bit unsigned images"
+            )
         try:
             data = ds.read()
         except RasterioError as exc:
-            raise FatsrError(f"{path}: not a readable image ({str(exc).splitlines()[0]}); replace or remove it") from None
+            raise FatsrError(
+                f"{path}: not a readable image ({str(exc).splitlines()[0]}); replace or remove it"
+            ) from None
     return np.ascontiguousarray(data.transpose(1, 2, 0))
 
 

@@ -142,9 +142,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of a foreign file is the user's to fix
-        raise FatsrError(
-            f"{path}: not a readable VGG19 state dict ({exc}); replace it with {VGG19_URL}"
-        ) from None
+        raise FatsrError(f"{path}: not a readable VGG19 state dict ({exc}); replace it with {VGG19_URL}") from None
     if not isinstance(state, Mapping):
         raise FatsrError(f"{path}: not a VGG19 state dict; replace it with {VGG19_URL}")
     return dict(state)

@@ -111,7 +111,9 @@ def load_lpips(net: str = "alex", weights_dir: str | os.PathLike | None = None) 
         model.lins.load_state_dict(lins)
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[0][:200]
-        raise FatsrError(f"{folder}: LPIPS ({net}) weights do not fit ({reason}); use the original {net} files") from None
+        raise FatsrError(
+            f"{folder}: LPIPS ({net}) weights do not fit ({reason}); use the original {net} files"
+        ) from None
     return model.eval().requires_grad_(False)
 
 
@@ -123,7 +125,9 @@ def _read(path: Path) -> dict[str, Tensor]:
             reason = "not plain tensors: damaged, or pickled Python objects, which are never loaded"
         else:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise FatsrError(f"{path}: not a readable PyTorch weight file ({reason}); use the original weight file") from None
+        raise FatsrError(
+            f"{path}: not a readable PyTorch weight file ({reason}); use the original weight file"
+        ) from None
     if not isinstance(state, dict):
         raise FatsrError(f"{path}: holds no state dict; use the original weight file")
     return state

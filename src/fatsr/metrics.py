@@ -67,7 +67,12 @@ def _prepare(
 
 
 def psnr(
-    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, data_range: float = 255.0,
+    sr: np.ndarray,
+    hr: np.ndarray,
+    *,
+    border: int = 0,
+    y_channel: bool = True,
+    data_range: float = 255.0,
     valid: np.ndarray | None = None,
 ) -> float:
     """Peak signal-to-noise ratio in dB; ``data_range`` is the peak on the 0..255 scale. inf if
@@ -157,7 +162,12 @@ def local_variance(img: np.ndarray, size: int = 7) -> np.ndarray:
 
 
 def psnr_by_texture(
-    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, window: int = 7,
+    sr: np.ndarray,
+    hr: np.ndarray,
+    *,
+    border: int = 0,
+    y_channel: bool = True,
+    window: int = 7,
     valid: np.ndarray | None = None,
 ) -> dict[str, float]:
     """PSNR in the low-, mid- and high-texture thirds of the (valid) pixels, ranked by the local

@@ -17,7 +17,9 @@ class Progress:
     def __init__(self, total: int, label: str | None, unit: str = "tile") -> None:
         self.total, self.label, self.unit = total, label, unit
         self.terminal = sys.stderr.isatty()
-        self.bar = tqdm(total=total, desc=label, unit=unit, leave=False, file=sys.stderr, disable=not (label and self.terminal))
+        self.bar = tqdm(
+            total=total, desc=label, unit=unit, leave=False, file=sys.stderr, disable=not (label and self.terminal)
+        )
         self.done = 0
         self.start = self.last = time.monotonic()
 

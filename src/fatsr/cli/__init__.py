@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:  # the machine's answer (full disk, permissions, I/O): one line
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}; free some space, fix the permissions or choose another path", file=sys.stderr)
+        print(
+            f"error: {where}{exc.strerror or exc}; free some space, fix the permissions or choose another path",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

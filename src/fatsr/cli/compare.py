@@ -49,22 +49,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="LR image or GeoTIFF file, folder, or glob pattern (quoted)")
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="LR image or GeoTIFF file, folder, or glob pattern (quoted)"
+    )
     parser.add_argument("--hr", metavar="PATH", help="HR image file, folder or glob; matched to the inputs by name")
     parser.add_argument(
-        "--model", action="append", default=[], metavar="MODEL",
+        "--model",
+        action="append",
+        default=[],
+        metavar="MODEL",
         help="a model file, 'default' (the built-in model) or 'bicubic'; repeat to compare several (default: default)",
     )
-    parser.add_argument("-o", "--output", default="compare.html", metavar="PAGE.html", help="the page to write (default: compare.html)")
+    parser.add_argument(
+        "-o", "--output", default="compare.html", metavar="PAGE.html", help="the page to write (default: compare.html)"
+    )
     parser.add_argument("--title", help="title of the page (default: from the inputs)")
     parser.add_argument("--scale", type=int, help="scale factor (default: the models'; bicubic alone: 4)")
     parser.add_argument("--border", type=int, help="pixels cropped from every side before scoring (default: scale)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run the models (default: auto)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where to run the models (default: auto)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the models' random hashing (default: 0)")
     parser.add_argument("--tile", type=int, default=96, help="tile side in LR pixels, a multiple of 12 (default: 96)")
     parser.add_argument("--overwrite", action="store_true", help="replace the page if it exists")
     geo = parser.add_argument_group("GeoTIFF scenes")
-    geo.add_argument("--bands", type=_band_list, metavar="B,B,B", help="bands shown (and fed to the network) as RGB (default: 1,2,3)")
+    geo.add_argument(
+        "--bands", type=_band_list, metavar="B,B,B", help="bands shown (and fed to the network) as RGB (default: 1,2,3)"
+    )
     geo.add_argument("--range", type=float, nargs=2, metavar=("LO", "HI"), dest="value_range",
                      help="values mapped to 0..1 (default: as fatsr upscale: dtype range for 8-bit, else 0.5-99.5 percentiles)")  # fmt: skip
     geo.add_argument("--region-size", type=int, default=128, help="side of a region in LR pixels (default: 128)")
@@ -101,15 +115,24 @@ def run(args: argparse.Namespace) -> int:
     names = [n for n, _ in models]
     if scenes:
         scene, items = compare_scene(
-            scenes[0], models, scale=scale, region_size=args.region_size, max_regions=args.regions,
-            points=[tuple(p) for p in args.region], bands=args.bands,
-            value_range=tuple(args.value_range) if args.value_range else None, tiling=tiling, device=device,
+            scenes[0],
+            models,
+            scale=scale,
+            region_size=args.region_size,
+            max_regions=args.regions,
+            points=[tuple(p) for p in args.region],
+            bands=args.bands,
+            value_range=tuple(args.value_range) if args.value_range else None,
+            tiling=tiling,
+            device=device,
             command=_command(args),
         )
         title = args.title or f"{scenes[0].name}: {', '.join(names)} x{scale}"
         data = page_data(items, title=title, scale=scale, scene=scene)
     else:
-        items = compare_images(lr_files, hr_files, models, scale=scale, border=args.border, tiling=tiling, device=device)
+        items = compare_images(
+            lr_files, hr_files, models, scale=scale, border=args.border, tiling=tiling, device=device
+        )
         title = args.title or f"{', '.join(names)} x{scale}, {len(items)} image{'s' * (len(items) != 1)}"
         data = page_data(items, title=title, scale=scale, table=bool(hr_files) and len(items) > 1)
     write_page(output, data, overwrite=args.overwrite)

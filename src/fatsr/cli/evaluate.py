@@ -72,20 +72,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("hr", metavar="HR", help="HR image file or folder of HR images")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--sr", metavar="PATH", help="SR image file or folder to score")
-    source.add_argument("--model", metavar="NAME|PATH", help="model file or built-in model name (`fatsr models`) to run on the LR images, or 'bicubic'")
+    source.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="model file or built-in model name (`fatsr models`) to run on the LR images, or 'bicubic'",
+    )
     parser.add_argument("--lr", metavar="PATH", help="LR image file or folder (default: bicubic downscale of HR)")
-    parser.add_argument("--downscale", choices=tuple(DOWNSCALES), default="pillow",
-                        help="bicubic that makes LR from HR when --lr is not given (default: pillow)")
+    parser.add_argument(
+        "--downscale",
+        choices=tuple(DOWNSCALES),
+        default="pillow",
+        help="bicubic that makes LR from HR when --lr is not given (default: pillow)",
+    )
     parser.add_argument("--scale", type=int, help="scale factor (default: the model's; bicubic: 4; --sr: from --lr)")
     parser.add_argument("--border", type=int, help="pixels cropped from every side before scoring (default: scale)")
-    parser.add_argument("--lpips", action="append", choices=tuple(NETWORKS), default=[], help="add LPIPS with this backbone (repeatable)")
-    parser.add_argument("--lpips-weights", metavar="FOLDER", help="folder with the LPIPS files (default: torch hub cache)")
+    parser.add_argument(
+        "--lpips",
+        action="append",
+        choices=tuple(NETWORKS),
+        default=[],
+        help="add LPIPS with this backbone (repeatable)",
+    )
+    parser.add_argument(
+        "--lpips-weights", metavar="FOLDER", help="folder with the LPIPS files (default: torch hub cache)"
+    )
     parser.add_argument("-o", "--output", metavar="FOLDER", help="write metrics.csv and summary.json here")
-    parser.add_argument("--crops", action="store_true", help="also write crops.png: worst and best image, bicubic/SR/HR")
+    parser.add_argument(
+        "--crops", action="store_true", help="also write crops.png: worst and best image, bicubic/SR/HR"
+    )
     parser.add_argument("--html", action="store_true",
                         help="also write report.html: the compare page of every image (LR, bicubic, SR, HR), worst gain first")  # fmt: skip
     parser.add_argument("--crop-size", type=int, default=96, help="side of the crops in HR pixels (default: 96)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run the model (default: auto)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where to run the model (default: auto)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing (default: 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     parser.set_defaults(func=run)
@@ -148,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
             if args.html:
                 items.sort(key=lambda item: item.gain)
                 title = f"fatsr evaluate: {settings['source']} on {args.hr}, x{scale}"
-                notes = [f"Sorted by gain of PSNR-Y over bicubic, worst first. Scores: {settings['y']}, border {border}."]
+                notes = [
+                    f"Sorted by gain of PSNR-Y over bicubic, worst first. Scores: {settings['y']}, border {border}."
+                ]
                 write("html", write_page, page_data(items, title=title, scale=scale, table=True, notes=notes))
         except BaseException:
             for path in written:

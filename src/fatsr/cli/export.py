@@ -31,12 +31,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", nargs="?", metavar="MODEL", help=".safetensors or .pth model, or a built-in model name (default: the shipped model)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help=".safetensors or .pth model, or a built-in model name (default: the shipped model)",
+    )
     parser.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     parser.add_argument("--tile", type=int, default=120, help="tile side in LR pixels, a multiple of 12 (default: 120)")
     parser.add_argument("--channels", type=int, choices=(1, 3, 4), help="image channels (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the LSH rotations fixed in the graph (default: 0)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, 14 to 20 (default: {DEFAULT_OPSET})")
+    parser.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, 14 to 20 (default: {DEFAULT_OPSET})"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
     parser.set_defaults(func=run)
 
@@ -44,7 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export, print the check and the written file; return the exit code."""
     path = export_onnx(
-        args.model, args.output, tile=args.tile, channels=args.channels, seed=args.seed, opset=args.opset,
+        args.model,
+        args.output,
+        tile=args.tile,
+        channels=args.channels,
+        seed=args.seed,
+        opset=args.opset,
         overwrite=args.overwrite,
     )
     meta = onnx_metadata(path)
@@ -53,5 +65,7 @@ def run(args: argparse.Namespace) -> int:
         f"check: onnxruntime vs PyTorch on a random 1x{channels}x{tile}x{tile} tile: "
         f"max abs diff {meta['check_max_abs_diff']} (limit {CHECK_TOLERANCE:g})"
     )
-    print(f"wrote {path}: model {meta['name']!r}, scale {meta['scale']}, {channels} channels, tile {tile}, seed {meta['seed']}")
+    print(
+        f"wrote {path}: model {meta['name']!r}, scale {meta['scale']}, {channels} channels, tile {tile}, seed {meta['seed']}"
+    )
     return 0

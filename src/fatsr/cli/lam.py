@@ -61,7 +61,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("image", metavar="LR_IMAGE", help="the LR input image")
-    parser.add_argument("--model", metavar="NAME|PATH", help="model file or built-in model name, or 'bicubic' (default: the shipped model)")
+    parser.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="model file or built-in model name, or 'bicubic' (default: the shipped model)",
+    )
     parser.add_argument("--compare", metavar="PATH", help="a second model file, or 'bicubic', shown beside the first")
     parser.add_argument(
         "--window", nargs=3, type=int, metavar=("X", "Y", "SIZE"),
@@ -71,12 +75,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sigma", type=float, default=1.2, help="Gaussian sigma of the blurred start (default: 1.2)")
     parser.add_argument("--kernel", type=int, default=9, help="side of the Gaussian kernel, odd (default: 9)")
     parser.add_argument("--scale", type=int, help="scale of --model bicubic (default: 4)")
-    parser.add_argument("--definition", choices=DEFINITIONS, default="lam",
-                        help="lam: LAM_Demo's map, Gini and DI (default); fatsr-0.1: the earlier variant")
-    parser.add_argument("--from-hr", action="store_true",
-                        help="the image is HR: crop it to a multiple of the scale and downscale it by Pillow bicubic")
+    parser.add_argument(
+        "--definition",
+        choices=DEFINITIONS,
+        default="lam",
+        help="lam: LAM_Demo's map, Gini and DI (default); fatsr-0.1: the earlier variant",
+    )
+    parser.add_argument(
+        "--from-hr",
+        action="store_true",
+        help="the image is HR: crop it to a multiple of the scale and downscale it by Pillow bicubic",
+    )
     parser.add_argument("-o", "--output", metavar="FOLDER", default=".", help="output folder (default: .)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run (default: auto)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run (default: auto)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing (default: 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     parser.set_defaults(func=run)
@@ -87,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     from fatsr.devices import resolve_device
 
     if args.steps < 1 or args.kernel < 1 or args.kernel % 2 == 0 or not (math.isfinite(args.sigma) and args.sigma > 0):
-        raise FatsrError(f"need --steps >= 1, an odd --kernel and a finite --sigma > 0; got {args.steps}, {args.kernel}, {args.sigma}")
+        raise FatsrError(
+            f"need --steps >= 1, an odd --kernel and a finite --sigma > 0; got {args.steps}, {args.kernel}, {args.sigma}"
+        )
     if args.scale is not None and args.scale < 1:
         raise FatsrError(f"--scale must be at least 1, got {args.scale}")
     stem = Path(args.image).stem
@@ -103,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
         scale = model.scale
         if image.shape[0] < scale or image.shape[1] < scale:
             raise FatsrError(f"{args.image}: {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
-        image = pillow_bicubic_downscale(image[: image.shape[0] // scale * scale, : image.shape[1] // scale * scale], scale)
+        image = pillow_bicubic_downscale(
+            image[: image.shape[0] // scale * scale, : image.shape[1] // scale * scale], scale
+        )
     lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
     models = [model]
     if args.compare:

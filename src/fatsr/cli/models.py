@@ -53,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({name: {**info, "default": name == default} for name, info in records.items()}, indent=2))
         return 0
     for name, info in records.items():
-        ev = info.get("evaluation") if isinstance(info.get("evaluation"), dict) else {}
+        evaluation = info.get("evaluation")
+        ev: dict = evaluation if isinstance(evaluation, dict) else {}
         bands = info.get("bands", "?").replace(",", " ")
         print(f"{name}{'  (default)' if name == default else ''}")
-        print(f"  x{info['scale']}, bands {bands}, {info['parameters'] / 1e6:.2f} M parameters ({info['architecture']})")
+        print(
+            f"  x{info['scale']}, bands {bands}, {info['parameters'] / 1e6:.2f} M parameters ({info['architecture']})"
+        )
         if info.get("description"):
             print(f"  {info['description']}")
         print(f"  trained on: {info.get('training_data', 'not recorded')}; GSD {info.get('gsd_m', '?')} m")

@@ -64,6 +64,7 @@ examples:
   fatsr upscale landsat.tif --bands 3,2,1 --other-bands bicubic --compress zstd
 """
 
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``fatsr upscale``."""
     parser = subparsers.add_parser(
@@ -74,70 +75,103 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "inputs", nargs="*", metavar="INPUT",
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
         help="image file, folder of images, or glob pattern (quote it: 'tiles/*.png')",
     )
     parser.add_argument("-o", "--output", metavar="OUT", help="output folder, or output file for a single input")
     parser.add_argument(
-        "--model", metavar="NAME|PATH",
+        "--model",
+        metavar="NAME|PATH",
         help="a built-in model's name (`fatsr models` lists them) or a model file (.safetensors, .onnx, or a "
         "published .pth state dict); default: the shipped default model",
     )
     parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
         help="where to run; auto = cuda if available, else mps, else cpu (default: auto)",
     )
     parser.add_argument(
-        "--seed", type=int, default=None,
+        "--seed",
+        type=int,
+        default=None,
         help="seed of the model's random hashing; same seed, same output (default: 0; an ONNX model's exported seed)",
     )
     exists = parser.add_mutually_exclusive_group()
     exists.add_argument("--overwrite", action="store_true", help="replace output files that exist")
-    exists.add_argument("--skip-existing", action="store_true", help="leave inputs whose output exists, upscale the rest")
+    exists.add_argument(
+        "--skip-existing", action="store_true", help="leave inputs whose output exists, upscale the rest"
+    )
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument(
-        "--fp16", action="store_true",
+        "--fp16",
+        action="store_true",
         help="float16 autocast (CUDA or MPS); FFT, softmax and norms stay float32, a tile with NaN/Inf is redone in float32",
     )
-    precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU, CUDA or MPS), with the same safeguards")
+    precision.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast (CPU, CUDA or MPS), with the same safeguards"
+    )
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
     parser.add_argument(
-        "--backend", choices=("auto", "pytorch", "onnxruntime"), default="auto",
+        "--backend",
+        choices=("auto", "pytorch", "onnxruntime"),
+        default="auto",
         help="what runs the model; auto = onnxruntime for a .onnx --model (from fatsr export), else pytorch",
     )
     parser.add_argument(
-        "--tile", type=int, default=None,
+        "--tile",
+        type=int,
+        default=None,
         help="tile side in input pixels, a multiple of 12 (default: 96; an ONNX model's exported tile)",
     )
     parser.add_argument(
-        "--overlap", type=int, default=None,
+        "--overlap",
+        type=int,
+        default=None,
         help="overlap of neighbouring tiles in input pixels (default: a quarter of the tile, 24 for 96)",
     )
     geo = parser.add_argument_group("GeoTIFF inputs")
     geo.add_argument(
-        "--bands", type=_band_list, metavar="B,B,B",
+        "--bands",
+        type=_band_list,
+        metavar="B,B,B",
         help="bands fed to the network together (default: a multispectral model's training bands, else 1,2,3)",
     )
     geo.add_argument(
-        "--range", type=float, nargs=2, metavar=("LO", "HI"), dest="value_range",
+        "--range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        dest="value_range",
         help="values mapped to the network's 0..1 (default: the dtype range for 8-bit, else a per-band 0.5-99.5 percentile stretch)",
     )
     geo.add_argument(
-        "--other-bands", choices=("network", "bicubic"), default="network",
+        "--other-bands",
+        choices=("network", "bicubic"),
+        default="network",
         help="bands not in --bands: each through the network as grey, or bicubic (default: network)",
     )
-    geo.add_argument("--compress", choices=("deflate", "zstd"), default="deflate", help="GeoTIFF compression (default: deflate)")
     geo.add_argument(
-        "--overviews", action=argparse.BooleanOptionalAction, default=True,
+        "--compress", choices=("deflate", "zstd"), default="deflate", help="GeoTIFF compression (default: deflate)"
+    )
+    geo.add_argument(
+        "--overviews",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="internal overviews (2x, 4x, ... averaged) in each output GeoTIFF (default: on)",
     )
     geo.add_argument(
-        "--back-project", action="store_true",
+        "--back-project",
+        action="store_true",
         help="shift each scale x scale output block so that its mean equals its input pixel (exact radiometry, "
         "at the price of faint block steps where the network disagreed with the input)",
     )
     geo.add_argument(
-        "--no-cog", dest="cog", action="store_false",
+        "--no-cog",
+        dest="cog",
+        action="store_false",
         help="write a plain tiled GeoTIFF instead of a Cloud-Optimized GeoTIFF (no final copy)",
     )
     # The published inference.py flags, kept working but out of the help.
@@ -160,7 +194,12 @@ def run(args: argparse.Namespace) -> int:
     _backend(args)
     precision = "float16" if args.fp16 else "bfloat16" if args.bf16 else "float32"
     job = Upscaler.prepare(
-        args.model, device=device, seed=args.seed, tile=args.tile, overlap=args.overlap, precision=precision,
+        args.model,
+        device=device,
+        seed=args.seed,
+        tile=args.tile,
+        overlap=args.overlap,
+        precision=precision,
         channels_last=args.channels_last,
     )
     jobs = plan_outputs(
@@ -181,7 +220,9 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(str(dst), file=sys.stdout)
     if failed:
         names = ", ".join(p.name for p in failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
-        raise FatsrError(f"{len(failed)} of {len(jobs)} inputs failed ({names}, see above); the other {len(jobs) - len(failed)} were written")
+        raise FatsrError(
+            f"{len(failed)} of {len(jobs)} inputs failed ({names}, see above); the other {len(jobs) - len(failed)} were written"
+        )
     return 0
 
 
@@ -201,7 +242,9 @@ def _backend(args: argparse.Namespace) -> str:
     if args.backend == "auto":
         return "onnxruntime" if onnx_file else "pytorch"
     if args.backend == "onnxruntime" and not onnx_file:
-        raise FatsrError("--backend onnxruntime runs a .onnx model; make one with `fatsr export MODEL -o model.onnx` and pass --model model.onnx")
+        raise FatsrError(
+            "--backend onnxruntime runs a .onnx model; make one with `fatsr export MODEL -o model.onnx` and pass --model model.onnx"
+        )
     if args.backend == "pytorch" and onnx_file:
         raise FatsrError(f"{args.model} is an ONNX graph; use --backend onnxruntime (or auto)")
     return args.backend

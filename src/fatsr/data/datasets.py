@@ -44,7 +44,9 @@ class BandMapping:
     method: str
 
     def to_json(self) -> str:
-        return json.dumps({"bands": list(self.bands), "low": list(self.low), "high": list(self.high), "method": self.method})
+        return json.dumps(
+            {"bands": list(self.bands), "low": list(self.low), "high": list(self.high), "method": self.method}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> BandMapping:
@@ -62,7 +64,9 @@ class BandMapping:
             return cls(bands, (float(value_range[0]),) * len(bands), (float(value_range[1]),) * len(bands), "range")
         if dtype in (np.uint8, np.uint16):
             return cls(bands, (0.0,) * len(bands), (float(np.iinfo(dtype).max),) * len(bands), "dtype range")
-        raise FatsrError(f"{path}: {dtype} values need --range LO HI, the values mapped to 0..1 (saved in the model file)")
+        raise FatsrError(
+            f"{path}: {dtype} values need --range LO HI, the values mapped to 0..1 (saved in the model file)"
+        )
 
     def read(self, path: Path) -> np.ndarray:
         """HWC float32 of the bands in [0, 1] (invalid pixels inpainted from their neighbours)."""
@@ -91,7 +95,9 @@ def _raster(path: Path):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except RasterioError as exc:
-        raise FatsrError(f"{path}: not a raster GDAL reads ({str(exc).splitlines()[0]}); --bands needs GeoTIFF/JP2/... files") from None
+        raise FatsrError(
+            f"{path}: not a raster GDAL reads ({str(exc).splitlines()[0]}); --bands needs GeoTIFF/JP2/... files"
+        ) from None
 
 
 def _check_bands(path: Path, count: int, bands: tuple[int, ...]) -> None:

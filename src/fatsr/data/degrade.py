@@ -217,7 +217,9 @@ def filter_each(x: Tensor, kernels: Sequence[np.ndarray | None]) -> Tensor:
     return filter2d(x, np.stack([pulse_kernel(size) if k is None else k for k in kernels]))
 
 
-NoiseFn = Callable[[Tensor, Sequence[NoiseDraw], Sequence[np.random.Generator]], Tensor]  # adds each image's noise, clamps
+NoiseFn = Callable[
+    [Tensor, Sequence[NoiseDraw], Sequence[np.random.Generator]], Tensor
+]  # adds each image's noise, clamps
 JpegFn = Callable[[Tensor, Sequence[int]], Tensor]  # JPEG round trip of each image at its quality
 
 
@@ -249,8 +251,12 @@ def _stage(
 
 
 def _final(
-    x: Tensor, preset: dict, lr_size: tuple[int, int], rng: np.random.Generator,
-    rngs: Sequence[np.random.Generator], jpeg: JpegFn,
+    x: Tensor,
+    preset: dict,
+    lr_size: tuple[int, int],
+    rng: np.random.Generator,
+    rngs: Sequence[np.random.Generator],
+    jpeg: JpegFn,
 ) -> Tensor:
     spec = preset["final"]
     steps = spec["order_a"] if rng.uniform() < spec["order_prob"] else spec["order_b"]
@@ -268,7 +274,12 @@ def _final(
 
 
 def run_degradation(
-    x: Tensor, scale: int, preset: dict, rng: np.random.Generator, noise: NoiseFn, jpeg: JpegFn,
+    x: Tensor,
+    scale: int,
+    preset: dict,
+    rng: np.random.Generator,
+    noise: NoiseFn,
+    jpeg: JpegFn,
     rngs: Sequence[np.random.Generator] | None = None,
 ) -> Tensor:
     """Degrade an NCHW float batch in [0, 1] (H, W multiples of ``scale``) into its LR batch of

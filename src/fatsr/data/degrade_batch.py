@@ -23,7 +23,9 @@ from fatsr.errors import FatsrError
 _STREAM = 0x6465_6772  # keeps these draws apart from the datasets' [seed, epoch, index] streams
 
 
-def degradation_rngs(seed: int, step: int, first: int, count: int) -> tuple[np.random.Generator, list[np.random.Generator]]:
+def degradation_rngs(
+    seed: int, step: int, first: int, count: int
+) -> tuple[np.random.Generator, list[np.random.Generator]]:
     """The generators of training step ``step``'s degradation: one for the draws the global
     batch shares, and one for each of its images ``first`` .. ``first + count - 1``. They
     depend on these numbers only, so a resumed run degrades as an uninterrupted one, and K

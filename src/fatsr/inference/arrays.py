@@ -35,15 +35,23 @@ def band_axis(shape: tuple[int, ...], layout: str | None) -> str:
     last = shape[2] < shape[1] and shape[2] <= shape[0]
     first = shape[0] < shape[1] and shape[0] <= shape[2]
     if last and first:
-        warnings.warn(f"array of shape {tuple(shape)}: assumed HWC (bands last); pass layout='CHW' if not", stacklevel=3)
+        warnings.warn(
+            f"array of shape {tuple(shape)}: assumed HWC (bands last); pass layout='CHW' if not", stacklevel=3
+        )
     if last or first:
         return "HWC" if last else "CHW"
     raise FatsrError(f"array of shape {tuple(shape)}: no axis is clearly the bands; pass layout='HWC' or 'CHW'")
 
 
 def upscale_array(
-    model: Resampler, image, tiling: Tiling, *, layout: str | None = None, bands: tuple[int, ...] | None = None,
-    device: torch.device | None = None, autocast: torch.dtype | None = None,
+    model: Resampler,
+    image,
+    tiling: Tiling,
+    *,
+    layout: str | None = None,
+    bands: tuple[int, ...] | None = None,
+    device: torch.device | None = None,
+    autocast: torch.dtype | None = None,
 ):
     """``image`` (numpy or torch; 2-D, HWC or CHW) upscaled by ``model``, in the same form."""
     from fatsr.inference.raster import Bicubic, TailSafe
@@ -66,7 +74,9 @@ def upscale_array(
             f"a {count}-band array: say which bands go through the {channels}-band model with bands=(...), "
             f"e.g. bands={tuple(range(1, channels + 1))}; the others are upscaled bicubically"
         )
-    if bands is not None and (len(bands) != channels or len(set(bands)) != channels or not all(1 <= b <= count for b in bands)):
+    if bands is not None and (
+        len(bands) != channels or len(set(bands)) != channels or not all(1 <= b <= count for b in bands)
+    ):
         raise FatsrError(f"bands={tuple(bands)}: give {channels} different band numbers from 1 to {count}")
     if bands is None and plain:
         out = upscale_image(model, np.ascontiguousarray(hwc), tiling, device=device, autocast=autocast)

@@ -74,16 +74,22 @@ class Upscaler:
         target = model_device(model) if isinstance(model, nn.Module) else torch.device(device or "cpu")
         autocast = PRECISIONS[precision]
         if autocast is not None and not (info.float16 if autocast == torch.float16 else info.bfloat16):
-            raise ArgumentError("{arg} is for the pytorch backend; an ONNX model runs as exported (float32)", "precision", precision)
+            raise ArgumentError(
+                "{arg} is for the pytorch backend; an ONNX model runs as exported (float32)", "precision", precision
+            )
         if autocast == torch.float16 and target.type not in ("cuda", "mps"):
             kind = target.type
             raise ArgumentError(
                 f"{{arg}} runs on CUDA or MPS, but the device is {kind}; use {{cpu}} on a CPU, or drop {{arg}}",
-                "precision", precision, cpu=("precision", "bfloat16"),
+                "precision",
+                precision,
+                cpu=("precision", "bfloat16"),
             )
         if channels_last:
             if not isinstance(model, nn.Module) or not info.bfloat16:
-                raise ArgumentError("{arg} is for the pytorch backend; an ONNX model runs as exported (float32)", "channels_last", True)
+                raise ArgumentError(
+                    "{arg} is for the pytorch backend; an ONNX model runs as exported (float32)", "channels_last", True
+                )
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
         tile = info.tile if tile is None else tile
         tiling = Tiling(tile, tile // 4 if overlap is None else overlap, batch)
@@ -96,7 +102,9 @@ class Upscaler:
 
     def picture(self, image: np.ndarray, *, progress: str | None = None) -> np.ndarray:
         """An HWC image (uint8/uint16, or float in [0, 1]) upscaled; same dtype."""
-        return upscale_image(self.model, image, self.tiling, device=self.device, autocast=self.autocast, progress=progress)
+        return upscale_image(
+            self.model, image, self.tiling, device=self.device, autocast=self.autocast, progress=progress
+        )
 
     def picture_file(self, source: Path, output: Path, *, overwrite: bool = False, progress: str | None = None) -> Path:
         """Read a picture, upscale it and write it atomically (refusing a format that would
@@ -109,7 +117,9 @@ class Upscaler:
             try:
                 write_image(output, result, overwrite=overwrite)
             except OSError as exc:
-                raise FatsrError(f"{output}: could not write ({exc.strerror or exc}); free some space or choose another output") from None
+                raise FatsrError(
+                    f"{output}: could not write ({exc.strerror or exc}); free some space or choose another output"
+                ) from None
         return output
 
     def raster_file(self, source: Path, output: Path, *, options=None, overwrite: bool = False) -> Path:
@@ -117,12 +127,20 @@ class Upscaler:
         from fatsr.inference.raster import upscale_raster
 
         upscale_raster(
-            source, output, self.model, model_file=self.model_file, tiling=self.tiling, options=options,
-            autocast=self.autocast, overwrite=overwrite,
+            source,
+            output,
+            self.model,
+            model_file=self.model_file,
+            tiling=self.tiling,
+            options=options,
+            autocast=self.autocast,
+            overwrite=overwrite,
         )
         return output
 
-    def file(self, source: Path, output: Path, *, options=None, overwrite: bool = False, progress: str | None = None) -> Path:
+    def file(
+        self, source: Path, output: Path, *, options=None, overwrite: bool = False, progress: str | None = None
+    ) -> Path:
         """A picture or a raster file (by :func:`~fatsr.inference.raster.is_raster`) upscaled into ``output``."""
         from fatsr.inference.raster import is_raster
 

@@ -122,7 +122,9 @@ class ValueMapping:
         return low, high - low
 
     def describe(self) -> str:
-        return json.dumps({"method": self.method, "unit": "(value - low) / (high - low)", "low": self.low, "high": self.high})
+        return json.dumps(
+            {"method": self.method, "unit": "(value - low) / (high - low)", "low": self.low, "high": self.high}
+        )
 
 
 class Bicubic(nn.Module):
@@ -176,7 +178,9 @@ class TailSafe(nn.Module):
         out = self.model(inside)
         residual = x - inside
         if bool((residual != 0).any()):
-            out = out + F.interpolate(residual, scale_factor=self.scale, mode="bicubic", align_corners=False).to(out.dtype)
+            out = out + F.interpolate(residual, scale_factor=self.scale, mode="bicubic", align_corners=False).to(
+                out.dtype
+            )
         return out
 
 
@@ -192,8 +196,13 @@ def _plain_picture(ds: DatasetReader, path: Path) -> bool:
     alpha = ds.count in (2, 4) and ds.colorinterp[-1] == ColorInterp.alpha
     masked = any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums) and not alpha
     return (
-        path.suffix.lower() in PLAIN_SUFFIXES and not georeferenced(ds) and ds.nodata is None and not masked
-        and len(set(ds.dtypes)) == 1 and ds.dtypes[0] in ("uint8", "uint16") and (ds.count in (1, 3) or alpha)
+        path.suffix.lower() in PLAIN_SUFFIXES
+        and not georeferenced(ds)
+        and ds.nodata is None
+        and not masked
+        and len(set(ds.dtypes)) == 1
+        and ds.dtypes[0] in ("uint8", "uint16")
+        and (ds.count in (1, 3) or alpha)
         and ColorInterp.palette not in ds.colorinterp
     )
 
@@ -245,13 +254,19 @@ def upscale_raster(
     with _open(src) as ds:
         if dst.suffix.lower() not in SUFFIXES:
             picture = dst.suffix.lower() in PLAIN_SUFFIXES
-            what = "would lose its georeference" if georeferenced(ds) and picture else "is not what rasters are written as"
-            raise FatsrError(f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (a Cloud-Optimized GeoTIFF)")
+            what = (
+                "would lose its georeference" if georeferenced(ds) and picture else "is not what rasters are written as"
+            )
+            raise FatsrError(
+                f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (a Cloud-Optimized GeoTIFF)"
+            )
         options, fixed = _trained_bands(ds, src, model, options)
         groups = _band_groups(ds, options, getattr(model, "channels", 3))
         mapping, fills = _value_mapping(ds, options.value_range, fixed)
         runners = {
-            "rgb": TailSafe(model), "network": TailSafe(model), "bicubic": Bicubic(model.scale),
+            "rgb": TailSafe(model),
+            "network": TailSafe(model),
+            "bicubic": Bicubic(model.scale),
             "nearest": Nearest(model.scale),
         }
         tags = _provenance(model, model_file, tiling, mapping, groups)
@@ -273,13 +288,25 @@ def upscale_raster(
                     resume = writer.position[1:] if g == writer.position[0] else (0, 0)
                     read = _read_bands(ds, indexes, mapping, fills, fill=kind != "nearest")
                     blocks = upscale_blocks(
-                        runners[kind], read, ds.height, ds.width, tiling, autocast=autocast, resume=resume,
+                        runners[kind],
+                        read,
+                        ds.height,
+                        ds.width,
+                        tiling,
+                        autocast=autocast,
+                        resume=resume,
                         progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
                     )
                     for block in blocks:
                         with _libtiff_quiet():
                             _write_block(
-                                ds, writer.dataset(), indexes, mapping, block, model.scale, mask=g == 0,
+                                ds,
+                                writer.dataset(),
+                                indexes,
+                                mapping,
+                                block,
+                                model.scale,
+                                mask=g == 0,
                                 project=read if options.back_project else None,
                             )
                             writer.progress(g, block.panel, block.top + block.data.shape[1])
@@ -370,7 +397,9 @@ class PartialWriter:
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise FatsrError(f"{dst}: could not write the GeoTIFF ({exc.strerror or exc}); choose a writable output") from None
+            raise FatsrError(
+                f"{dst}: could not write the GeoTIFF ({exc.strerror or exc}); choose a writable output"
+            ) from None
         self._lock = contextlib.ExitStack()
         self._lock.enter_context(locked_file(self.path, f"{dst}: another fatsr run is upscaling into it now"))
         recorded, problem = self._recorded_position()
@@ -462,8 +491,14 @@ class PartialWriter:
             result = self.dst.with_name(f".{self.dst.name}.fatsr-cog.tif")
             try:
                 gdal_copy(
-                    self.path, result, driver="COG", COMPRESS=options.compress.upper(), PREDICTOR="YES",
-                    BLOCKSIZE=BLOCK, BIGTIFF="IF_SAFER", OVERVIEWS="AUTO" if options.overviews else "NONE",
+                    self.path,
+                    result,
+                    driver="COG",
+                    COMPRESS=options.compress.upper(),
+                    PREDICTOR="YES",
+                    BLOCKSIZE=BLOCK,
+                    BIGTIFF="IF_SAFER",
+                    OVERVIEWS="AUTO" if options.overviews else "NONE",
                     OVERVIEW_RESAMPLING="AVERAGE",
                 )
                 _read_back(result)
@@ -530,9 +565,15 @@ def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions
     """What a partial output was made from: a resumed run must match it exactly."""
     stat = src.stat()
     return {
-        "source": str(src.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "tags": tags,
-        "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel], "compress": options.compress,
-        "autocast": str(autocast), "cog": options.cog, "overviews": options.overviews,
+        "source": str(src.resolve()),
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "tags": tags,
+        "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel],
+        "compress": options.compress,
+        "autocast": str(autocast),
+        "cog": options.cog,
+        "overviews": options.overviews,
         "back_project": options.back_project,
     }
 
@@ -580,9 +621,13 @@ def _open(path: Path) -> Iterator[DatasetReader]:
             raise FatsrError(f"{path}: the raster is {ds.width}x{ds.height} pixels; there is nothing to upscale")
         unsupported = sorted(set(ds.dtypes) - set(SUPPORTED_DTYPES))
         if unsupported:
-            raise FatsrError(f"{path}: {unsupported[0]} pixels are not supported; convert to one of {', '.join(SUPPORTED_DTYPES)}")
+            raise FatsrError(
+                f"{path}: {unsupported[0]} pixels are not supported; convert to one of {', '.join(SUPPORTED_DTYPES)}"
+            )
         if len(set(ds.dtypes)) > 1:
-            raise FatsrError(f"{path}: bands of different dtypes ({', '.join(sorted(set(ds.dtypes)))}) are not supported")
+            raise FatsrError(
+                f"{path}: bands of different dtypes ({', '.join(sorted(set(ds.dtypes)))}) are not supported"
+            )
         thematic = [i for i in ds.indexes if str(ds.tags(i).get("LAYER_TYPE", "")).lower() == "thematic"]
         if ColorInterp.palette in ds.colorinterp or thematic:
             kind = "a palette" if ColorInterp.palette in ds.colorinterp else "a thematic (LAYER_TYPE=thematic)"
@@ -599,7 +644,9 @@ def _read_source(ds: DatasetReader, *args, **kwargs) -> np.ndarray:
     try:
         return ds.read(*args, **kwargs)
     except RasterioError as exc:
-        raise FatsrError(f"{ds.name}: cannot read the raster ({_reason(exc)}); the file is damaged or truncated: replace it") from None
+        raise FatsrError(
+            f"{ds.name}: cannot read the raster ({_reason(exc)}); the file is damaged or truncated: replace it"
+        ) from None
 
 
 def _band_groups(ds: DatasetReader, options: RasterOptions, channels: int) -> list[tuple[tuple[int, ...], str]]:
@@ -619,8 +666,13 @@ def _band_groups(ds: DatasetReader, options: RasterOptions, channels: int) -> li
     return groups + [((b,), "nearest" if b in alpha else options.other_bands) for b in rest]
 
 
-def valid_mask(ds: DatasetReader, indexes: tuple[int, ...], data: np.ndarray, window: Window | None = None,
-               out_shape: tuple[int, ...] | None = None) -> np.ndarray:
+def valid_mask(
+    ds: DatasetReader,
+    indexes: tuple[int, ...],
+    data: np.ndarray,
+    window: Window | None = None,
+    out_shape: tuple[int, ...] | None = None,
+) -> np.ndarray:
     """True where a pixel holds data: GDAL's mask (nodata, the dataset mask, alpha) and finite."""
     masks = ds.read_masks(list(indexes), window=window, out_shape=out_shape, resampling=Resampling.nearest)
     return (masks > 0) & np.isfinite(data)
@@ -684,7 +736,9 @@ def _value_mapping(
     return mapping, (means - np.array(low)) / (np.array(high) - np.array(low))
 
 
-def _read_bands(ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMapping, fills: np.ndarray, fill: bool = True):
+def _read_bands(
+    ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMapping, fills: np.ndarray, fill: bool = True
+):
     """A window reader for the tiler: bands in [0, 1]; invalid pixels inpainted from the valid
     ones around them (``fillnodata``, reading ``FILL_MARGIN`` more pixels on each side), and
     those beyond ``FILL_DISTANCE`` of any set to the band's mean. ``fill=False``: left as read."""
@@ -702,7 +756,9 @@ def _read_bands(ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMappi
                     continue
                 band = np.where(band_valid, unit[k], 0).astype(np.float32)
                 if band_valid.any():
-                    band = fillnodata(band, band_valid.astype(np.uint8), max_search_distance=FILL_DISTANCE, smoothing_iterations=0)
+                    band = fillnodata(
+                        band, band_valid.astype(np.uint8), max_search_distance=FILL_DISTANCE, smoothing_iterations=0
+                    )
                     reached = fillnodata(band_valid.astype(np.float32), band_valid.astype(np.uint8),
                                          max_search_distance=FILL_DISTANCE, smoothing_iterations=0) > 0  # fmt: skip
                 else:
@@ -722,8 +778,14 @@ def back_project(unit: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _write_block(
-    ds: DatasetReader, out: DatasetWriter, indexes: tuple[int, ...], mapping: ValueMapping, block: Block, scale: int,
-    mask: bool = False, project: Callable[[int, int, int, int], np.ndarray] | None = None,
+    ds: DatasetReader,
+    out: DatasetWriter,
+    indexes: tuple[int, ...],
+    mapping: ValueMapping,
+    block: Block,
+    scale: int,
+    mask: bool = False,
+    project: Callable[[int, int, int, int], np.ndarray] | None = None,
 ) -> None:
     """Map a finished block back to the dtype, put nodata (and non-finite values) back where
     the input had them, write it (in chunks of ``WRITE_ROWS`` LR rows, so the temporaries
@@ -777,10 +839,20 @@ def _output_profile(ds: DatasetReader, scale: int, compress: str) -> dict:
     """A tiled GeoTIFF ``scale`` times larger, with the input's georeference rescaled: CRS and
     transform, or GCPs (pixel and line times ``scale``), or RPCs (their image offsets and scales)."""
     profile = {
-        "driver": "GTiff", "dtype": ds.dtypes[0], "count": ds.count, "width": ds.width * scale,
-        "height": ds.height * scale, "nodata": ds.nodata, "crs": ds.crs, "tiled": True, "blockxsize": BLOCK,
-        "blockysize": BLOCK, "interleave": "band", "compress": compress,
-        "predictor": 3 if ds.dtypes[0].startswith("float") else 2, "BIGTIFF": "IF_SAFER",
+        "driver": "GTiff",
+        "dtype": ds.dtypes[0],
+        "count": ds.count,
+        "width": ds.width * scale,
+        "height": ds.height * scale,
+        "nodata": ds.nodata,
+        "crs": ds.crs,
+        "tiled": True,
+        "blockxsize": BLOCK,
+        "blockysize": BLOCK,
+        "interleave": "band",
+        "compress": compress,
+        "predictor": 3 if ds.dtypes[0].startswith("float") else 2,
+        "BIGTIFF": "IF_SAFER",
     }
     if ds.crs is not None or not ds.transform.is_identity:
         profile["transform"] = ds.transform @ Affine.scale(1 / scale)
@@ -833,7 +905,10 @@ def _fresh(tags: dict[str, str]) -> dict[str, str]:
 
 
 def _provenance(
-    model: Callable, model_file: str | os.PathLike | None, tiling: Tiling, mapping: ValueMapping,
+    model: Callable,
+    model_file: str | os.PathLike | None,
+    tiling: Tiling,
+    mapping: ValueMapping,
     groups: list[tuple[tuple[int, ...], str]],
 ) -> dict[str, str]:
     from fatsr import __version__

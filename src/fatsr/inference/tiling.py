@@ -25,7 +25,9 @@ from fatsr.errors import ArgumentError, FatsrError
 from fatsr.models.contract import Resampler, size_rule_of
 from fatsr.progress import Progress
 
-ReadWindow = Callable[[int, int, int, int], np.ndarray]  # LR (top, bottom, left, right) -> (C, rows, cols) float32 [0, 1]
+ReadWindow = Callable[
+    [int, int, int, int], np.ndarray
+]  # LR (top, bottom, left, right) -> (C, rows, cols) float32 [0, 1]
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,9 @@ class Tiling:
         if self.tile <= 0:
             raise ArgumentError("{arg}: must be positive (e.g. 96)", "tile", self.tile)
         if not 0 <= self.overlap <= self.tile // 2:
-            raise ArgumentError(f"{{arg}}: must be between 0 and half the tile ({self.tile // 2})", "overlap", self.overlap)
+            raise ArgumentError(
+                f"{{arg}}: must be between 0 and half the tile ({self.tile // 2})", "overlap", self.overlap
+            )
         if self.batch < 1:
             raise FatsrError(f"tile batch {self.batch}: must be at least 1")
         if self.panel < self.tile:
@@ -58,7 +62,9 @@ def check_tiling(tiling: Tiling, model: Resampler, height: int = 1, width: int =
         raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
     rule = size_rule_of(model)
     if tiling.tile % rule.multiple_of:
-        raise ArgumentError(f"{{arg}}: must be a positive multiple of {rule.multiple_of} (e.g. 96)", "tile", tiling.tile)
+        raise ArgumentError(
+            f"{{arg}}: must be a positive multiple of {rule.multiple_of} (e.g. 96)", "tile", tiling.tile
+        )
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -224,8 +230,14 @@ class _Panel:
 
 
 def _panel_blocks(
-    model: Resampler, read: ReadWindow, grid: _Grid, panel: _Panel, batch_size: int, device: torch.device,
-    autocast: torch.dtype | None, tiles_done: Callable[[int], object],
+    model: Resampler,
+    read: ReadWindow,
+    grid: _Grid,
+    panel: _Panel,
+    batch_size: int,
+    device: torch.device,
+    autocast: torch.dtype | None,
+    tiles_done: Callable[[int], object],
 ) -> Iterator[Block]:
     """One panel's blocks, top to bottom; ``tiles_done(k)`` after each batch of k tiles."""
     s, th, tw, xs = grid.s, grid.th, grid.tw, grid.xs
@@ -247,7 +259,9 @@ def _panel_blocks(
             tiles_done(len(batch))
         skip = max(0, panel.first_row - y0 * s)
         if skip < end:
-            yield Block(panel.index, y0 * s + skip, panel.c0, band[:, skip:end, panel.c0 - left * s : panel.c1 - left * s])
+            yield Block(
+                panel.index, y0 * s + skip, panel.c0, band[:, skip:end, panel.c0 - left * s : panel.c1 - left * s]
+            )
         for row in range(band.shape[1] - end):  # move the unfinished rows up, row by row: no copy of the band
             band[:, row] = band[:, end + row]
         band[:, band.shape[1] - end :] = 0
@@ -271,7 +285,13 @@ def upscale_tiled(
         return _forward(model, image[None], device, autocast)[0]
     out: np.ndarray | None = None
     blocks = upscale_blocks(
-        model, lambda t, b, l, r: image[:, t:b, l:r], height, width, tiling, device=device, autocast=autocast,
+        model,
+        lambda t, b, l, r: image[:, t:b, l:r],
+        height,
+        width,
+        tiling,
+        device=device,
+        autocast=autocast,
         progress=progress,
     )
     for block in blocks:
@@ -304,7 +324,9 @@ def upscale_image(
         raise FatsrError(f"{image.dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
     x = np.transpose(image, (2, 0, 1)).astype(np.float32) / np.float32(peak)
     if peak == 1.0 and not np.isfinite(x).all():
-        raise FatsrError("the image holds NaN/Inf values; replace them (or upscale it as a GeoTIFF, where they count as nodata)")
+        raise FatsrError(
+            "the image holds NaN/Inf values; replace them (or upscale it as a GeoTIFF, where they count as nodata)"
+        )
     y = np.transpose(upscale_tiled(model, x, tiling, device=device, autocast=autocast, progress=progress), (1, 2, 0))
     if peak == 1.0:
         return np.ascontiguousarray(y)

@@ -250,7 +250,12 @@ class Upsample(nn.Module):
         elif scale == 3:
             layers = [nn.Conv2d(dim, 9 * dim, 3, padding=1), nn.PixelShuffle(3)]
         elif scale == 2:
-            layers = [nn.Conv2d(dim, dim, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(dim, 4 * dim, 3, padding=1), nn.PixelShuffle(2)]
+            layers = [
+                nn.Conv2d(dim, dim, 3, padding=1),
+                nn.LeakyReLU(0.01),
+                nn.Conv2d(dim, 4 * dim, 3, padding=1),
+                nn.PixelShuffle(2),
+            ]
         else:
             raise FatsrError(f"scale {scale} is not supported; FAT upsamples x2, x3 or x4")
         self.upsample = nn.Sequential(*layers)
@@ -403,8 +408,7 @@ def infer_config(sd: Mapping[str, Tensor]) -> FATConfig:
         blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"SRTB_list\.(\d+)\.", k))})
         layers = {int(m.group(1)) for k in sd if (m := re.match(r"SRTB_list\.0\.STL\.(\d+)\.", k))}
         windows = [
-            (math.isqrt(sd[f"SRTB_list.{i}.MAT.attn.relative_position_bias_table"].shape[0]) + 1) // 4
-            for i in blocks
+            (math.isqrt(sd[f"SRTB_list.{i}.MAT.attn.relative_position_bias_table"].shape[0]) + 1) // 4 for i in blocks
         ]
         heads = sd["SRTB_list.0.MAT.attn.relative_position_bias_table"].shape[1]
         hidden = sd["SRTB_list.0.MAT.mlp.fc1.weight"].shape[0]
@@ -421,8 +425,15 @@ def infer_config(sd: Mapping[str, Tensor]) -> FATConfig:
     if not blocks:
         raise FatsrError("not a FAT checkpoint (no SRTB_list blocks); give a FAT state dict")
     return FATConfig(
-        in_channels=int(in_channels), out_channels=int(out_channels), dim=int(dim), num_blocks=len(blocks),
-        num_layers=len(layers), num_heads=int(heads), window_size=tuple(windows), mlp_ratio=hidden / dim, scale=scale,
+        in_channels=int(in_channels),
+        out_channels=int(out_channels),
+        dim=int(dim),
+        num_blocks=len(blocks),
+        num_layers=len(layers),
+        num_heads=int(heads),
+        window_size=tuple(windows),
+        mlp_ratio=hidden / dim,
+        scale=scale,
     )
 
 

@@ -113,7 +113,9 @@ def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
             raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
         architecture = metadata.get("architecture")
         if architecture not in (None, *CLASSES):
-            raise FatsrError(f"architecture {architecture!r} is not supported; fatsr runs {' and '.join(CLASSES)} models")
+            raise FatsrError(
+                f"architecture {architecture!r} is not supported; fatsr runs {' and '.join(CLASSES)} models"
+            )
         if "config" in metadata:
             try:
                 network = CLASSES[architecture or ARCHITECTURE](**json.loads(metadata["config"]))
@@ -127,7 +129,11 @@ def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for foreign or damaged files
             text = str(exc).strip()
-            reason = "not a plain weights file (torch.load with weights_only=True refused it)" if "Weights only load failed" in text else (text.splitlines()[0][:200] if text else type(exc).__name__)
+            reason = (
+                "not a plain weights file (torch.load with weights_only=True refused it)"
+                if "Weights only load failed" in text
+                else (text.splitlines()[0][:200] if text else type(exc).__name__)
+            )
             raise FatsrError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
         network = from_official_state_dict(obj)
         metadata = {"architecture": ARCHITECTURE, "name": path.stem, "config": json.dumps(network.config.to_dict())}

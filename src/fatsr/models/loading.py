@@ -42,7 +42,11 @@ def model_path(spec: str | os.PathLike | None) -> Path | None:
     if spec is None or (isinstance(spec, str) and spec in BUILTIN and not Path(spec).is_file()):
         path = default_model_path()
         if path is None:
-            raise ArgumentError("no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)", "model", "PATH")
+            raise ArgumentError(
+                "no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)",
+                "model",
+                "PATH",
+            )
         return path
     return Path(spec)
 
@@ -102,6 +106,8 @@ def _load_onnx(path: Path, device: torch.device, seed: int | None) -> Model:
     model = load_onnx_model(path, device=str(device))
     if seed is not None and seed != model.seed:
         raise ArgumentError(
-            f"{{arg}}: this ONNX model was exported with seed {model.seed}; export it again with that seed", "seed", seed
+            f"{{arg}}: this ONNX model was exported with seed {model.seed}; export it again with that seed",
+            "seed",
+            seed,
         )
     return model

@@ -187,7 +187,9 @@ class SparseAttention(nn.Module):
                 order = (codes * codes.shape[1] + positions).sort(dim=-1).indices
             else:
                 order = codes.sort(dim=-1).indices  # default (non-stable) sort, as published
-            undo = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=t.device).expand_as(order))
+            undo = torch.empty_like(order).scatter_(
+                1, order, torch.arange(order.shape[1], device=t.device).expand_as(order)
+            )
             undo = undo.view(n, h, length)  # sorted position of each token, per round
             # Rounds occupy disjoint code ranges, so sorted positions r*L..(r+1)*L-1 are round r's.
             tokens = order.view(n * h, length) % length  # (N h, L): the token at each sorted position
@@ -201,7 +203,9 @@ class SparseAttention(nn.Module):
             unsort = (unsort + torch.arange(n, device=t.device)[:, None] * (h * chunks * CHUNK_SIZE)).view(-1)
 
         keys = F.normalize(xe, p=2, dim=-1, eps=5e-5)
-        q_rows, k_rows, v_rows = (x.reshape(n * length, -1).index_select(0, gathered).view(n * h, rows, -1) for x in (xe, keys, ye))
+        q_rows, k_rows, v_rows = (
+            x.reshape(n * length, -1).index_select(0, gathered).view(n * h, rows, -1) for x in (xe, keys, ye)
+        )
         if not _fast_path(t):  # traced: plain operations, the rounds unsorted by gathers
             out, lse = attend_plain(q_rows, k_rows, v_rows)  # (N h, nc K, C), (N h, nc K)
             out = out.reshape(-1, c).index_select(0, unsort).view(n, h, length, c)

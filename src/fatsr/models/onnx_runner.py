@@ -70,15 +70,24 @@ class OnnxModel:
     @property
     def info(self) -> ModelInfo:
         return ModelInfo(
-            name=self.name, scale=self.scale, in_channels=self.channels, out_channels=self.channels,
-            size=SizeRule(maximum=self.tile), tile=self.tile, float16=False, bfloat16=False, metadata=self.metadata,
+            name=self.name,
+            scale=self.scale,
+            in_channels=self.channels,
+            out_channels=self.channels,
+            size=SizeRule(maximum=self.tile),
+            tile=self.tile,
+            float16=False,
+            bfloat16=False,
+            metadata=self.metadata,
         )
 
     def __call__(self, x: Tensor) -> Tensor:  # (N, C, h, w) -> (N, C, s*h, s*w)
         _, c, height, width = x.shape
         if c != self.channels:
             raise ArgumentError(
-                f"{c}-channel image for an ONNX model exported for {self.channels}; export it with {{arg}}", "channels", c
+                f"{c}-channel image for an ONNX model exported for {self.channels}; export it with {{arg}}",
+                "channels",
+                c,
             )
         if height > self.tile or width > self.tile:
             raise FatsrError(

@@ -16,7 +16,9 @@ PRESETS: dict[str, FATConfig | CNNConfig] = {
     # same design, small enough to train on a laptop CPU; the bicubic skip makes it learn
     # in hundreds of steps instead of thousands (measured: +0.36 dB over bicubic after 80
     # steps of batch 8, against -1.8 dB without it)
-    "compact": FATConfig(dim=32, num_blocks=2, num_layers=1, num_heads=4, window_size=6, mlp_ratio=2.0, bicubic_skip=True),
+    "compact": FATConfig(
+        dim=32, num_blocks=2, num_layers=1, num_heads=4, window_size=6, mlp_ratio=2.0, bicubic_skip=True
+    ),
     # not FAT: the plain residual CNN yardstick (0.52 M parameters at x4), see models/cnn.py
     "rcnn": CNNConfig(channels=48, num_blocks=8),
 }

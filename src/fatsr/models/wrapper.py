@@ -21,6 +21,7 @@ from fatsr.models.lsh import CHUNK_SIZE
 
 if TYPE_CHECKING:
     from fatsr.data.datasets import BandMapping
+    from fatsr.models.cnn import ResidualCNN
 
 
 def pad_reflect(x: Tensor, bottom: int, right: int) -> Tensor:
@@ -39,7 +40,9 @@ def pad_reflect(x: Tensor, bottom: int, right: int) -> Tensor:
 class SRModel(nn.Module):
     """A FAT network ready for images: [0, 1] in, [0, 1] out (not clamped), any size."""
 
-    def __init__(self, network: FAT, *, name: str = "fat", seed: int = 0, metadata: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, network: FAT | ResidualCNN, *, name: str = "fat", seed: int = 0, metadata: dict[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.network = network
         self.name = name
@@ -54,8 +57,12 @@ class SRModel(nn.Module):
         m = self.network.size_multiple
         minimum = next(s for s in range(m, CHUNK_SIZE * m, m) if s * (s // 2 + 1) >= CHUNK_SIZE)  # square side
         return ModelInfo(
-            name=self.name, scale=self.scale, in_channels=self.channels, out_channels=self.network.config.out_channels,
-            size=SizeRule(minimum=minimum, multiple_of=m), metadata=self.metadata,
+            name=self.name,
+            scale=self.scale,
+            in_channels=self.channels,
+            out_channels=self.network.config.out_channels,
+            size=SizeRule(minimum=minimum, multiple_of=m),
+            metadata=self.metadata,
         )
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
@@ -75,7 +82,9 @@ class SRModel(nn.Module):
         if c == 4 and self.channels == 3:  # RGBA: colour through the model, alpha bicubic
             alpha = F.interpolate(x[:, 3:], scale_factor=self.scale, mode="bicubic", align_corners=False)
             return torch.cat([self._run(x[:, :3]), alpha.clamp(0, 1)], dim=1)
-        raise FatsrError(f"{c}-channel image for a {self.channels}-channel model; give an image with {self.channels} channels")
+        raise FatsrError(
+            f"{c}-channel image for a {self.channels}-channel model; give an image with {self.channels} channels"
+        )
 
     def _run(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]

@@ -9,6 +9,7 @@ import json
 import os
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fatsr.errors import FatsrError
 
@@ -41,7 +42,9 @@ def resolve(spec: str | os.PathLike | None, flag: str = "--model ") -> Path:
     if spec is None:
         name = default_name()
         if name is None:
-            raise FatsrError("no default model is installed with this fatsr; pass --model PATH (a .safetensors or .pth file)")
+            raise FatsrError(
+                "no default model is installed with this fatsr; pass --model PATH (a .safetensors or .pth file)"
+            )
         return shipped[name]
     path = Path(spec)
     if path.is_file():
@@ -51,7 +54,9 @@ def resolve(spec: str | os.PathLike | None, flag: str = "--model ") -> Path:
     if path.exists():
         raise FatsrError(f"{flag}{spec}: a folder, not a model file; give a .safetensors or .pth file")
     names = ", ".join(shipped) or "none in this build"
-    raise FatsrError(f"{flag}{spec}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)")
+    raise FatsrError(
+        f"{flag}{spec}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)"
+    )
 
 
 def sha256(path: Path) -> str:
@@ -67,7 +72,7 @@ def summary(path: Path) -> dict:
     from fatsr.models.files import load_network
 
     network, metadata = load_network(path)
-    info = dict(metadata)
+    info: dict[str, Any] = dict(metadata)
     for key in ("config", "extra", "evaluation", "speed"):
         if key in info:
             try:

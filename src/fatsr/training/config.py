@@ -98,7 +98,16 @@ class TrainConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ArgumentError(f"{{arg}}: must be one of {', '.join(allowed)}", name, getattr(self, name))
-        for name in ("lr", "weight_decay", "gamma", "grad_clip", "ema_decay", "l1_weight", "perceptual_weight", "lev_weight"):
+        for name in (
+            "lr",
+            "weight_decay",
+            "gamma",
+            "grad_clip",
+            "ema_decay",
+            "l1_weight",
+            "perceptual_weight",
+            "lev_weight",
+        ):
             if not math.isfinite(getattr(self, name)):
                 raise ArgumentError("{arg}: must be a finite number", name, getattr(self, name))
         if not all(map(math.isfinite, self.betas)):
@@ -128,13 +137,17 @@ class TrainConfig:
         if not all(0 <= b < 1 for b in self.betas):
             raise ArgumentError("{arg}: must be in [0, 1)", "betas", self.betas)
         if self.bands and (min(self.bands) < 1 or len(set(self.bands)) != len(self.bands)):
-            raise FatsrError(f"--bands {','.join(map(str, self.bands))}: give different band numbers from 1, e.g. 4,3,2,5")
+            raise FatsrError(
+                f"--bands {','.join(map(str, self.bands))}: give different band numbers from 1, e.g. 4,3,2,5"
+            )
         if self.value_range is not None and not self.bands:
             raise FatsrError("--value-range maps raster bands; give --bands too, e.g. --bands 4,3,2,5")
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
             raise FatsrError(f"--value-range {self.value_range[0]:g} {self.value_range[1]:g}: LO must be below HI")
         if self.bands and len(self.bands) != 3 and self.perceptual_weight:
-            raise FatsrError(f"the perceptual loss (VGG19) needs 3 bands, not {len(self.bands)}; add --perceptual-weight 0")
+            raise FatsrError(
+                f"the perceptual loss (VGG19) needs 3 bands, not {len(self.bands)}; add --perceptual-weight 0"
+            )
         if self.bands and len(self.bands) != 3 and self.degradation:
             raise FatsrError(f"--degradation works on 3-band images, not {len(self.bands)} bands; drop it")
         if self.schedule == "multistep" and not self.milestones:
@@ -161,6 +174,7 @@ PUBLISHED: dict[str, Any] = {
     "amp": "none", "l1_weight": 1.0, "perceptual_weight": 0.001, "lev_weight": 0.1,
     "published_normalization": True, "save_cycle": 5,
 }  # fmt: skip
+
 
 def recipe_defaults(recipe: str) -> TrainConfig:
     """The defaults of ``recipe``: :class:`TrainConfig`'s (fatsr) or with :data:`PUBLISHED` applied."""

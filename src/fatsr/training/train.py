@@ -78,7 +78,9 @@ def build_network(config: TrainConfig) -> nn.Module:
     except (TypeError, ValueError) as exc:
         if not config.network and not channels:
             raise
-        raise FatsrError(f"network overrides {config.network} do not give a valid {config.preset} network ({exc})") from None
+        raise FatsrError(
+            f"network overrides {config.network} do not give a valid {config.preset} network ({exc})"
+        ) from None
 
 
 def band_mapping(config: TrainConfig):
@@ -114,7 +116,9 @@ def _needs_bands(path: Path) -> None:
         return
     if count not in (1, 3, 4) or dtype not in ("uint8", "uint16"):
         hint = "" if dtype in ("uint8", "uint16") else " and --value-range LO HI (the values mapped to 0..1)"
-        raise FatsrError(f"{path}: a {count}-band {dtype} raster; choose the bands to train on with --bands, e.g. 3,2,1{hint}")
+        raise FatsrError(
+            f"{path}: a {count}-band {dtype} raster; choose the bands to train on with --bands, e.g. 3,2,1{hint}"
+        )
 
 
 def describe(network_config: dict | None) -> str:
@@ -322,7 +326,9 @@ class Trainer:
                 f"{config.batch_size}; add images or lower the batch size"
             )
         self.total_steps = config.steps or (config.epochs or 100) * self.steps_per_epoch
-        self.val_set = ValDataset(config.val_dir, config.scale, self.mapping) if config.val_dir and layout.main else None
+        self.val_set = (
+            ValDataset(config.val_dir, config.scale, self.mapping) if config.val_dir and layout.main else None
+        )
         self.loss_fn = FATLoss(
             config.l1_weight, config.perceptual_weight, config.lev_weight,
             vgg_weights=config.vgg_weights, published_normalization=config.published_normalization,
@@ -388,7 +394,9 @@ class Trainer:
             try:
                 self.save_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ArgumentError(f"cannot create {{arg}}: {exc.strerror or exc}", "save_dir", self.save_dir) from None
+                raise ArgumentError(
+                    f"cannot create {{arg}}: {exc.strerror or exc}", "save_dir", self.save_dir
+                ) from None
             remove_stale_parts(self.save_dir)
             write_yaml(self.config, self.save_dir / "config.yaml")
             if fresh:
@@ -435,7 +443,10 @@ class Trainer:
         if not checkpoint.is_checkpoint(state):
             self._load_weights_only(path)
             return "weights"
-        if state.get("architecture") != self.network.architecture or state["network_config"] != self.network.config.to_dict():
+        if (
+            state.get("architecture") != self.network.architecture
+            or state["network_config"] != self.network.config.to_dict()
+        ):
             raise FatsrError(
                 f"{path} is a checkpoint of another network ({describe(state.get('network_config'))}), "
                 f"not of this run's ({describe(self.network.config.to_dict())}); "
