@@ -82,7 +82,7 @@ def test_lr_inputs_without_hr_have_no_scores(tmp_path: Path) -> None:
 
 
 def test_models_of_different_scales_are_refused(model_file: Path) -> None:
-    with pytest.raises(FatsrError, match="x2 but --scale is 4"):
+    with pytest.raises(FatsrError, match="x2 but scale=4; drop it"):
         load_models([str(model_file)], scale=4, device=torch.device("cpu"))
     with pytest.raises(FatsrError, match="no such file"):
         load_models(["missing.safetensors"], scale=None, device=torch.device("cpu"))
@@ -141,6 +141,25 @@ def test_scene_point_outside_is_refused() -> None:
     models = load_models(["bicubic"], scale=2, device=torch.device("cpu"))
     with pytest.raises(FatsrError, match="outside the scene"):
         compare_scene(SCENE, models, scale=2, points=[(0.0, 0.0)])
+
+
+def test_bad_arguments_are_named_from_python_and_flagged_from_the_cli(tmp_path: Path, capsys) -> None:
+    models = load_models(["bicubic"], scale=2, device=torch.device("cpu"))
+    with pytest.raises(FatsrError, match=r"^region_size=4: give at least 8 LR pixels$"):
+        compare_scene(SCENE, models, scale=2, region_size=4)
+    with pytest.raises(FatsrError, match=r"^bands=\(1, 2\): give 3 \(or 1\) band numbers"):
+        compare_scene(SCENE, models, scale=2, bands=(1, 2))
+    page = str(tmp_path / "page.html")
+    assert main(["compare", str(SCENE), "--model", "bicubic", "--region-size", "4", "-o", page]) == 2
+    assert capsys.readouterr().err == "error: --region-size 4: give at least 8 LR pixels\n"
+    assert main(["compare", str(SCENE), "--model", "bicubic", "--bands", "1,2", "-o", page]) == 2
+    assert capsys.readouterr().err.startswith("error: --bands 1,2: give 3 (or 1) band numbers")
+    assert main(["compare", str(SCENE), "--model", "bicubic", "--region", "0", "0", "-o", page]) == 2
+    assert capsys.readouterr().err.startswith("error: --region 0 0 lies outside the scene")
+    with pytest.raises(FatsrError, match=r"^specs='missing.pt': no such file"):
+        load_models(["missing.pt"], scale=None, device=torch.device("cpu"))
+    assert main(["compare", str(SCENE), "--model", "missing.pt", "-o", page]) == 2
+    assert capsys.readouterr().err.startswith("error: --model missing.pt: no such file")
 
 
 def test_cli_writes_the_page_and_refuses_bad_requests(hr_folder: Path, tmp_path: Path, capsys) -> None:

@@ -34,7 +34,7 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from fatsr.errors import FatsrError, within
+from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.evaluate import (
     BicubicModel,
     Masks,
@@ -177,8 +177,8 @@ def load_models(
             model = BicubicModel(scale or 4)
         else:
             if not Path(spec).is_file():
-                raise FatsrError(
-                    f"--model {spec}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)"
+                raise ArgumentError(
+                    "{arg}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)", "specs", spec
                 )
             model = load_sr_model(spec, scale=None, device=device, seed=seed)
         name = str(getattr(model, "name", Path(spec).stem))
@@ -192,7 +192,7 @@ def load_models(
         )
     model_scale = scales.pop() if scales else (scale or 4)
     if scale is not None and scale != model_scale:
-        raise FatsrError(f"the models are x{model_scale} but --scale is {scale}; drop --scale or change it")
+        raise ArgumentError(f"the models are x{model_scale} but {{arg}}; drop it or change it", "scale", scale)
     for _, model in models:
         if isinstance(model, BicubicModel):
             model.scale = model_scale
@@ -247,7 +247,9 @@ def _pairs(
 ) -> list[tuple[str, Path | None, Path | None]]:
     if not lr_files:
         if not hr_files:
-            raise FatsrError("no input given; name LR images (files, folders, globs) or give --hr HR")
+            raise ArgumentError(
+                "no input given; name LR images (files, folders, globs) or give {arg}", "hr_files", "HR"
+            )
         return [(p.stem, None, p) for p in hr_files]
     if not hr_files:
         return [(p.stem, p, None) for p in lr_files]
@@ -293,7 +295,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
     from fatsr.inference.raster import _open, _read_bands, _value_mapping, valid_mask
 
     if region_size < 8:
-        raise FatsrError(f"--region-size {region_size}: give at least 8 LR pixels")
+        raise ArgumentError("{arg}: give at least 8 LR pixels", "region_size", region_size)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE), _open(path) as ds:  # GDAL's block cache: 5% of RAM by default
         shown = _scene_bands(ds, bands)
         mapping, fills = _value_mapping(ds, value_range)
@@ -309,7 +311,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale:
         for x, y in points:
             row, col = ds.index(x, y)
             if not (0 <= row < ds.height and 0 <= col < ds.width):
-                raise FatsrError(f"--region {x:g} {y:g} lies outside the scene ({_bounds(ds)})")
+                raise ArgumentError(f"{{arg}} lies outside the scene ({_bounds(ds)})", "points", (x, y))
             cells.add((col // region_size, row // region_size))
         transform = tuple(ds.transform)[:6]
         scene = Scene(path.name, ds.width, ds.height, region_size, overview, _crs_name(ds.crs),
@@ -332,7 +334,7 @@ def _scene_bands(ds, bands: tuple[int, ...] | None) -> tuple[int, ...]:
         data = [i for i, ci in zip(ds.indexes, ds.colorinterp) if ci != ColorInterp.alpha] or [1]
         return tuple(data[:3]) if len(data) >= 3 else (data[0],)
     if len(bands) not in (1, 3) or not all(1 <= b <= ds.count for b in bands):
-        raise FatsrError(f"--bands {','.join(map(str, bands))}: give 3 (or 1) band numbers between 1 and {ds.count}")
+        raise ArgumentError(f"{{arg}}: give 3 (or 1) band numbers between 1 and {ds.count}", "bands", bands)
     return bands
 
 

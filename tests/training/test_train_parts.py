@@ -158,7 +158,24 @@ def test_bad_config_files(tmp_path, content, message):
         ({"schedule": "linear"}, "schedule='linear': must be one of", "--schedule linear: must be one of"),
         ({"batch_size": 0}, "batch_size=0: must be >= 1", "--batch-size 0: must be >= 1"),
         ({"ema_decay": 1.0}, "ema_decay=1.0: must be in", "--ema-decay 1.0: must be in"),
-        ({"schedule": "multistep"}, "--milestones", "--milestones"),
+        (
+            {"schedule": "multistep"},
+            "schedule='multistep' needs milestones='STEP [STEP ...]'",
+            "--schedule multistep needs --milestones STEP [STEP ...]",
+        ),
+        ({"bands": [2, 2]}, "bands=[2, 2]: give different", "--bands 2,2: give different"),
+        (
+            {"value_range": (0.0, 9.0)},
+            "give bands=(4, 3, 2, 5) too",
+            "--value-range 0 9 maps raster bands; give --bands 4,3,2,5",
+        ),
+        (
+            {"bands": [1, 2], "value_range": (9.0, 0.0)},
+            "value_range=(9.0, 0.0): LO",
+            "--value-range 9 0: LO must be below HI",
+        ),
+        ({"bands": [1, 2]}, "add perceptual_weight=0", "add --perceptual-weight 0"),
+        ({"model_info": {"gsd": "1"}}, "model_info='gsd': not a model", "--model-info gsd: not a model"),
         ({"lr": 0.0}, "lr=0.0: must be > 0", "--lr 0.0: must be > 0"),
     ],
 )

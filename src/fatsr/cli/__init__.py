@@ -11,13 +11,16 @@ from fatsr.errors import ArgumentError, FatsrError
 
 # Library arguments whose command-line flag is not ``--name value``.
 _PRECISION_FLAGS = {"float16": "--fp16", "bfloat16": "--bf16"}
+_FLAGS = {"specs": "--model", "hr_files": "--hr", "points": "--region"}
 
 
 def flag_of(argument: str, value: object) -> str:
     """The command-line spelling of a library argument and its value."""
     if argument == "precision" and value in _PRECISION_FLAGS:
         return _PRECISION_FLAGS[str(value)]
-    flag = "--" + argument.replace("_", "-")
+    flag = _FLAGS.get(argument) or "--" + argument.replace("_", "-")
+    if isinstance(value, (tuple, list)):  # bands 4,3,2; other lists as nargs: LO HI
+        value = ("," if argument == "bands" else " ").join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     return flag if value is True else f"{flag} {value}"
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from fatsr.data.resize import bicubic_downscale, pillow_resize, quantize
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import IMAGE_SUFFIXES, image_size, read_image
 
 _SHOWN = 5  # names listed in an error message
@@ -64,8 +64,10 @@ class BandMapping:
             return cls(bands, (float(value_range[0]),) * len(bands), (float(value_range[1]),) * len(bands), "range")
         if dtype in (np.uint8, np.uint16):
             return cls(bands, (0.0,) * len(bands), (float(np.iinfo(dtype).max),) * len(bands), "dtype range")
-        raise FatsrError(
-            f"{path}: {dtype} values need --range LO HI, the values mapped to 0..1 (saved in the model file)"
+        raise ArgumentError(
+            f"{path}: {dtype} values need {{arg}}, the values mapped to 0..1 (saved in the model file)",
+            "value_range",
+            "LO HI",
         )
 
     def read(self, path: Path) -> np.ndarray:
@@ -102,7 +104,7 @@ def _raster(path: Path):
 
 def _check_bands(path: Path, count: int, bands: tuple[int, ...]) -> None:
     if max(bands) > count or min(bands) < 1:
-        raise FatsrError(f"{path}: has bands 1 to {count}; --bands {','.join(map(str, bands))} does not fit it")
+        raise ArgumentError(f"{path}: has bands 1 to {count}; {{arg}} does not fit it", "bands", bands)
 
 
 @dataclass(frozen=True)

@@ -656,9 +656,9 @@ def _band_groups(ds: DatasetReader, options: RasterOptions, channels: int) -> li
     alpha = {i for i, ci in zip(ds.indexes, ds.colorinterp) if ci == ColorInterp.alpha}
     if rgb is not None:
         if len(rgb) != channels or len(set(rgb)) != len(rgb):
-            raise FatsrError(f"--bands {','.join(map(str, rgb))}: give {channels} different band numbers, e.g. 3,2,1")
+            raise ArgumentError(f"{{arg}}: give {channels} different band numbers, e.g. 3,2,1", "bands", rgb)
         if not all(1 <= b <= count for b in rgb):
-            raise FatsrError(f"--bands {','.join(map(str, rgb))}: the raster has bands 1 to {count}")
+            raise ArgumentError(f"{{arg}}: the raster has bands 1 to {count}", "bands", rgb)
     elif count - len(alpha) >= channels == 3:
         rgb = tuple([i for i in ds.indexes if i not in alpha][:3])
     groups = [(tuple(rgb), "rgb")] if rgb else []
@@ -691,13 +691,17 @@ def _trained_bands(
         options = replace(options, other_bands="bicubic")
     if trained is None:
         if options.bands is None and channels != 3:
-            raise FatsrError(f"{src}: the model takes {channels} bands; choose them with --bands, e.g. 4,3,2,5")
+            raise ArgumentError(
+                f"{src}: the model takes {channels} bands; choose them with {{arg}}", "bands", (4, 3, 2, 5)[:channels]
+            )
         return options, {}
     listed = ",".join(map(str, trained.bands))
     if max(trained.bands) > ds.count and options.bands is None:
-        raise FatsrError(
+        raise ArgumentError(
             f"{src}: has {ds.count} band{'s' * (ds.count > 1)}, but the model was trained on bands {listed} "
-            f"of {max(trained.bands)}+ band rasters; give a raster like those, or --bands to choose {channels}"
+            f"of {max(trained.bands)}+ band rasters; give a raster like those, or {{arg}} to choose {channels}",
+            "bands",
+            True,
         )
     bands = options.bands or trained.bands
     options = replace(options, bands=bands)

@@ -137,26 +137,35 @@ class TrainConfig:
         if not all(0 <= b < 1 for b in self.betas):
             raise ArgumentError("{arg}: must be in [0, 1)", "betas", self.betas)
         if self.bands and (min(self.bands) < 1 or len(set(self.bands)) != len(self.bands)):
-            raise FatsrError(
-                f"--bands {','.join(map(str, self.bands))}: give different band numbers from 1, e.g. 4,3,2,5"
-            )
+            raise ArgumentError("{arg}: give different band numbers from 1, e.g. 4,3,2,5", "bands", self.bands)
         if self.value_range is not None and not self.bands:
-            raise FatsrError("--value-range maps raster bands; give --bands too, e.g. --bands 4,3,2,5")
+            raise ArgumentError(
+                "{arg} maps raster bands; give {bands} too",
+                "value_range",
+                self.value_range,
+                bands=("bands", (4, 3, 2, 5)),
+            )
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
-            raise FatsrError(f"--value-range {self.value_range[0]:g} {self.value_range[1]:g}: LO must be below HI")
+            raise ArgumentError("{arg}: LO must be below HI", "value_range", self.value_range)
         if self.bands and len(self.bands) != 3 and self.perceptual_weight:
-            raise FatsrError(
-                f"the perceptual loss (VGG19) needs 3 bands, not {len(self.bands)}; add --perceptual-weight 0"
+            raise ArgumentError(
+                f"the perceptual loss (VGG19) needs 3 bands, not {len(self.bands)}; add {{arg}}", "perceptual_weight", 0
             )
         if self.bands and len(self.bands) != 3 and self.degradation:
-            raise FatsrError(f"--degradation works on 3-band images, not {len(self.bands)} bands; drop it")
+            raise ArgumentError(
+                f"{{arg}} works on 3-band images, not {len(self.bands)} bands; drop it", "degradation", self.degradation
+            )
         if self.schedule == "multistep" and not self.milestones:
-            raise FatsrError("--schedule multistep needs --milestones STEP [STEP ...]")
+            raise ArgumentError(
+                "{arg} needs {milestones}", "schedule", "multistep", milestones=("milestones", "STEP [STEP ...]")
+            )
         from fatsr.models.files import INFO_KEYS
 
         unknown = sorted(set(self.model_info) - set(INFO_KEYS))
         if unknown:
-            raise FatsrError(f"--model-info {', '.join(unknown)}: not a model file entry; use {', '.join(INFO_KEYS)}")
+            raise ArgumentError(
+                f"{{arg}}: not a model file entry; use {', '.join(INFO_KEYS)}", "model_info", ", ".join(unknown)
+            )
         if self.degradation is not None:
             from fatsr.data.degrade_presets import load_preset
 
