@@ -195,3 +195,15 @@ def test_every_config_field_is_a_flag(capsys):
         assert f"--{name.replace('_', '-')}" in text
     for published in ("--data_dir", "--save_dir", "--save_cycle", "--batch_size", "--no-cuda", "--epochs", "--lr"):
         assert published in text
+
+
+def test_patch_size_error_names_the_argument_and_the_flag():
+    from types import SimpleNamespace
+
+    from fatsr.cli import message
+    from fatsr.training.train import check_patch_size
+
+    with pytest.raises(FatsrError) as err:
+        check_patch_size(SimpleNamespace(architecture="FAT", size_multiple=12), 30)  # type: ignore[arg-type]
+    assert str(err.value).startswith("patch_size=30 does not fit this network")
+    assert message(err.value).startswith("--patch-size 30 does not fit this network")

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError
 from fatsr.io import atomic_write
 
 
@@ -80,7 +80,9 @@ class TensorBoard:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise FatsrError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+            raise ArgumentError(
+                "{arg} needs the tensorboard package: pip install tensorboard", "tensorboard", True
+            ) from None
         self.writer = SummaryWriter(os.fspath(folder))
 
     def add(self, record: dict[str, Any]) -> None:

@@ -115,9 +115,12 @@ def _needs_bands(path: Path) -> None:
     except RasterioError:
         return
     if count not in (1, 3, 4) or dtype not in ("uint8", "uint16"):
-        hint = "" if dtype in ("uint8", "uint16") else " and --value-range LO HI (the values mapped to 0..1)"
-        raise FatsrError(
-            f"{path}: a {count}-band {dtype} raster; choose the bands to train on with --bands, e.g. 3,2,1{hint}"
+        hint = "" if dtype in ("uint8", "uint16") else " and {range} (the values mapped to 0..1)"
+        raise ArgumentError(
+            f"{path}: a {count}-band {dtype} raster; choose the bands to train on with {{arg}}{hint}",
+            "bands",
+            (3, 2, 1),
+            range=("value_range", "LO HI"),
         )
 
 
@@ -139,9 +142,11 @@ def check_patch_size(network: nn.Module, patch_size: int) -> None:
     tokens = patch_size * (patch_size // 2 + 1)
     if patch_size % multiple or tokens < 144:
         smallest = next(m for m in range(multiple, 10 * multiple, multiple) if m * (m // 2 + 1) >= 144)
-        raise FatsrError(
-            f"--patch-size {patch_size} does not fit this network: LR patches must be a multiple of "
-            f"{multiple} and at least {smallest} pixels; use e.g. {max(smallest, patch_size // multiple * multiple)}"
+        raise ArgumentError(
+            f"{{arg}} does not fit this network: LR patches must be a multiple of {multiple} and at least "
+            f"{smallest} pixels; use e.g. {max(smallest, patch_size // multiple * multiple)}",
+            "patch_size",
+            patch_size,
         )
 
 
@@ -297,8 +302,10 @@ class Trainer:
         self.device = layout.device
         self.save_dir = Path(config.save_dir)
         if config.batch_size % layout.world:
-            raise FatsrError(
-                f"--batch-size {config.batch_size} (the global batch) must be divisible by the {layout.world} processes"
+            raise ArgumentError(
+                f"{{arg}} (the global batch) must be divisible by the {layout.world} processes",
+                "batch_size",
+                config.batch_size,
             )
         self.amp_dtype = resolve_amp(config.amp, self.device)
         if config.threads:
@@ -321,9 +328,11 @@ class Trainer:
             check_patch_size(self.network, side)
         self.steps_per_epoch = len(self.train_set) // config.batch_size
         if self.steps_per_epoch == 0:
-            raise FatsrError(
-                f"{', '.join(config.data_dir)} hold(s) {len(self.train_set)} training images, fewer than --batch-size "
-                f"{config.batch_size}; add images or lower the batch size"
+            raise ArgumentError(
+                f"{', '.join(config.data_dir)} hold(s) {len(self.train_set)} training images, fewer than {{arg}}; "
+                "add images or lower the batch size",
+                "batch_size",
+                config.batch_size,
             )
         self.total_steps = config.steps or (config.epochs or 100) * self.steps_per_epoch
         self.val_set = (
@@ -385,10 +394,14 @@ class Trainer:
         that very run (``continues``, a file in the run folder); then set the folder up."""
         fresh = continues is None or continues.resolve().parent != self.save_dir.resolve()
         if fresh and self.holds_run() and not self.config.overwrite:
-            how = "continue it with --resume auto" if not self.config.resume else (
-                f"--resume {self.config.resume} does not continue it (only its own last.pt or step_*.pt do)")  # fmt: skip
-            raise FatsrError(
-                f"{self.save_dir} already holds a run; {how}; start afresh there with --overwrite, or choose another --save-dir"
+            how = "continue it with {resume}" if not self.config.resume else (
+                "{resume} does not continue it (only its own last.pt or step_*.pt do)")  # fmt: skip
+            raise ArgumentError(
+                f"{{arg}} already holds a run; {how}; start afresh there with {{overwrite}}, or choose another folder",
+                "save_dir",
+                str(self.save_dir),
+                resume=("resume", self.config.resume or "auto"),
+                overwrite=("overwrite", True),
             )
         if self.layout.main:
             try:
