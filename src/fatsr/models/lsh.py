@@ -13,6 +13,8 @@ Cm match channels, K chunk size, nc chunks.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -177,7 +179,7 @@ class SparseAttention(nn.Module):
             raise ValueError(f"Fourier grid {height}x{width} has {length} < {CHUNK_SIZE} tokens")
         image = t.transpose(1, 2).view(n, c, height, width)  # a view: channels-last when t is contiguous
         xe = self.conv_match(image).flatten(2).transpose(1, 2)  # (N, L, C/r)
-        assembly = self.conv_assembly[0]
+        assembly = cast(nn.Conv2d, self.conv_assembly[0])  # Sequential indexing is typed as Module
         ye = F.linear(t, assembly.weight.view(c, c), assembly.bias)  # the 1x1 conv on tokens
 
         with torch.no_grad():
