@@ -171,10 +171,10 @@ def local_attribution_map(model: nn.Module, lr: Tensor, window: Window, *, name:
     """LAM of ``model`` for ``window`` of its output on the (1, C, H, W) input ``lr`` in [0, 1];
     ``definition`` as in :func:`path_attribution` (the Gini index of ``"lam"`` is :func:`lam_gini`)."""
     start = time.perf_counter()
-    attribution, sr = path_attribution(model, lr, window, steps=steps, sigma=sigma, kernel=kernel,
-                                       definition=definition)  # fmt: skip
+    attribution_t, sr = path_attribution(model, lr, window, steps=steps, sigma=sigma, kernel=kernel,
+                                         definition=definition)  # fmt: skip
     seconds = time.perf_counter() - start
-    attribution = attribution.cpu().numpy()
+    attribution = attribution_t.cpu().numpy()
     g = lam_gini(attribution) if definition == "lam" else gini(attribution)
     return LAMResult(
         name=name,

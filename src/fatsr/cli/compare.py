@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import cast
 
 from fatsr.errors import FatsrError
 
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError("a GeoTIFF scene gets a page of its own; give one scene and no --hr")
     device = resolve_device(args.device)
     models = load_models(args.model, scale=args.scale, device=device, seed=args.seed)
-    scale = models[0][1].scale
+    scale = cast(int, models[0][1].scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
     tiling = Tiling(args.tile, args.tile // 4)
     names = [n for n, _ in models]
     if scenes:

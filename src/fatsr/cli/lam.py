@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -114,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     image = image[:, :, :3] if image.shape[2] == 4 else image
     model = load_sr_model(args.model, scale=args.scale, device=device, seed=args.seed)
+    scale = cast(int, model.scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
     if args.from_hr:
-        scale = model.scale
         if image.shape[0] < scale or image.shape[1] < scale:
             raise FatsrError(f"{args.image}: {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
         image = pillow_bicubic_downscale(
@@ -124,22 +125,22 @@ def run(args: argparse.Namespace) -> int:
     lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
     models = [model]
     if args.compare:
-        models.append(load_sr_model(args.compare, scale=model.scale, device=device, seed=args.seed))
-    window = Window(*args.window) if args.window else _centre_window(lr.shape[-2:], model.scale)
-    window.check(lr.shape[-2] * model.scale, lr.shape[-1] * model.scale)
+        models.append(load_sr_model(args.compare, scale=scale, device=device, seed=args.seed))
+    window = Window(*args.window) if args.window else _centre_window(lr.shape[-2:], scale)
+    window.check(lr.shape[-2] * scale, lr.shape[-1] * scale)
     if min(lr.shape[-2:]) <= args.kernel // 2:
         raise FatsrError(f"the input {lr.shape[-1]}x{lr.shape[-2]} is too small for a {args.kernel}x{args.kernel} blur")
     results = []
     for m in models:
         print(f"LAM of {m.name}: {args.steps} steps...", file=sys.stderr)
-        result = local_attribution_map(m, lr, window, name=m.name, steps=args.steps, sigma=args.sigma,
+        result = local_attribution_map(m, lr, window, name=cast(str, m.name), steps=args.steps, sigma=args.sigma,
                                        kernel=args.kernel, definition=args.definition)  # fmt: skip
         print(f"{m.name}: Gini {result.gini:.4f}  DI {result.diffusion_index:.2f}  ({result.seconds:.1f} s)")
         results.append(result)
     settings = {"image": str(args.image), "window": {"x": window.x, "y": window.y, "size": window.size},
-                "scale": model.scale, "steps": args.steps, "sigma": args.sigma, "kernel": args.kernel,
+                "scale": scale, "steps": args.steps, "sigma": args.sigma, "kernel": args.kernel,
                 "seed": args.seed, "definition": args.definition, "from_hr": args.from_hr}  # fmt: skip
-    write_figure(figure, lr[0].permute(1, 2, 0).cpu().numpy(), results, window, model.scale, overwrite=args.overwrite)
+    write_figure(figure, lr[0].permute(1, 2, 0).cpu().numpy(), results, window, scale, overwrite=args.overwrite)
     try:
         write_json(report, results, settings, overwrite=args.overwrite)
     except BaseException:
