@@ -4,8 +4,9 @@ loss, combined by :class:`FATLoss`. All inputs are NCHW in the network's [-1, 1]
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,11 @@ def _sorting_network(n: int) -> list[tuple[int, int]]:
 _SORT16 = _sorting_network(16)
 
 
+def _sum(tensors: Iterable[Tensor]) -> Tensor:
+    """``sum()`` of a non-empty run of tensors (typed by mypy as ``Tensor | int``)."""
+    return cast(Tensor, sum(tensors))
+
+
 def _extreme_mean(planes: list[Tensor], kth: Tensor, sign: int) -> Tensor:
     """Mean of the 4 largest (sign 1) or smallest (sign -1) of 16 planes, whose 4th largest or
     smallest is ``kth``: a sum with weights from comparisons, so the gradient goes to the 4
@@ -51,7 +57,7 @@ def _extreme_mean(planes: list[Tensor], kth: Tensor, sign: int) -> Tensor:
         beyond = [(sign * (p - kth)) > 0 for p in planes]
         tied = [p == kth for p in planes]
         share = (4 - sum(b.to(kth.dtype) for b in beyond)) / sum(t.to(kth.dtype) for t in tied)
-    return sum(p * (b + t * share) for p, b, t in zip(planes, beyond, tied, strict=True)) / 4
+    return _sum(p * (b + t * share) for p, b, t in zip(planes, beyond, tied, strict=True)) / 4
 
 
 def lev_maps(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -74,7 +80,7 @@ def lev_maps(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         for i, j in _SORT16:
             ordered[i], ordered[j] = torch.minimum(ordered[i], ordered[j]), torch.maximum(ordered[i], ordered[j])
     if not (torch.is_grad_enabled() and x.requires_grad):
-        return variance, sum(ordered[12:]) / 4, sum(ordered[:4]) / 4
+        return variance, _sum(ordered[12:]) / 4, _sum(ordered[:4]) / 4
     return variance, _extreme_mean(planes, ordered[12], 1), _extreme_mean(planes, ordered[3], -1)
 
 
@@ -84,7 +90,7 @@ class LEVLoss(nn.Module):
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         with torch.no_grad():
             targets = lev_maps(hr)
-        return sum(F.l1_loss(a, b) for a, b in zip(lev_maps(sr), targets, strict=True))
+        return _sum(F.l1_loss(a, b) for a, b in zip(lev_maps(sr), targets, strict=True))
 
 
 def vgg_layers(widths: tuple[int | str, ...], inplace_relu: bool = False) -> list[nn.Module]:
@@ -184,6 +190,9 @@ class PerceptualLoss(nn.Module):
     ``published_normalization=True`` they are fed raw, as the published training did.
     """
 
+    mean: Tensor  # buffers
+    std: Tensor
+
     def __init__(
         self,
         weights: Mapping[str, Tensor] | str | os.PathLike | None = None,
@@ -251,5 +260,5 @@ class FATLoss(nn.Module):
             terms["lev"] = self.lev(sr, hr)
         if self.perceptual is not None:
             terms["perceptual"] = self.perceptual(sr, hr)
-        total = sum(self.weights[k] * v for k, v in terms.items())
+        total = _sum(self.weights[k] * v for k, v in terms.items())  # at least one term: a weight is > 0
         return total, terms

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from fatsr.errors import FatsrError
 from fatsr.losses import vgg_layers
 
 # torchvision AlexNet features: (in, out, kernel, stride, padding) convs, "R" ReLU, "M" 3x3/2 max pool
-_ALEX_LAYERS: tuple[tuple, ...] = (
+_ALEX_LAYERS: tuple[tuple[int, int, int, int, int] | str, ...] = (
     (3, 64, 11, 4, 2), "R", "M", (64, 192, 5, 1, 2), "R", "M", (192, 384, 3, 1, 1), "R",
     (384, 256, 3, 1, 1), "R", (256, 256, 3, 1, 1), "R",
 )  # fmt: skip
@@ -42,6 +43,7 @@ def _alex_layers() -> list[nn.Module]:
         elif item == "M":
             layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
         else:
+            assert not isinstance(item, str), item
             cin, cout, k, stride, pad = item
             layers.append(nn.Conv2d(cin, cout, k, stride=stride, padding=pad))
     return layers
@@ -50,6 +52,9 @@ def _alex_layers() -> list[nn.Module]:
 class LPIPS(nn.Module):
     """Perceptual distance between NCHW RGB images in [0, 1]; one value per image (lower = closer)."""
 
+    shift: Tensor  # buffers
+    scale: Tensor
+
     def __init__(self, net: str = "alex") -> None:
         super().__init__()
         if net not in NETWORKS:
@@ -57,14 +62,15 @@ class LPIPS(nn.Module):
         self.net = net
         self.features = nn.Sequential(*(_alex_layers() if net == "alex" else vgg_layers(_VGG16_WIDTHS)))
         self.taps = NETWORKS[net][2]
-        widths = [self.features[i - 1].out_channels for i in self.taps]
+        widths = [cast(nn.Conv2d, self.features[i - 1]).out_channels for i in self.taps]  # a conv before each ReLU
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in widths)
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
 
     def _taps(self, x: Tensor) -> list[Tensor]:
         out = []
-        for i, layer in enumerate(self.features[: self.taps[-1] + 1]):
+        # Sequential.__getitem__ is typed Sequential | Module for ints and slices alike
+        for i, layer in enumerate(cast(nn.Sequential, self.features[: self.taps[-1] + 1])):
             x = layer(x)
             if i in self.taps:
                 out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))

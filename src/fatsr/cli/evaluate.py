@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import cast
 
 from tqdm import tqdm
 
-from fatsr.compare import image_item, page_data, write_page
+from fatsr.compare import Item, image_item, page_data, write_page
 from fatsr.errors import FatsrError
 from fatsr.evaluate import (
     DOWNSCALES,
@@ -126,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load_sr_model(args.model, scale=args.scale, device=device, seed=args.seed) if args.model else None
     pairs = pair_files(args.hr, sr=args.sr, lr=args.lr)
-    scale = model.scale if model is not None else args.scale if args.scale is not None else _scale_from_lr(pairs[0])
+    if model is not None:
+        scale = cast(int, model.scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
+    else:
+        scale = args.scale if args.scale is not None else _scale_from_lr(pairs[0])
     border = scale if args.border is None else args.border
     lpips = [load_lpips(net, args.lpips_weights).to(device) for net in dict.fromkeys(args.lpips)]
     crop_size = args.crop_size if args.crops else None
@@ -169,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             if crop_size:
                 write("crops", write_crops, results)
             if args.html:
-                items.sort(key=lambda item: item.gain)
+                items.sort(key=_gain)
                 title = f"fatsr evaluate: {settings['source']} on {args.hr}, x{scale}"
                 notes = [
                     f"Sorted by gain of PSNR-Y over bicubic, worst first. Scores: {settings['y']}, border {border}."
@@ -182,6 +186,12 @@ def run(args: argparse.Namespace) -> int:
         for path in outputs.values():
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _gain(item: Item) -> float:
+    """An evaluated item's gain over bicubic (always set: every item has its HR)."""
+    assert item.gain is not None
+    return item.gain
 
 
 def _outputs(args: argparse.Namespace) -> dict[str, Path]:
