@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import rasterio
@@ -51,7 +52,7 @@ from torch import Tensor, nn
 from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.io import atomic_write, locked_file
-from fatsr.models.contract import ModelInfo, info_of
+from fatsr.models.contract import ModelInfo, Resampler, info_of
 
 SUFFIXES = (".tif", ".tiff")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # plain pictures go through fatsr.io
@@ -163,7 +164,7 @@ class TailSafe(nn.Module):
     target far brighter than the stretch (a roof, a cloud, a glint) keeps its value through
     bicubic instead of driving the network where it was never trained."""
 
-    def __init__(self, model: Callable) -> None:
+    def __init__(self, model: Resampler) -> None:
         super().__init__()
         self.model = model
         self.scale: int = model.scale
@@ -224,7 +225,7 @@ def is_raster(path: str | os.PathLike) -> bool:
 def upscale_raster(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    model: Callable,
+    model: Resampler,
     *,
     model_file: str | os.PathLike | None = None,
     tiling: Tiling = DEFAULT_TILING,
@@ -263,7 +264,7 @@ def upscale_raster(
         options, fixed = _trained_bands(ds, src, model, options)
         groups = _band_groups(ds, options, getattr(model, "channels", 3))
         mapping, fills = _value_mapping(ds, options.value_range, fixed)
-        runners = {
+        runners: dict[str, Resampler] = {
             "rgb": TailSafe(model),
             "network": TailSafe(model),
             "bicubic": Bicubic(model.scale),
@@ -438,7 +439,8 @@ class PartialWriter:
             journal = json.loads(self.journal.read_text())
             if journal["job"] != self.job:
                 return None, None
-            position = tuple(int(v) for v in journal["position"])
+            # (group, row, column) as written by this class
+            position = cast("tuple[int, int, int]", tuple(int(v) for v in journal["position"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None, None
         try:
@@ -679,7 +681,7 @@ def valid_mask(
 
 
 def _trained_bands(
-    ds: DatasetReader, src: Path, model: Callable, options: RasterOptions
+    ds: DatasetReader, src: Path, model: Resampler, options: RasterOptions
 ) -> tuple[RasterOptions, dict[int, tuple[float, float]]]:
     """A multispectral model (trained with ``--bands``) brings its bands and value mapping:
     its bands are the default ``bands`` and keep the training's (low, high) unless ``--range``
@@ -909,7 +911,7 @@ def _fresh(tags: dict[str, str]) -> dict[str, str]:
 
 
 def _provenance(
-    model: Callable,
+    model: Resampler,
     model_file: str | os.PathLike | None,
     tiling: Tiling,
     mapping: ValueMapping,
