@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ from fatsr.evaluate import (
 )
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_image
 from fatsr.io import atomic_write
+from fatsr.models.contract import Resampler
 
 SCORE_KEYS = ("psnr_y", "ssim_y", "psnr_low", "psnr_mid", "psnr_high")
 OVERVIEW_SIZE = 1024  # longest side of a scene's overview, pixels
@@ -87,7 +89,9 @@ class Item:
     def encode(self) -> Item:
         """Every layer as PNG, and the thumbnail (of the last layer); returns the item."""
         if self.thumb is None:
-            self.thumb = png_data_uri(thumbnail(self.layers[-1].image))
+            image = self.layers[-1].image
+            assert image is not None, "an item's thumbnail is made before its layers are encoded"
+            self.thumb = png_data_uri(thumbnail(image))
         for layer in self.layers:
             layer.encode()
         return self
@@ -146,13 +150,15 @@ def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarra
     item = Item(name, layers)
     if hr is not None:
         base = score(bicubic, hr, lr, scale=scale, border=border, masks=masks)
+        gains = []
         for layer in layers[1:]:
-            scores = (
-                base if layer.image is bicubic else score(layer.image, hr, lr, scale=scale, border=border, masks=masks)
-            )
+            image = layer.image
+            assert image is not None  # not encoded yet
+            scores = base if image is bicubic else score(image, hr, lr, scale=scale, border=border, masks=masks)
             layer.scores = _gain(scores, base)
+            gains.append(layer.scores["gain"])
         layers.append(Layer("HR", hr))
-        model_gains = [layer.scores["gain"] for layer in layers[2:-1]]
+        model_gains = gains[1:]  # of the layers between bicubic and HR
         item.gain = min(model_gains) if model_gains else 0.0
     return item
 
@@ -185,7 +191,7 @@ def load_models(
         if name in ("LR", "HR") or any(name == n for n, _ in models):
             name = f"{name} ({Path(spec).name})"
         models.append((name, model))
-    scales = {m.scale for _, m in models if not isinstance(m, BicubicModel)}
+    scales = {cast(int, m.scale) for _, m in models if not isinstance(m, BicubicModel)}  # nn.Module types it loosely
     if len(scales) > 1:
         raise FatsrError(
             f"the models have different scales ({', '.join(f'x{s}' for s in sorted(scales))}); compare models of one scale"
@@ -208,7 +214,7 @@ def run_model(model: nn.Module, image: np.ndarray, tiling: Tiling, device: torch
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
         with torch.inference_mode():
             return model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    out = upscale_image(model, image, tiling, device=device)
+    out = upscale_image(cast(Resampler, model), image, tiling, device=device)  # a loaded model: an int scale
     return np.clip(out, 0.0, 1.0) if out.dtype == np.float32 else out
 
 
@@ -254,7 +260,8 @@ def _pairs(
     if not hr_files:
         return [(p.stem, p, None) for p in lr_files]
     by_stem = {p.stem: p for p in hr_files}
-    pairs, missing = [], []
+    pairs: list[tuple[str, Path | None, Path | None]] = []
+    missing = []
     for lr in lr_files:
         hr = by_stem.get(lr.stem) or (hr_files[0] if len(lr_files) == len(hr_files) == 1 else None)
         if hr is None:
@@ -406,7 +413,8 @@ def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int,
     up_mask = None if mask is None else mask.repeat(scale, axis=1).repeat(scale, axis=2)
     # as fatsr upscale runs them: values beyond the stretch reach a network softly clipped
     outputs = [
-        (n, run_model(m if isinstance(m, BicubicModel) else TailSafe(m), unit, tiling, device)) for n, m in models
+        (n, run_model(m if isinstance(m, BicubicModel) else TailSafe(cast(Resampler, m)), unit, tiling, device))
+        for n, m in models
     ]
     if not any(n == "bicubic" for n, _ in outputs):
         outputs.insert(0, ("bicubic", run_model(BicubicModel(scale), unit, tiling, device)))
@@ -436,8 +444,8 @@ def page_data(items: Sequence[Item], *, title: str, scale: int, table: bool = Fa
         item.encode()
         layers = []
         for layer in item.layers:
-            entry = {"name": layer.name, "src": layer.src, "lr": layer.name == "LR", "width": layer.size[0],
-                     "height": layer.size[1]}  # fmt: skip
+            entry: dict[str, object] = {"name": layer.name, "src": layer.src, "lr": layer.name == "LR",
+                                        "width": layer.size[0], "height": layer.size[1]}  # fmt: skip
             if layer.scores is not None:
                 entry["scores"] = {k: _number(layer.scores.get(k)) for k in (*SCORE_KEYS, "gain")}
             layers.append(entry)
