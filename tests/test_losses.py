@@ -168,7 +168,7 @@ def test_missing_vgg_weights_message(tmp_path, monkeypatch):
     message = str(info.value)
     assert str(tmp_path / "hub" / "checkpoints" / VGG19_FILE) in message
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in message
-    assert "--perceptual-weight 0" in message
+    assert "perceptual_weight=0" in message and "vgg_weights='FILE'" in message
 
 
 def test_vgg_found_in_torch_hub_folder(tmp_path, monkeypatch):

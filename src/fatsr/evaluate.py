@@ -34,7 +34,7 @@ from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
 from fatsr.data.datasets import BandMapping
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
-from fatsr.errors import FatsrError, within
+from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
 from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
@@ -252,8 +252,8 @@ def _load_pair(
         lr = _read(pair.lr, mapping)
         lr_valid = valid_pixels(pair.lr)
     if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-        raise FatsrError(f"{pair.name}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR {hr.shape[1]}x{hr.shape[0]} "
-                         f"divided by {scale}; check --scale or the LR file")  # fmt: skip
+        raise ArgumentError(f"{pair.name}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR {hr.shape[1]}x{hr.shape[0]} "
+                            "divided by {arg}; check it or the LR file", "scale", scale)  # fmt: skip
     return hr, lr, Masks(valid, lr_valid)
 
 

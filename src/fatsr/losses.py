@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
@@ -175,10 +175,13 @@ def load_vgg19_state_dict(path: str | os.PathLike | None = None) -> dict[str, Te
             )
         )
     except Exception:  # noqa: BLE001 - offline, proxy, disk full ...: all end in the same advice
-        raise FatsrError(
+        raise ArgumentError(
             f"the perceptual loss needs the ImageNet VGG19 weights {VGG19_FILE}, which could not be "
-            f"downloaded; put {VGG19_URL} at {default} (or give the file's path with --vgg-weights), "
-            "or train without it with --perceptual-weight 0"
+            f"downloaded; put {VGG19_URL} at {default} (or give the file's path with {{vgg}}), "
+            "or train without it with {arg}",
+            "perceptual_weight",
+            0,
+            vgg=("vgg_weights", "FILE"),
         ) from None
 
 

@@ -277,14 +277,15 @@ class TrainDataset(Dataset):
             hr = shorter_side_to(pair.hr_size, self.patch_size * self.scale)
             lr = shorter_side_to(pair.hr_size, self.patch_size)
             if hr != (lr[0] * self.scale, lr[1] * self.scale):
-                raise FatsrError(f"{pair.name}: resized to {lr[1]}x{lr[0]} LR and {hr[1]}x{hr[0]} HR, which are not "
-                                 f"x{self.scale} apart; use images of another aspect ratio or --sampling crop")  # fmt: skip
+                raise ArgumentError(f"{pair.name}: resized to {lr[1]}x{lr[0]} LR and {hr[1]}x{hr[0]} HR, which are not "
+                                    f"x{self.scale} apart; use images of another aspect ratio or {{arg}}",
+                                    "sampling", "crop")  # fmt: skip
             sizes.setdefault(lr, []).append(pair.name)
         if len(sizes) > 1:
             listing = "; ".join(f"{w}x{h}: {_listing(names)}" for (h, w), names in sizes.items())
             folders = ", ".join(str(r) for r in self.roots)
-            raise FatsrError(f"{folders}: the images resize to different LR sizes ({listing}), which cannot form "
-                             "a batch; use images of one aspect ratio or --sampling crop")  # fmt: skip
+            raise ArgumentError(f"{folders}: the images resize to different LR sizes ({listing}), which cannot form "
+                                "a batch; use images of one aspect ratio or {arg}", "sampling", "crop")  # fmt: skip
         return next(iter(sizes))
 
     def __len__(self) -> int:

@@ -54,8 +54,11 @@ def bm3d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
     try:
         import bm3d
     except ImportError:
-        raise FatsrError(
-            "--method bm3d needs the bm3d package; install it with pip install 'fatsr[bm3d]', or use --method nlm"
+        raise ArgumentError(
+            "{arg} needs the bm3d package; install it with pip install 'fatsr[bm3d]', or use {nlm}",
+            "method",
+            "bm3d",
+            nlm=("method", "nlm"),
         ) from None
     if sigma <= 0:
         raise ArgumentError("{arg}: must be positive", "strength", sigma)

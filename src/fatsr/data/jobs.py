@@ -14,7 +14,7 @@ from tqdm import tqdm
 from fatsr.data.datasets import find_images
 from fatsr.data.degrade import degrade, image_rng
 from fatsr.data.prepare import mod_crop
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import read_image, write_image
 
 
@@ -42,8 +42,10 @@ def refuse_existing(paths: list[Path], overwrite: bool) -> None:
     """FatsrError before any work if outputs exist and ``overwrite`` is false."""
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
-        raise FatsrError(
-            f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite to replace them"
+        raise ArgumentError(
+            f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass {{arg}} to replace them",
+            "overwrite",
+            True,
         )
 
 

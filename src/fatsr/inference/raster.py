@@ -694,16 +694,18 @@ def _trained_bands(
     if trained is None:
         if options.bands is None and channels != 3:
             raise ArgumentError(
-                f"{src}: the model takes {channels} bands; choose them with {{arg}}", "bands", (4, 3, 2, 5)[:channels]
+                f"{src}: the model takes {channels} bands; choose them, e.g. {{arg}}",
+                "bands",
+                tuple(range(1, channels + 1)),
             )
         return options, {}
     listed = ",".join(map(str, trained.bands))
     if max(trained.bands) > ds.count and options.bands is None:
         raise ArgumentError(
             f"{src}: has {ds.count} band{'s' * (ds.count > 1)}, but the model was trained on bands {listed} "
-            f"of {max(trained.bands)}+ band rasters; give a raster like those, or {{arg}} to choose {channels}",
+            f"of {max(trained.bands)}+ band rasters; give a raster like those, or choose {channels}, e.g. {{arg}}",
             "bands",
-            True,
+            tuple(range(1, channels + 1)),
         )
     bands = options.bands or trained.bands
     options = replace(options, bands=bands)

@@ -90,9 +90,11 @@ class OnnxModel:
                 c,
             )
         if height > self.tile or width > self.tile:
-            raise FatsrError(
+            raise ArgumentError(
                 f"a {width}x{height} tile is larger than the {self.tile}x{self.tile} this ONNX model was exported for; "
-                f"use --tile {self.tile} or less, or export again with a larger --tile"
+                "use {arg} or less, or export again with a larger tile",
+                "tile",
+                self.tile,
             )
         x = pad_reflect(x.detach().float().cpu(), self.tile - height, self.tile - width)
         y = self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0]
