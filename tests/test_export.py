@@ -111,7 +111,7 @@ def test_metadata(exported):
 
 
 def test_tile_larger_than_exported_tile(exported):
-    with pytest.raises(FatsrError, match="use --tile 24 or less"):
+    with pytest.raises(FatsrError, match="use tile=24 or less"):
         upscale_tiled(load_onnx_model(exported), np.zeros((3, 40, 40), np.float32), Tiling(tile=36, overlap=6))
 
 
