@@ -17,6 +17,8 @@ from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
 from fatsr.inference.raster import RasterOptions, upscale_raster
 
+from checks import assert_one_line_error
+
 TILING = Tiling(24, 6)
 
 
@@ -42,13 +44,6 @@ def run(capsys, *argv: object) -> tuple[int, str, str]:
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    lines = err.splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 def files(folder: Path) -> set[str]:

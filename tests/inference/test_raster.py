@@ -16,10 +16,12 @@ from affine import Affine
 from rasterio.windows import Window
 
 import fatsr
-from fatsr.cli import main
 from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
 from fatsr.inference.raster import Bicubic, RasterOptions, is_raster, upscale_raster
+
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 
 NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files (fixtures/README.md)
 OSBS = NEON / "OSBS_029.tif"  # uint8 RGB, nodata 255 (saturated pixels)
@@ -69,19 +71,6 @@ class ChannelShift:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shift = torch.tensor([0.0, 0.1, 0.2])[: x.shape[1]].view(1, -1, 1, 1)
         return F.interpolate(x, scale_factor=SCALE, mode="nearest") + shift
-
-
-def cli(capsys, *argv: object) -> tuple[int, str, str]:
-    code = main(["upscale", *map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    lines = err.splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 # --- georeference, nodata, dtypes ---------------------------------------------------------

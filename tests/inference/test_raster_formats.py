@@ -28,6 +28,9 @@ from fatsr.inference.raster import (
     Bicubic, RasterOptions, TailSafe, _read_bands, _value_mapping, is_raster, soft_clip, upscale_raster,
 )
 
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
+
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own writes
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
 SCALE = 2
@@ -67,19 +70,6 @@ def nearest(a: np.ndarray) -> np.ndarray:
 def full_range(data: np.ndarray) -> RasterOptions:
     """A value range holding every value: no tail goes bicubic, the stand-in's output is exact."""
     return RasterOptions(value_range=(float(data.min()), float(data.max()) + 1))
-
-
-def cli(capsys, *argv: object) -> tuple[int, str, str]:
-    code = main(["upscale", *map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    lines = err.splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 def assert_cog(path: Path) -> None:

@@ -1,0 +1,20 @@
+"""Checks several test modules share (``tests/`` is on the path through its conftest)."""
+
+from __future__ import annotations
+
+from fatsr.cli import main
+
+
+def upscale_cli(capsys, *argv: object) -> tuple[int, str, str]:
+    """``fatsr upscale ARGV``: (exit code, stdout, stderr)."""
+    code = main(["upscale", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    """Exit code 2 and exactly one ``error: ...`` line holding every needle."""
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
