@@ -110,3 +110,19 @@ def test_weights_only_resume_starts_from_a_model_file(tmp_path, make_flags, caps
     a = torch.load(first / "last.pt", weights_only=True)["ema"]["weights"]
     b = torch.load(second / "last.pt", weights_only=True)["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # one step of lr 1e-9 later
+
+
+def test_weights_of_another_scale_give_all_but_the_upsampler(tmp_path, make_flags, capsys):
+    first = tmp_path / "x2"
+    assert main(["train", *make_flags(first), "--steps", "1", "--val-every", "10"]) == 0
+    capsys.readouterr()
+    second = tmp_path / "x3"
+    flags = [*make_flags(second), "--scale", "3", "--steps", "1", "--resume", str(first / "model.safetensors")]
+    assert main(["train", *flags, "--lr", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    assert "is a x2 model: took" in out and "start from random values" in out
+    a = torch.load(first / "last.pt", weights_only=True)["ema"]["weights"]
+    b = torch.load(second / "last.pt", weights_only=True)["model"]
+    same = [k for k in a if k in b and a[k].shape == b[k].shape and torch.allclose(a[k], b[k], atol=1e-6)]
+    assert set(b) - set(same) and all(k.startswith("upsample.") for k in set(b) - set(same))
+    assert len(same) > len(b) // 2

@@ -486,17 +486,29 @@ class Trainer:
 
     def _load_weights_only(self, path: Path) -> None:
         """Start from the weights of a model file or published state dict (as the published
-        ``--resume`` did): optimiser and step start afresh."""
+        ``--resume`` did): optimiser and step start afresh. A model of the same network at
+        another scale gives every tensor but the upsampler's (e.g. x2 started from a x4 model)."""
+        from dataclasses import replace
+
         from fatsr.models.files import load_network
 
         loaded, _ = load_network(path)
-        if loaded.config != self.network.config:
+        other_scale = replace(loaded.config, scale=self.network.config.scale) == self.network.config
+        if loaded.config != self.network.config and not other_scale:
             raise FatsrError(
                 f"{path} holds weights of another network ({describe(loaded.config.to_dict())}), not of this run's "
                 f"({describe(self.network.config.to_dict())}); pass its --preset/--scale"
             )
-        self.network.load_state_dict(loaded.state_dict())
-        self.ema.module.load_state_dict(loaded.state_dict())
+        own = self.network.state_dict()
+        weights = {k: v for k, v in loaded.state_dict().items() if k in own and own[k].shape == v.shape}
+        self.network.load_state_dict(weights, strict=False)
+        self.ema.module.load_state_dict(weights, strict=False)
+        if len(weights) < len(own):
+            fresh = sorted(k.rsplit(".", 1)[0] for k in own if k not in weights)
+            self._say(
+                f"{path} is a x{loaded.config.scale} model: took {len(weights)} of {len(own)} tensors, "
+                f"{', '.join(dict.fromkeys(fresh))} start from random values"
+            )
 
     # -- messages and records --
 
