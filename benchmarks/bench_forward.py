@@ -20,6 +20,7 @@ import torch
 from yardstick import Yardstick
 
 from fatsr.models.presets import build_network
+from fatsr.models.runtime import runtime
 
 
 def main() -> None:
@@ -34,7 +35,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     net = build_network(args.preset).eval()
-    net.set_generator(torch.Generator().manual_seed(0))
     x = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -42,7 +42,7 @@ def main() -> None:
     params = sum(p.numel() for p in net.parameters())
     yardstick = Yardstick()
     times, cpu_times = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime(generator=torch.Generator().manual_seed(0)):
         for i in range(args.runs + 1):
             start, cpu = time.perf_counter(), time.process_time()
             net(x)

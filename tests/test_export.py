@@ -12,13 +12,14 @@ from safetensors.torch import load_file
 
 import fatsr
 from fatsr.cli import main
-from fatsr.inference.tiling import Tiling, upscale_tiled
-from fatsr.errors import ArgumentError, FatsrError
+from fatsr.errors import FatsrError
 from fatsr.export import export_onnx, onnx_metadata
+from fatsr.inference.tiling import Tiling, upscale_tiled
 from fatsr.models.dft import irfft2_matmul, rfft2_matmul
-from fatsr.models.fat import FAT, FourierSparseSelfAttention, from_official_state_dict, use_export_path
+from fatsr.models.fat import FAT, FourierSparseSelfAttention, from_official_state_dict
 from fatsr.models.files import save_model
 from fatsr.models.onnx_runner import load_onnx_model
+from fatsr.models.runtime import Runtime, runtime
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -34,10 +35,8 @@ def exported(model_file, tmp_path_factory) -> Path:
 
 
 def pytorch_model(model_file: Path, seed: int) -> fatsr.models.wrapper.SRModel:
-    """The PyTorch computation the graph holds: the same model on the export path."""
-    model = fatsr.load_model(model_file, seed=seed)
-    use_export_path(model.network)
-    return model
+    """The PyTorch computation the graph holds: the same model, run on the export path."""
+    return fatsr.load_model(model_file, seed=seed)
 
 
 @pytest.mark.parametrize("height, width", [(12, 12), (12, 13), (7, 5), (24, 37), (1, 1), (6, 2)])
@@ -52,16 +51,18 @@ def test_matrix_dft_equals_fft(height, width):
     assert torch.allclose(irfft2_matmul(spectrum, width), expected, atol=1e-5)
 
 
-def test_fourier_attention_same_with_matrix_dft():
+def test_fourier_attention_same_with_matrix_dft(monkeypatch):
+    from fatsr.models import fat
+
     torch.manual_seed(0)
     fssa = FourierSparseSelfAttention(8, n_hashes=2).eval()
     x = torch.randn(1, 8, 24, 36)
     outs = []
     with torch.no_grad():
-        for matrix_dft in (False, True):
-            fssa.matrix_dft = matrix_dft
-            fssa.sparse_attention.generator = torch.Generator().manual_seed(1)
-            outs.append(fssa(x))
+        for matrix_dft in (False, True):  # the DFT alone changes; the attention is on the export path in both
+            monkeypatch.setattr(fat, "current", lambda matrix_dft=matrix_dft: Runtime(export=matrix_dft))
+            with runtime(export=True, generator=torch.Generator().manual_seed(1)):
+                outs.append(fssa(x))
     assert (outs[0] - outs[1]).abs().max() < 1e-5
 
 
@@ -70,10 +71,9 @@ def test_export_path_reproduces_published_stable_sort_output(monkeypatch, case):
     """The published code's output with a stable sort, recorded in the parity fixture."""
     tensors = load_file(str(FIXTURE))
     model = from_official_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith(f"{case}.sd.")}).eval()
-    use_export_path(model)
     rotations = [tensors[k] for k in sorted(tensors) if k.startswith(f"{case}.rotation.")]
     monkeypatch.setattr(torch, "randn", lambda shape, *args, **kwargs: rotations.pop(0).clone())
-    with torch.no_grad():
+    with torch.no_grad(), runtime(export=True):
         out = model(tensors[f"{case}.input"])
     monkeypatch.undo()
     assert not rotations
@@ -83,7 +83,7 @@ def test_export_path_reproduces_published_stable_sort_output(monkeypatch, case):
 def test_onnx_equals_pytorch_for_the_same_seed(model_file, exported):
     onnx_model = load_onnx_model(exported)
     x = torch.rand(2, 3, TILE, TILE, generator=torch.Generator().manual_seed(7))  # any batch size
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime(export=True):
         got = onnx_model(x)
         same_seed = pytorch_model(model_file, SEED)(x)
         other_seed = pytorch_model(model_file, SEED + 1)(x)
@@ -96,7 +96,8 @@ def test_onnx_tiled_equals_pytorch_tiled(model_file, exported):
     image = np.random.default_rng(0).random((3, 60, 50), dtype=np.float32)
     tiling = Tiling(tile=TILE, overlap=6, batch=3)
     got = upscale_tiled(load_onnx_model(exported), image, tiling)
-    expected = upscale_tiled(pytorch_model(model_file, SEED), image, tiling)
+    with runtime(export=True):
+        expected = upscale_tiled(pytorch_model(model_file, SEED), image, tiling)
     assert got.shape == (3, 120, 100)
     assert np.abs(got - expected).max() < 1e-4
 

@@ -2,7 +2,7 @@
 
 What ONNX cannot hold is made fixed or exact before tracing: the FFTs become matrix products,
 the LSH rotations drawn for ``seed`` at that tile size become constants, and equal hash codes
-are ordered by token position (:func:`fatsr.models.fat.use_export_path`). The graph is run by
+are ordered by token position (the export path of :mod:`fatsr.models.runtime`). The graph is run by
 onnxruntime and compared with the same PyTorch computation before anything is written.
 """
 
@@ -20,9 +20,9 @@ from torch import Tensor
 import fatsr
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write
-from fatsr.models.fat import keep_rotations, use_export_path
 from fatsr.models.loading import load_model
 from fatsr.models.onnx_runner import FORMAT, INPUT, OUTPUT, OnnxModel, import_onnxruntime, onnx_session
+from fatsr.models.runtime import runtime
 from fatsr.models.wrapper import SRModel
 
 DEFAULT_OPSET = 17
@@ -105,30 +105,24 @@ def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
 def _trace(model: SRModel, x: Tensor, opset: int) -> tuple[bytes, Tensor]:
     """The serialized graph of ``model`` traced on ``x``, and ``model(x)`` computed the same
     way in PyTorch (export path, this call's rotations kept as constants)."""
-    network = model.network
-    use_export_path(network, True)
-    keep_rotations(network, True)
-    try:
-        with torch.no_grad():  # no_grad, not inference mode: the kept rotations feed the trace
-            expected = model(x)  # draws the rotations of model.seed for this size, and keeps them
-            buffer = io.BytesIO()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the sizes are fixed on purpose
-                # the TorchScript exporter is deprecated; the dynamo one fails on FAT with torch 2.13
-                warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(
-                    model,
-                    (x,),
-                    buffer,  # type: ignore[arg-type]
-                    dynamo=False,
-                    opset_version=opset,
-                    input_names=[INPUT],
-                    output_names=[OUTPUT],
-                    dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-                )
-    finally:
-        keep_rotations(network, False)
-        use_export_path(network, False)
+    # no_grad, not inference mode: the kept rotations feed the trace
+    with runtime(export=True, kept_rotations={}), torch.no_grad():
+        expected = model(x)  # draws the rotations of model.seed for this size, and keeps them
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the sizes are fixed on purpose
+            # the TorchScript exporter is deprecated; the dynamo one fails on FAT with torch 2.13
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (x,),
+                buffer,  # type: ignore[arg-type]
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            )
     return buffer.getvalue(), expected
 
 

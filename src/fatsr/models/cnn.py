@@ -3,7 +3,7 @@
 EDSR-style body (3x3 conv blocks with a residual each, no normalisation), pixel-shuffle
 upsampler and a bicubic skip, so it learns only the detail bicubic misses. Input and output
 in [-1, 1], like :class:`~fatsr.models.fat.FAT`, and the same small interface
-(``config``, ``scale``, ``size_multiple``, ``set_generator``) so the trainer, the model files
+(``config``, ``scale``, ``size_multiple``) so the trainer, the model files
 and :class:`~fatsr.models.wrapper.SRModel` run it unchanged.
 """
 
@@ -13,7 +13,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -72,9 +71,6 @@ class ResidualCNN(nn.Module):
             stages += [nn.Conv2d(channels, scale * scale * channels, 3, padding=1), nn.PixelShuffle(scale)]
         self.upsample = nn.Sequential(*stages)
         self.tail = nn.Conv2d(channels, out_channels, 3, padding=1)
-
-    def set_generator(self, generator: torch.Generator | None) -> None:
-        """Nothing random here (FAT draws LSH rotations)."""
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C, sH, sW)
         h = self.head(x)

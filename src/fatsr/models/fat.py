@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from fatsr.errors import FatsrError
 from fatsr.models.dft import irfft2_matmul, rfft2_matmul
 from fatsr.models.lsh import SparseAttention
+from fatsr.models.runtime import current
 
 
 class ChannelAttention(nn.Module):
@@ -78,18 +79,17 @@ class UAFB(nn.Module):
 class FourierSparseSelfAttention(nn.Module):
     """LSH attention over the bins of the 2-D real FFT (real and imaginary parts interleaved).
 
-    With ``matrix_dft`` the DFTs are matrix products (:func:`rfft2_matmul`), which export to
-    ONNX; equal to the FFTs to ~1e-6 (see :func:`use_export_path`)."""
+    On the export path (:mod:`fatsr.models.runtime`) the DFTs are matrix products
+    (:func:`rfft2_matmul`), which export to ONNX; equal to the FFTs to ~1e-6."""
 
     def __init__(self, dim: int, n_hashes: int) -> None:
         super().__init__()
         self.sparse_attention = SparseAttention(2 * dim, n_hashes)
-        self.matrix_dft = False
 
     def forward(self, x: Tensor) -> Tensor:  # (B, D, H, W)
         b, d, height, width = x.shape
         with torch.autocast(x.device.type, enabled=False):  # FFT and LSH stay in float32
-            if self.matrix_dft:
+            if current().export:
                 z = rfft2_matmul(x.float())  # (B, D, 2H, Wf): real rows, imaginary rows
                 u = self.sparse_attention(z.reshape(b, 2 * d, height, -1))  # same channel interleave
                 return irfft2_matmul(u.reshape(b, d, 2 * height, -1), width).to(x.dtype)
@@ -100,28 +100,6 @@ class FourierSparseSelfAttention(nn.Module):
             z = torch.view_as_complex(t.view(b, height, wf, d, 2).permute(0, 3, 1, 2, 4))
             y = torch.fft.irfft2(z, s=(height, width), norm="ortho")
         return y.to(x.dtype)
-
-
-def keep_rotations(network: nn.Module, enabled: bool = True) -> None:
-    """Enabled: each LSH attention of ``network`` keeps the rotations it draws in its next
-    forward and reuses them in every later one (inputs of that size only), so a traced
-    graph holds them as constants. Disabled: forget them and draw at every forward again."""
-    for module in network.modules():
-        if isinstance(module, SparseAttention):
-            module.keep_rotations = enabled
-            module.kept_rotations = None
-
-
-def use_export_path(network: nn.Module, enabled: bool = True) -> None:
-    """Compute the Fourier attention of ``network`` the way an ONNX graph can: DFTs as
-    matrix products, the hash sort with ties broken by token position (ONNX has only a
-    stable TopK). Differs from the default path by the order of equal hash codes (on a real
-    96x96 crop with the built-in model: 5.7e-4 on average, 1.5e-2 at most, on [0, 1])."""
-    for module in network.modules():
-        if isinstance(module, FourierSparseSelfAttention):
-            module.matrix_dft = enabled
-        elif isinstance(module, SparseAttention):
-            module.export_path = enabled
 
 
 def relative_position_index(window: int) -> Tensor:
@@ -181,7 +159,7 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (..., D)
         rows = x[..., 0].numel()
-        if torch.is_grad_enabled() or rows <= self.chunk_rows or torch.jit.is_tracing():
+        if torch.is_grad_enabled() or rows <= self.chunk_rows or current().export:
             return self.fc2(F.gelu(self.fc1(x)))
         # measured on 14400 tokens of the published size: 0.081 -> 0.052 s (1 thread), same numbers
         flat = x.reshape(rows, -1)
@@ -362,12 +340,6 @@ class FAT(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
-
-    def set_generator(self, generator: torch.Generator | None) -> None:
-        """Draw the LSH rotations from ``generator`` (None: the global RNG, as published)."""
-        for module in self.modules():
-            if isinstance(module, SparseAttention):
-                module.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:  # (B, Cin, H, W) -> (B, Cout, sH, sW)
         h0 = self.conv1(self.conv0(x))  # (B, D, H, W)

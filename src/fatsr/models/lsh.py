@@ -6,9 +6,9 @@ The chunked attention (:class:`ChunkAttention`) costs what its arithmetic costs:
 batched matmuls on the true match width, a softmax-times-values in blocks of a few chunks
 (their scores stay in cache) that keeps the log-sum-exp, neighbours as strided views of one
 gathered copy, and a backward that recomputes the scores block by block instead of storing
-them. :func:`attend_plain` is the same computation in plain tensor operations: the traced
-(ONNX) path and the reference of the tests. Shapes: N batch, L tokens, C value channels,
-Cm match channels, K chunk size, nc chunks.
+them. :func:`attend_plain` is the same computation in plain tensor operations: the export
+(ONNX) path of :mod:`fatsr.models.runtime` and the reference of the tests. Shapes: N batch,
+L tokens, C value channels, Cm match channels, K chunk size, nc chunks.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from fatsr.models.runtime import current
 
 CHUNK_SIZE = 144  # LSH attention chunk (tokens); the Fourier grid must hold at least this many
 MAX_BUCKETS = 64
@@ -118,7 +120,7 @@ def attend_plain(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _fast_path(x: Tensor) -> bool:
-    return not torch.jit.is_tracing() and x.dtype in (torch.float32, torch.float64)
+    return not current().export and x.dtype in (torch.float32, torch.float64)
 
 
 class SparseAttention(nn.Module):
@@ -131,29 +133,24 @@ class SparseAttention(nn.Module):
         self.n_hashes = n_hashes
         self.conv_match = nn.Sequential(nn.Conv2d(channels, channels // reduction, 3, padding=1))
         self.conv_assembly = nn.Sequential(nn.Conv2d(channels, channels, 1))
-        self.generator: torch.Generator | None = None  # None: global RNG, as published
-        self.export_path = False  # True: ties sorted by position (see fat.use_export_path)
-        self.keep_rotations = False  # True: the next rotations drawn are kept (see fat.keep_rotations)
-        self.kept_rotations: Tensor | None = None
 
     def rotations(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """Random rotations for hashing: the kept ones if any, else drawn from
-        ``self.generator`` when one is set, else from the global RNG."""
-        if self.kept_rotations is not None:
-            if tuple(self.kept_rotations.shape) != tuple(int(s) for s in shape):
-                raise ValueError(f"rotations kept for shape {tuple(self.kept_rotations.shape)}, not {shape}")
-            return self.kept_rotations.to(device=like.device, dtype=like.dtype)
-        rot = self.draw_rotations(shape, like)
-        if self.keep_rotations:
-            self.kept_rotations = rot
+        """Random rotations for hashing, from the runtime's generator (None: the global RNG), or
+        the ones this module keeps in the runtime's ``kept_rotations`` store."""
+        run = current()
+        kept = run.kept_rotations.get(self) if run.kept_rotations is not None else None
+        if kept is not None:
+            if tuple(kept.shape) != tuple(int(s) for s in shape):
+                raise ValueError(f"rotations kept for shape {tuple(kept.shape)}, not {shape}")
+            return kept.to(device=like.device, dtype=like.dtype)
+        if run.generator is None:
+            rot = torch.randn(shape, dtype=like.dtype, device=like.device)
+        else:
+            rot = torch.randn(shape, generator=run.generator, dtype=torch.float32, device=run.generator.device)
+            rot = rot.to(device=like.device, dtype=like.dtype)
+        if run.kept_rotations is not None:
+            run.kept_rotations[self] = rot
         return rot
-
-    def draw_rotations(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """New random rotations, from ``self.generator`` when one is set."""
-        if self.generator is None:
-            return torch.randn(shape, dtype=like.dtype, device=like.device)
-        rot = torch.randn(shape, generator=self.generator, dtype=torch.float32, device=self.generator.device)
-        return rot.to(device=like.device, dtype=like.dtype)
 
     def hash_codes(self, xe: Tensor, n_buckets: int) -> Tensor:  # (N, L, Cm) -> (N, h*L)
         n, length, cm = xe.shape
@@ -184,7 +181,7 @@ class SparseAttention(nn.Module):
 
         with torch.no_grad():
             codes = self.hash_codes(xe, n_buckets)
-            if self.export_path:  # unique keys (code, position): every sort, ONNX TopK too, agrees
+            if current().export:  # unique keys (code, position): every sort, ONNX TopK too, agrees
                 positions = torch.arange(codes.shape[1], device=codes.device)
                 order = (codes * codes.shape[1] + positions).sort(dim=-1).indices
             else:
@@ -208,7 +205,7 @@ class SparseAttention(nn.Module):
         q_rows, k_rows, v_rows = (
             x.reshape(n * length, -1).index_select(0, gathered).view(n * h, rows, -1) for x in (xe, keys, ye)
         )
-        if not _fast_path(t):  # traced: plain operations, the rounds unsorted by gathers
+        if not _fast_path(t):  # export: plain operations, the rounds unsorted by gathers
             out, lse = attend_plain(q_rows, k_rows, v_rows)  # (N h, nc K, C), (N h, nc K)
             out = out.reshape(-1, c).index_select(0, unsort).view(n, h, length, c)
             weights = lse.reshape(-1).index_select(0, unsort).view(n, h, length).softmax(dim=1)

@@ -18,6 +18,7 @@ from fatsr.errors import FatsrError
 from fatsr.models.contract import ModelInfo, SizeRule
 from fatsr.models.fat import FAT
 from fatsr.models.lsh import CHUNK_SIZE
+from fatsr.models.runtime import runtime
 
 if TYPE_CHECKING:
     from fatsr.data.datasets import BandMapping
@@ -90,11 +91,7 @@ class SRModel(nn.Module):
         height, width = x.shape[-2:]
         ph, pw = self.padded_size(height, width)
         x = pad_reflect(x, ph - height, pw - width)
-        generator = torch.Generator().manual_seed(self.seed)
-        self.network.set_generator(generator)
-        try:
+        with runtime(generator=torch.Generator().manual_seed(self.seed)):
             y = self.network(x * 2 - 1)
-        finally:
-            self.network.set_generator(None)
         s = self.scale
         return (y[..., : s * height, : s * width] + 1) / 2

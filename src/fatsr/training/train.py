@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write, remove_stale_parts
+from fatsr.models.runtime import runtime
 from fatsr.training import checkpoint
 from fatsr.training.config import TrainConfig, to_dict, write_yaml
 from fatsr.training.distributed import BatchSampler, Dist, any_true, barrier, mean_over_processes, setup, teardown
@@ -314,7 +315,6 @@ class Trainer:
 
         self.network = build_network(config).to(self.device)
         self.lsh = torch.Generator().manual_seed(config.seed)  # LSH rotations, identical on every rank
-        self.network.set_generator(self.lsh)
 
         self.degradation_preset = load_preset(config.degradation) if config.degradation else None
         self.degrader = BatchDegrader(self.degradation_preset, config.scale) if self.degradation_preset else None
@@ -622,10 +622,11 @@ class Trainer:
         lr = self._lr_batch(batch, hr) * 2 - 1
         hr = self._target(hr) * 2 - 1
         self.model.train()
-        terms, finite = training_step(
-            self.model, self.loss_fn, self.optimizer, lr, hr,
-            amp_dtype=self.amp_dtype, scaler=self.scaler, grad_clip=self.config.grad_clip,
-        )  # fmt: skip
+        with runtime(generator=self.lsh):
+            terms, finite = training_step(
+                self.model, self.loss_fn, self.optimizer, lr, hr,
+                amp_dtype=self.amp_dtype, scaler=self.scaler, grad_clip=self.config.grad_clip,
+            )  # fmt: skip
         self.scheduler.step()
         self.ema.update(self.network)
         self.step += 1
