@@ -194,6 +194,18 @@ def test_cli_upscale_with_an_onnx_model(exported, tmp_path, capsys):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
 
 
+def test_cli_lam_refuses_an_onnx_model(model_file, exported, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "in.png")
+    for flags in (["--model", str(exported)], ["--model", str(model_file), "--compare", str(exported)]):
+        assert main(["lam", str(tmp_path / "in.png"), "-o", str(tmp_path), *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {flags[-2]} {exported}: an ONNX graph gives no gradients;"), err
+        assert len(err.splitlines()) == 1
+    assert not list(tmp_path.glob("*_lam.*"))
+
+
 @pytest.mark.parametrize(("flags", "message"), [
     (["--bf16"], "--bf16 is for the pytorch backend"),
     (["--seed", "5"], "exported with seed 3"),

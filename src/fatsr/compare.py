@@ -27,12 +27,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError, within
@@ -48,7 +46,7 @@ from fatsr.evaluate import (
 )
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_image
 from fatsr.io import atomic_write
-from fatsr.models.contract import Resampler
+from fatsr.models.contract import Model, Resampler
 
 SCORE_KEYS = ("psnr_y", "ssim_y", "psnr_low", "psnr_mid", "psnr_high")
 OVERVIEW_SIZE = 1024  # longest side of a scene's overview, pixels
@@ -168,17 +166,16 @@ def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarra
 
 def load_models(
     specs: Sequence[str], *, scale: int | None, device: torch.device, seed: int = 0
-) -> list[tuple[str, nn.Module]]:
+) -> list[tuple[str, Model]]:
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
     model file; names made unique; all must share one scale."""
-    from fatsr.evaluate import load_sr_model
-    from fatsr.models.loading import BUILTIN, builtin_names
+    from fatsr.models.loading import BUILTIN, builtin_names, load_model
 
     builtin = builtin_names()
-    models: list[tuple[str, nn.Module]] = []
+    models: list[tuple[str, Model]] = []
     for spec in dict.fromkeys(specs or ["default"]):
         if spec in builtin:  # a built-in model's name, or default / builtin for the default one
-            model = load_sr_model(None if spec in BUILTIN else spec, scale=None, device=device, seed=seed)
+            model = load_model(None if spec in BUILTIN else spec, device=device, seed=seed)
         elif spec == "bicubic":
             model = BicubicModel(scale or 4)
         else:
@@ -186,12 +183,12 @@ def load_models(
                 raise ArgumentError(
                     "{arg}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)", "specs", spec
                 )
-            model = load_sr_model(spec, scale=None, device=device, seed=seed)
+            model = load_model(spec, device=device, seed=seed)
         name = str(getattr(model, "name", Path(spec).stem))
         if name in ("LR", "HR") or any(name == n for n, _ in models):
             name = f"{name} ({Path(spec).name})"
         models.append((name, model))
-    scales = {cast(int, m.scale) for _, m in models if not isinstance(m, BicubicModel)}  # nn.Module types it loosely
+    scales = {m.scale for _, m in models if not isinstance(m, BicubicModel)}
     if len(scales) > 1:
         raise FatsrError(
             f"the models have different scales ({', '.join(f'x{s}' for s in sorted(scales))}); compare models of one scale"
@@ -205,7 +202,7 @@ def load_models(
     return models
 
 
-def run_model(model: nn.Module, image: np.ndarray, tiling: Tiling, device: torch.device) -> np.ndarray:
+def run_model(model: Resampler, image: np.ndarray, tiling: Tiling, device: torch.device) -> np.ndarray:
     """``image`` (HWC uint8/uint16, or float in [0, 1]) upscaled, same dtype (float: clipped)."""
     if isinstance(model, BicubicModel):
         if image.dtype in (np.uint8, np.uint16):
@@ -214,7 +211,7 @@ def run_model(model: nn.Module, image: np.ndarray, tiling: Tiling, device: torch
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
         with torch.inference_mode():
             return model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    out = upscale_image(cast(Resampler, model), image, tiling, device=device)  # a loaded model: an int scale
+    out = upscale_image(model, image, tiling, device=device)
     return np.clip(out, 0.0, 1.0) if out.dtype == np.float32 else out
 
 
@@ -222,7 +219,7 @@ def run_model(model: nn.Module, image: np.ndarray, tiling: Tiling, device: torch
 
 
 def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | None,
-                   models: Sequence[tuple[str, nn.Module]], *, scale: int, border: int | None = None,
+                   models: Sequence[tuple[str, Model]], *, scale: int, border: int | None = None,
                    tiling: Tiling = DEFAULT_TILING, device: torch.device = torch.device("cpu")) -> list[Item]:  # fmt: skip
     """Items for LR files (HR matched by name where given) or, without LR files, HR files
     downscaled by bicubic."""
@@ -291,7 +288,7 @@ class Scene:
     command: str
 
 
-def compare_scene(path: Path, models: Sequence[tuple[str, nn.Module]], *, scale: int, region_size: int = 128,
+def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int, region_size: int = 128,
                   max_regions: int = 16, points: Sequence[tuple[float, float]] = (), bands: tuple[int, ...] | None = None,
                   value_range: tuple[float, float] | None = None, tiling: Tiling = DEFAULT_TILING,
                   device: torch.device = torch.device("cpu"), command: str = "") -> tuple[Scene, list[Item]]:  # fmt: skip
@@ -395,7 +392,7 @@ def _bounds(ds) -> str:
 
 
 def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int, size: int,
-                 models: Sequence[tuple[str, nn.Module]], scale: int, tiling: Tiling, device: torch.device) -> Item:  # fmt: skip
+                 models: Sequence[tuple[str, Model]], scale: int, tiling: Tiling, device: torch.device) -> Item:  # fmt: skip
     """A region read as a window with a margin of context, upscaled, margin cropped."""
     from rasterio.windows import Window
 
@@ -413,8 +410,7 @@ def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int,
     up_mask = None if mask is None else mask.repeat(scale, axis=1).repeat(scale, axis=2)
     # as fatsr upscale runs them: values beyond the stretch reach a network softly clipped
     outputs = [
-        (n, run_model(m if isinstance(m, BicubicModel) else TailSafe(cast(Resampler, m)), unit, tiling, device))
-        for n, m in models
+        (n, run_model(m if isinstance(m, BicubicModel) else TailSafe(m), unit, tiling, device)) for n, m in models
     ]
     if not any(n == "bicubic" for n, _ in outputs):
         outputs.insert(0, ("bicubic", run_model(BicubicModel(scale), unit, tiling, device)))

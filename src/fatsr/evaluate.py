@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from torch import Tensor, nn
+from torch import Tensor
 
 from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
@@ -38,6 +38,7 @@ from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
 from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
+from fatsr.models.contract import Model
 
 COLUMNS = (
     "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas", "lr_psnr",
@@ -60,14 +61,6 @@ def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
         return pillow_bicubic(lr, lr.shape[0] * scale, lr.shape[1] * scale)
     with torch.inference_mode():
         return _to_array(BicubicModel(scale)(_to_tensor(lr)), lr.dtype)
-
-
-def load_sr_model(spec: str | None, *, scale: int | None, device: torch.device, seed: int = 0) -> nn.Module:
-    """``bicubic`` (scale 4 unless given), a model file, or None for the shipped model; a given
-    ``scale`` must be the model's (see :func:`fatsr.models.loading.load_model`)."""
-    from fatsr.models.loading import load_model
-
-    return load_model(spec, device=device, seed=seed, scale=scale)
 
 
 @dataclass(frozen=True)
@@ -99,12 +92,8 @@ def _match(hr_files: list[Path], others: Path, role: str) -> list[Path]:
     by_stem = {p.stem: p for p in files}
     for p in files:
         by_stem.setdefault(re.sub(r"_x\d+$", "", p.stem), p)
-    matched, missing = [], []
-    for hr in hr_files:
-        found = by_stem.get(hr.stem)
-        if found is None:
-            missing.append(hr.stem)
-        matched.append(found)
+    matched = [by_stem[hr.stem] for hr in hr_files if hr.stem in by_stem]
+    missing = [hr.stem for hr in hr_files if hr.stem not in by_stem]
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise FatsrError(
@@ -247,7 +236,9 @@ def _load_pair(
             lr = pillow_bicubic_downscale(hr, scale)
         else:
             lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
-        lr_valid = None if valid is None else valid.reshape(h // scale, scale, w // scale, scale).all(axis=(1, 3))
+        lr_valid = (
+            None if valid is None else np.asarray(valid.reshape(h // scale, scale, w // scale, scale).all(axis=(1, 3)))
+        )
     else:
         lr = _read(pair.lr, mapping)
         lr_valid = valid_pixels(pair.lr)
@@ -257,17 +248,23 @@ def _load_pair(
     return hr, lr, Masks(valid, lr_valid)
 
 
-def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: nn.Module | None,
-              device: torch.device | str) -> np.ndarray:  # fmt: skip
+def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: Model | None,
+              device: torch.device | str) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The SR image of ``pair`` (its SR file, or ``model`` run on ``lr``) and the valid pixels
+    of its SR file (None: all)."""
     if model is None:
+        if pair.sr is None:
+            raise FatsrError("no SR image and no model; give SR files or a model")
         sr = _read(pair.sr)
+        valid = valid_pixels(pair.sr)
         if sr.shape[:2] != hr.shape[:2]:  # an SR of the uncropped HR: crop it the same way
             sr = sr[: hr.shape[0], : hr.shape[1]]
-        return sr
+            valid = None if valid is None else valid[: hr.shape[0], : hr.shape[1]]
+        return sr, valid
     if isinstance(model, BicubicModel):  # the baseline itself
-        return bicubic_baseline(lr, model.scale)
+        return bicubic_baseline(lr, model.scale), None
     with torch.inference_mode():
-        return _to_array(model(_to_tensor(lr).to(device)), hr.dtype)
+        return _to_array(model(_to_tensor(lr).to(device)), hr.dtype), None
 
 
 def score(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, *, scale: int, border: int,
@@ -315,13 +312,14 @@ def _worst_region(sr: np.ndarray, hr: np.ndarray, size: int) -> tuple[int, int]:
     return index // sums.shape[1], index % sums.shape[1]
 
 
-def _crops(sr: np.ndarray, hr: np.ndarray, bicubic: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+def _crops(sr: np.ndarray, hr: np.ndarray, bicubic: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     size = min(size, *hr.shape[:2])
     top, left = _worst_region(sr, hr, size)
-    return tuple(x[top : top + size, left : left + size] for x in (bicubic, sr, hr))
+    window = np.s_[top : top + size, left : left + size]
+    return bicubic[window], sr[window], hr[window]
 
 
-def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | None = None,
+def evaluate(pairs: list[Pair], *, scale: int, border: int, model: Model | None = None,
              device: torch.device | str = "cpu", lpips: Sequence[LPIPS] = (),
              crop_size: int | None = None, downscale: str = "pillow",
              on_images: Callable[[str, np.ndarray, np.ndarray, np.ndarray, Masks], None] | None = None,
@@ -336,12 +334,8 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: nn.Module | N
         try:
             mapping = getattr(model, "mapping", None)  # a multispectral model reads its bands, as upscale does
             hr, lr, masks = _load_pair(pair, scale, downscale, mapping)
-            sr = _sr_image(pair, hr, lr, model, device)
-            if model is None:
-                sr_valid = valid_pixels(pair.sr)
-                masks = Masks(
-                    _and(masks.hr, None if sr_valid is None else sr_valid[: hr.shape[0], : hr.shape[1]]), masks.lr
-                )
+            sr, sr_valid = _sr_image(pair, hr, lr, model, device)
+            masks = Masks(_and(masks.hr, sr_valid), masks.lr)
             scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)
             bicubic = bicubic_baseline(lr, scale)
             baseline = scores if isinstance(model, BicubicModel) else score(
@@ -450,10 +444,12 @@ def write_crops(path: Path, results: list[ImageResult], *, overwrite: bool = Fal
 
     ranked = sorted(results, key=lambda r: r.key)
     shown = [("worst", ranked[0]), ("best", ranked[-1])]
+    if any(result.crops is None for _, result in shown):
+        raise FatsrError("these results hold no crops; evaluate them with crop_size")
     fig, axes = plt.subplots(len(shown), 3, figsize=(9, 3.2 * len(shown)), squeeze=False)
     for row, (label, result) in zip(axes, shown, strict=True):
         titles = ("LR, bicubic", f"SR ({result.key:.2f} dB)", "HR")
-        for ax, image, title in zip(row, result.crops, titles, strict=True):
+        for ax, image, title in zip(row, result.crops or (), titles, strict=True):
             _show(ax, image)
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write
@@ -107,7 +108,7 @@ def window_gradient_magnitude_mean(sr: Tensor, window: Window) -> Tensor:
     return torch.sqrt(dx**2 + dy**2 + 1e-8).sum()
 
 
-def path_attribution(model: nn.Module, lr: Tensor, window: Window, *, steps: int = 50, sigma: float = 1.2,
+def path_attribution(model: Callable[[Tensor], Tensor], lr: Tensor, window: Window, *, steps: int = 50, sigma: float = 1.2,
                      kernel: int = 9, definition: str = "lam") -> tuple[Tensor, Tensor]:  # fmt: skip
     """(HW attribution map >= 0, SR output) for a (1, C, H, W) ``lr`` in [0, 1].
 
@@ -166,7 +167,7 @@ def lam_gini(attribution: np.ndarray) -> float:
     return float("nan") if peak == 0 else gini(a / peak + _GINI_OFFSET)
 
 
-def local_attribution_map(model: nn.Module, lr: Tensor, window: Window, *, name: str = "model", steps: int = 50,
+def local_attribution_map(model: Callable[[Tensor], Tensor], lr: Tensor, window: Window, *, name: str = "model", steps: int = 50,
                           sigma: float = 1.2, kernel: int = 9, definition: str = "lam") -> LAMResult:  # fmt: skip
     """LAM of ``model`` for ``window`` of its output on the (1, C, H, W) input ``lr`` in [0, 1];
     ``definition`` as in :func:`path_attribution` (the Gini index of ``"lam"`` is :func:`lam_gini`)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import cast
 
 from tqdm import tqdm
 
@@ -16,7 +15,6 @@ from fatsr.evaluate import (
     Pair,
     evaluate,
     format_table,
-    load_sr_model,
     pair_files,
     summarize,
     write_crops,
@@ -25,6 +23,7 @@ from fatsr.evaluate import (
 )
 from fatsr.io import read_image
 from fatsr.lpips import NETWORKS, load_lpips
+from fatsr.models.loading import load_model
 
 DESCRIPTION = """\
 Score super-resolved images against their HR originals.
@@ -125,10 +124,10 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(f"--border must be at least 0, got {args.border}")
     outputs = _outputs(args)
     device = resolve_device(args.device)
-    model = load_sr_model(args.model, scale=args.scale, device=device, seed=args.seed) if args.model else None
+    model = load_model(args.model, scale=args.scale, device=device, seed=args.seed) if args.model else None
     pairs = pair_files(args.hr, sr=args.sr, lr=args.lr)
     if model is not None:
-        scale = cast(int, model.scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
+        scale = model.scale
     else:
         scale = args.scale if args.scale is not None else _scale_from_lr(pairs[0])
     border = scale if args.border is None else args.border

@@ -6,14 +6,12 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import torch
 
 from fatsr.data.resize import pillow_bicubic_downscale
 from fatsr.errors import FatsrError
-from fatsr.evaluate import load_sr_model
 from fatsr.io import read_image
 from fatsr.lam import (
     DEFINITIONS,
@@ -22,6 +20,8 @@ from fatsr.lam import (
     write_figure,
     write_json,
 )
+from fatsr.models.contract import Model
+from fatsr.models.loading import load_model, model_path
 
 DESCRIPTION = """\
 Which input pixels does a model use to reconstruct a window of its output?
@@ -96,6 +96,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _load(spec: str | None, flag: str, *, scale: int | None, device: torch.device, seed: int) -> Model:
+    """The model ``spec`` names, if gradients flow through it (an ONNX graph gives none)."""
+    path = model_path(spec)
+    if path is not None and path.suffix.lower() == ".onnx":
+        raise FatsrError(
+            f"{flag} {spec}: an ONNX graph gives no gradients; "
+            "give the model file it was exported from (.safetensors or .pth)"
+        )
+    return load_model(spec, scale=scale, device=device, seed=seed)
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute the map(s) and write the figure and JSON; return the exit code."""
     from fatsr.devices import resolve_device
@@ -114,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     image = read_image(args.image)
     image = image[:, :, :3] if image.shape[2] == 4 else image
-    model = load_sr_model(args.model, scale=args.scale, device=device, seed=args.seed)
-    scale = cast(int, model.scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
+    model = _load(args.model, "--model", scale=args.scale, device=device, seed=args.seed)
+    scale = model.scale
     if args.from_hr:
         if image.shape[0] < scale or image.shape[1] < scale:
             raise FatsrError(f"{args.image}: {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
@@ -125,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
     models = [model]
     if args.compare:
-        models.append(load_sr_model(args.compare, scale=scale, device=device, seed=args.seed))
+        models.append(_load(args.compare, "--compare", scale=scale, device=device, seed=args.seed))
     window = Window(*args.window) if args.window else _centre_window(lr.shape[-2:], scale)
     window.check(lr.shape[-2] * scale, lr.shape[-1] * scale)
     if min(lr.shape[-2:]) <= args.kernel // 2:
@@ -133,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for m in models:
         print(f"LAM of {m.name}: {args.steps} steps...", file=sys.stderr)
-        result = local_attribution_map(m, lr, window, name=cast(str, m.name), steps=args.steps, sigma=args.sigma,
+        result = local_attribution_map(m, lr, window, name=m.name, steps=args.steps, sigma=args.sigma,
                                        kernel=args.kernel, definition=args.definition)  # fmt: skip
         print(f"{m.name}: Gini {result.gini:.4f}  DI {result.diffusion_index:.2f}  ({result.seconds:.1f} s)")
         results.append(result)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -238,7 +240,7 @@ class TrainDataset(Dataset):
 
     def __init__(
         self,
-        root: str | os.PathLike | list[str | os.PathLike],
+        root: str | os.PathLike | Sequence[str | os.PathLike],
         scale: int,
         patch_size: int = 48,
         augment: bool = True,
@@ -369,6 +371,12 @@ def _dihedral(x: Tensor, hflip: bool, vflip: bool, transpose: bool) -> Tensor:
     return x.contiguous()
 
 
+class ValSample(TypedDict):
+    lr: Tensor  # (C, h, w) in [0, 1]
+    hr: Tensor  # (C, scale*h, scale*w) in [0, 1]
+    name: str
+
+
 class ValDataset(Dataset):
     """Whole images: HR cropped to a multiple of ``scale``; LR from ``LR/`` if paired, else its
     deterministic bicubic downscale rounded to the HR file's bit depth."""
@@ -380,7 +388,7 @@ class ValDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | str]:
+    def __getitem__(self, index: int) -> ValSample:
         pair, s = self.pairs[index], self.scale
         hr = _read_rgb(pair.hr, self.mapping)
         hr = hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s]
@@ -389,4 +397,4 @@ class ValDataset(Dataset):
             lr_tensor = _round(bicubic_downscale(hr_tensor, s), _levels(hr))
         else:
             lr_tensor = _to_tensor(_read_rgb(pair.lr, self.mapping))
-        return {"lr": lr_tensor, "hr": hr_tensor, "name": pair.name}
+        return ValSample(lr=lr_tensor, hr=hr_tensor, name=pair.name)

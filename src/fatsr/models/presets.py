@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from torch import nn
-
 from fatsr.errors import FatsrError
 from fatsr.models.cnn import CNNConfig, ResidualCNN
 from fatsr.models.fat import FAT, FATConfig
@@ -24,7 +22,7 @@ PRESETS: dict[str, FATConfig | CNNConfig] = {
 }
 
 
-def build_network(preset: str = "fat", scale: int = 4, **overrides) -> nn.Module:
+def build_network(preset: str = "fat", scale: int = 4, **overrides) -> FAT | ResidualCNN:
     """A freshly initialised network of the named preset (``overrides`` change its fields)."""
     if preset not in PRESETS:
         raise FatsrError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+from typing import Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+M = TypeVar("M", bound=nn.Module)
 
-class EMA:
+
+class EMA(Generic[M]):
     """A frozen copy of ``network`` whose weights follow ``w_ema <- d * w_ema + (1 - d) * w``.
 
     The decay warms up as ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so a short
@@ -16,7 +19,7 @@ class EMA:
     ``decay`` 0 (no EMA) the copy is the network's weights exactly.
     """
 
-    def __init__(self, network: nn.Module, decay: float) -> None:
+    def __init__(self, network: M, decay: float) -> None:
         self.decay = decay
         self.updates = 0
         self.module = copy.deepcopy(network).eval().requires_grad_(False)

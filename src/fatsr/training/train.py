@@ -14,11 +14,11 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -30,12 +30,17 @@ from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write, remove_stale_parts
+from fatsr.models.fat import FAT
 from fatsr.models.runtime import runtime
 from fatsr.training import checkpoint
 from fatsr.training.config import TrainConfig, to_dict, write_yaml
 from fatsr.training.distributed import BatchSampler, Dist, any_true, barrier, mean_over_processes, setup, teardown
 from fatsr.training.ema import EMA
 from fatsr.training.report import MetricsLog, TensorBoard, plot_progress
+
+if TYPE_CHECKING:
+    from fatsr.data.datasets import ValDataset
+    from fatsr.models.cnn import ResidualCNN
 
 LAST = "last.pt"
 BEST = "best.safetensors"
@@ -69,7 +74,7 @@ def train(config: TrainConfig) -> TrainResult:
 # --- pieces ----------------------------------------------------------------------------------
 
 
-def build_network(config: TrainConfig) -> nn.Module:
+def build_network(config: TrainConfig) -> FAT | ResidualCNN:
     """The preset's network with ``config.network`` overrides, for ``config.scale``."""
     from fatsr.models.presets import build_network as build_preset
 
@@ -129,17 +134,17 @@ def describe(network_config: dict | None) -> str:
     """A short text of a network configuration for error messages."""
     if not network_config:
         return "unknown"
-    keys = ("dim", "num_blocks", "num_layers", "num_heads", "window_size", "scale")
+    keys: tuple[str, ...] = ("dim", "num_blocks", "num_layers", "num_heads", "window_size", "scale")
     if "channels" in network_config:  # the residual CNN
         keys = ("channels", "num_blocks", "scale")
     return ", ".join(f"{k} {network_config.get(k)}" for k in keys)
 
 
-def check_patch_size(network: nn.Module, patch_size: int) -> None:
+def check_patch_size(network: FAT | ResidualCNN, patch_size: int) -> None:
     """FAT needs LR sides that are multiples of ``size_multiple`` and >= 144 Fourier tokens."""
-    if network.architecture != "FAT":
+    if not isinstance(network, FAT):
         return
-    multiple = int(network.size_multiple)
+    multiple = network.size_multiple
     tokens = patch_size * (patch_size // 2 + 1)
     if patch_size % multiple or tokens < 144:
         smallest = next(m for m in range(multiple, 10 * multiple, multiple) if m * (m // 2 + 1) >= 144)
@@ -228,13 +233,14 @@ def to_uint8(img: Tensor) -> np.ndarray:
     return img.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def evaluate(upscale: Callable[[Tensor], Tensor], samples: Iterable[dict], scale: int) -> dict[str, float]:
+def evaluate(upscale: Callable[[Tensor], Tensor], samples: ValDataset, scale: int) -> dict[str, float]:
     """Mean PSNR-Y and SSIM-Y (border = scale, 8-bit rounded) of ``upscale`` (NCHW [0, 1] in
     and out) over validation samples."""
     from fatsr.metrics import psnr, ssim
 
     psnrs, ssims = [], []
-    for sample in samples:
+    for i in range(len(samples)):
+        sample = samples[i]
         sr = to_uint8(upscale(sample["lr"].unsqueeze(0))[0])
         hr = to_uint8(sample["hr"])
         psnrs.append(psnr(sr, hr, border=scale))
@@ -369,7 +375,8 @@ class Trainer:
         self.log = MetricsLog(self.save_dir / "metrics.jsonl", resume_step=self.step) if layout.main else None
         self.tensorboard = TensorBoard(self.save_dir / "tensorboard") if config.tensorboard and layout.main else None
 
-        model: nn.Module = torch.compile(self.network) if config.compile else self.network
+        # torch.compile of a module returns a module (typed as any callable)
+        model = cast(nn.Module, torch.compile(self.network)) if config.compile else self.network
         if layout.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=ids)
@@ -552,7 +559,8 @@ class Trainer:
             "kind": "val", "step": self.step, **scores, "time": round(self.train_seconds, 3),
             "cpu_time": round(self.train_cpu_seconds, 3),
         })  # fmt: skip
-        plot_progress(self.log, self.save_dir / "progress.png")
+        if self.log is not None:
+            plot_progress(self.log, self.save_dir / "progress.png")
 
     def _export(self, path: Path, extra: dict[str, Any]) -> None:
         from fatsr.models.files import DEFAULT_INFO, save_model
