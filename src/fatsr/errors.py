@@ -13,11 +13,12 @@ class FatsrError(Exception):
 class ArgumentError(FatsrError):
     """A bad value of a named argument. The message is a template in which ``{arg}`` stands
     for the argument (and other fields for other arguments, given as ``name=(argument,
-    value)``): ``name=value`` from Python; the command line puts its flags there (:meth:`render`)."""
+    value)``): ``name=value`` from Python; the command line puts its flags there (:meth:`render`).
+    A value of None names the argument alone (``name``; ``--flag`` on the command line)."""
 
     def __init__(self, template: str, argument: str, value: object, **others: tuple[str, object]) -> None:
         self.template, self.argument, self.value, self.others = template, argument, value, others
-        super().__init__(self.render(lambda name, given: f"{name}={given!r}"))
+        super().__init__(self.render(lambda name, given: name if given is None else f"{name}={given!r}"))
 
     def render(self, spell: Callable[[str, object], str]) -> str:
         """The message with each argument spelled by ``spell(argument, value)``."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.losses import vgg_layers
 
 # torchvision AlexNet features: (in, out, kernel, stride, padding) convs, "R" ReLU, "M" 3x3/2 max pool
@@ -104,9 +104,11 @@ def load_lpips(net: str = "alex", weights_dir: str | os.PathLike | None = None) 
     backbone_name, head_name, _ = NETWORKS[net]
     missing = [name for name in (backbone_name, head_name) if not (folder / name).is_file()]
     if missing:
-        raise FatsrError(
+        raise ArgumentError(
             f"LPIPS ({net}) needs {' and '.join(missing)} in {folder}; put the torchvision ImageNet "
-            f"backbone ({backbone_name}) and the LPIPS v0.1 head ({head_name}) there and pass --lpips-weights FOLDER"
+            f"backbone ({backbone_name}) and the LPIPS v0.1 head ({head_name}) there and pass {{arg}}",
+            "weights_dir",
+            "FOLDER",
         )
     backbone = _read(folder / backbone_name)
     heads = _read(folder / head_name)

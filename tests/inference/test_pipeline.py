@@ -97,6 +97,22 @@ def test_cli_spells_library_arguments_as_flags():
     assert ArgumentError("{arg}: no", "channels_last", True).render(flag_of) == "--channels-last: no"
 
 
+def test_each_command_spells_an_argument_as_its_own_flag(tmp_path, capsys):
+    from fatsr.cli import flag_of
+
+    assert flag_of("value_range", (10.0, 5.0)) == "--value-range 10 5"  # fatsr train
+    for command in ("upscale", "compare"):
+        assert flag_of("value_range", (10.0, 5.0), command) == "--range 10 5"
+    assert flag_of("model", "x.safetensors", "info") == "x.safetensors"  # a positional argument
+    assert ArgumentError("pass {arg}", "degradation", None).render(flag_of) == "pass --degradation"
+    assert str(ArgumentError("pass {arg}", "degradation", None)) == "pass degradation"
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(image)
+    assert main(["upscale", str(image), "-o", str(tmp_path / "out.png"), "--range", "10", "5"]) == 2
+    assert capsys.readouterr().err == "error: --range 10 5: LO must be below HI\n"
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_every_model_kind_describes_itself(model_file):
     for model in (load_model(model_file), BicubicModel(4)):
         assert isinstance(model.info, ModelInfo) and model.info.scale == model.scale

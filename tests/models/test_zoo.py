@@ -27,7 +27,7 @@ def test_resolve_names_paths_and_the_default(tmp_path, model_file):
     assert zoo.resolve(str(model_file)) == model_file
     assert zoo.resolve(None) == fatsr.default_model_path() == shipped[zoo.default_name()]
     assert zoo.default_name() == ("fatsr-x4" if "fatsr-x4" in shipped else "fatsr-compact-x4")
-    with pytest.raises(FatsrError, match=r"--model nope: model file not found, and no built-in model .*fatsr-compact-x4"):
+    with pytest.raises(FatsrError, match=r"model='nope': model file not found, and no built-in model .*fatsr-compact-x4"):
         zoo.resolve("nope")
     with pytest.raises(FatsrError, match="a folder, not a model file"):
         zoo.resolve(tmp_path)

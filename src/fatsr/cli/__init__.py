@@ -9,19 +9,31 @@ from typing import NoReturn
 
 from fatsr.errors import ArgumentError, FatsrError
 
-# Library arguments whose command-line flag is not ``--name value``.
+# Library arguments whose command-line flag is not ``--name value``: in every command, and in
+# one command (a positional argument, "", is spelled by its value alone).
 _PRECISION_FLAGS = {"float16": "--fp16", "bfloat16": "--bf16"}
 _FLAGS = {"specs": "--model", "hr_files": "--hr", "points": "--region"}
+_COMMAND_FLAGS = {
+    "upscale": {"value_range": "--range"},
+    "compare": {"value_range": "--range"},
+    "evaluate": {"weights_dir": "--lpips-weights"},
+    "info": {"model": ""},
+}
 
 
-def flag_of(argument: str, value: object) -> str:
-    """The command-line spelling of a library argument and its value."""
+def flag_of(argument: str, value: object, command: str | None = None) -> str:
+    """The command-line spelling of a library argument and its value (None: the flag alone)
+    in ``command`` (``fatsr <command>``)."""
     if argument == "precision" and value in _PRECISION_FLAGS:
         return _PRECISION_FLAGS[str(value)]
-    flag = _FLAGS.get(argument) or "--" + argument.replace("_", "-")
+    flag = _COMMAND_FLAGS.get(command or "", {}).get(argument)
+    if flag is None:
+        flag = _FLAGS.get(argument) or "--" + argument.replace("_", "-")
     if isinstance(value, (tuple, list)):  # bands 4,3,2; other lists as nargs: LO HI
         value = ("," if argument == "bands" else " ").join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-    return flag if value is True else f"{flag} {value}"
+    if value is True or value is None:
+        return flag
+    return f"{flag} {value}" if flag else str(value)
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,9 +44,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {command}{message} (see {self.prog} --help)\n")
 
 
-def message(exc: FatsrError) -> str:
-    """A library error as the command line says it (arguments spelled as flags)."""
-    return exc.render(flag_of) if isinstance(exc, ArgumentError) else str(exc)
+def message(exc: FatsrError, command: str | None = None) -> str:
+    """A library error as ``fatsr <command>`` says it (arguments spelled as its flags)."""
+    if not isinstance(exc, ArgumentError):
+        return str(exc)
+    return exc.render(lambda argument, value: flag_of(argument, value, command))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FatsrError as exc:
-        print(f"error: {message(exc)}", file=sys.stderr)
+        print(f"error: {message(exc, args.command)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine's answer (full disk, permissions, I/O): one line
         where = f"{exc.filename}: " if exc.filename else ""

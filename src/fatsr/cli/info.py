@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from fatsr.models import zoo
 
-    path = zoo.resolve(args.model, flag="")
+    path = zoo.resolve(args.model)
     info = zoo.summary(path)
     info.pop("format", None)
     info.pop("format_version", None)

@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
             if len(jobs) == 1:
                 raise
             failed.append(src)
-            tqdm.write(f"error: {message(exc)} (skipped)", file=sys.stderr)
+            tqdm.write(f"error: {message(exc, 'upscale')} (skipped)", file=sys.stderr)
             continue
         tqdm.write(str(dst), file=sys.stdout)
     if failed:

@@ -99,8 +99,10 @@ def _raster(path: Path):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except RasterioError as exc:
-        raise FatsrError(
-            f"{path}: not a raster GDAL reads ({str(exc).splitlines()[0]}); --bands needs GeoTIFF/JP2/... files"
+        raise ArgumentError(
+            f"{path}: not a raster GDAL reads ({str(exc).splitlines()[0]}); {{arg}} needs GeoTIFF/JP2/... files",
+            "bands",
+            None,
         ) from None
 
 

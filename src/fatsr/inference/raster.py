@@ -91,9 +91,9 @@ class RasterOptions:
         if self.compress not in COMPRESSIONS:
             raise FatsrError(f"compression {self.compress!r}: choose one of {', '.join(COMPRESSIONS)}")
         if self.value_range is not None and not all(map(math.isfinite, self.value_range)):
-            raise FatsrError(f"range {self.value_range[0]:g} {self.value_range[1]:g}: give finite numbers")
+            raise ArgumentError("{arg}: give finite numbers", "value_range", self.value_range)
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
-            raise FatsrError(f"range {self.value_range[0]:g} {self.value_range[1]:g}: LO must be below HI")
+            raise ArgumentError("{arg}: LO must be below HI", "value_range", self.value_range)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fatsr.errors import FatsrError
+from fatsr.errors import ArgumentError
 
 DEFAULT = "fatsr-x4"  # the default model; the first of FALLBACKS present otherwise
 FALLBACKS = ("fatsr-compact-x4",)
@@ -35,15 +35,17 @@ def default_name() -> str | None:
     return next((name for name in (DEFAULT, *FALLBACKS) if name in shipped), None)
 
 
-def resolve(spec: str | os.PathLike | None, flag: str = "--model ") -> Path:
-    """The file of ``spec``: an existing path, a built-in model's name, or None for the default
-    (``flag`` starts error messages)."""
+def resolve(spec: str | os.PathLike | None) -> Path:
+    """The file of ``spec`` (the argument ``model`` in errors): an existing path, a built-in
+    model's name, or None for the default."""
     shipped = builtin_models()
     if spec is None:
         name = default_name()
         if name is None:
-            raise FatsrError(
-                "no default model is installed with this fatsr; pass --model PATH (a .safetensors or .pth file)"
+            raise ArgumentError(
+                "no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)",
+                "model",
+                "PATH",
             )
         return shipped[name]
     path = Path(spec)
@@ -52,10 +54,12 @@ def resolve(spec: str | os.PathLike | None, flag: str = "--model ") -> Path:
     if str(spec) in shipped:
         return shipped[str(spec)]
     if path.exists():
-        raise FatsrError(f"{flag}{spec}: a folder, not a model file; give a .safetensors or .pth file")
+        raise ArgumentError("{arg}: a folder, not a model file; give a .safetensors or .pth file", "model", spec)
     names = ", ".join(shipped) or "none in this build"
-    raise FatsrError(
-        f"{flag}{spec}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)"
+    raise ArgumentError(
+        f"{{arg}}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)",
+        "model",
+        spec,
     )
 
 

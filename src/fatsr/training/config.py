@@ -172,7 +172,7 @@ class TrainConfig:
             try:
                 load_preset(self.degradation)
             except FatsrError as exc:
-                raise FatsrError(f"--degradation: {exc}") from None
+                raise ArgumentError(f"{{arg}}: {exc}", "degradation", None) from None
 
 
 # The published train.py (fengyanzi/FAT), as recorded in docs/fat-architecture.md sections 11-12.

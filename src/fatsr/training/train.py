@@ -467,10 +467,15 @@ class Trainer:
             state.get("architecture") != self.network.architecture
             or state["network_config"] != self.network.config.to_dict()
         ):
-            raise FatsrError(
+            raise ArgumentError(
                 f"{path} is a checkpoint of another network ({describe(state.get('network_config'))}), "
                 f"not of this run's ({describe(self.network.config.to_dict())}); "
-                "pass its --preset/--scale/--network or use another --save-dir"
+                "pass its {preset}/{scale}/{network} or use another {arg}",
+                "save_dir",
+                None,
+                preset=("preset", None),
+                scale=("scale", None),
+                network=("network", None),
             )
         self.network.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
@@ -502,9 +507,12 @@ class Trainer:
         loaded, _ = load_network(path)
         other_scale = replace(loaded.config, scale=self.network.config.scale) == self.network.config
         if loaded.config != self.network.config and not other_scale:
-            raise FatsrError(
+            raise ArgumentError(
                 f"{path} holds weights of another network ({describe(loaded.config.to_dict())}), not of this run's "
-                f"({describe(self.network.config.to_dict())}); pass its --preset/--scale"
+                f"({describe(self.network.config.to_dict())}); pass its {{arg}}/{{scale}}",
+                "preset",
+                None,
+                scale=("scale", None),
             )
         own = self.network.state_dict()
         weights = {k: v for k, v in loaded.state_dict().items() if k in own and own[k].shape == v.shape}
