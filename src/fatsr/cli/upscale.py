@@ -124,7 +124,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--tile",
         type=int,
         default=None,
-        help="tile side in input pixels, a multiple of 12 (default: 96; an ONNX model's exported tile)",
+        help="tile side in input pixels, a multiple of the model's size rule: 12 for window-6 models, "
+        "8 for window 4 (default: 96; an ONNX model's exported tile)",
     )
     parser.add_argument(
         "--overlap",

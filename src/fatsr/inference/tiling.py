@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from torch import nn
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.models.contract import Resampler, size_rule_of
 from fatsr.progress import Progress
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 ReadWindow = Callable[
     [int, int, int, int], np.ndarray
@@ -53,6 +57,16 @@ class Tiling:
 
 
 DEFAULT_TILING = Tiling()
+
+
+class TileRun(TypedDict, total=False):
+    """How the tiles run, the keywords :func:`upscale_tiled` and :func:`upscale_image` pass on
+    to :func:`upscale_blocks`: ``device`` (None: the model's), ``autocast`` (float16 or
+    bfloat16; None: float32), ``progress`` (the label of the tile progress)."""
+
+    device: torch.device | None
+    autocast: torch.dtype | None
+    progress: str | None
 
 
 def check_tiling(tiling: Tiling, model: Resampler, height: int = 1, width: int = 1) -> None:
@@ -268,33 +282,16 @@ def _panel_blocks(
 
 
 def upscale_tiled(
-    model: Resampler,
-    image: np.ndarray,
-    tiling: Tiling = DEFAULT_TILING,
-    *,
-    device: torch.device | None = None,
-    autocast: torch.dtype | None = None,
-    progress: str | None = None,
+    model: Resampler, image: np.ndarray, tiling: Tiling = DEFAULT_TILING, **run: Unpack[TileRun]
 ) -> np.ndarray:
-    """Upscale a (C, H, W) float32 [0, 1] array; one tile is a plain forward pass.
-    ``progress``: label of a tile progress bar (terminal only)."""
+    """Upscale a (C, H, W) float32 [0, 1] array; one tile is a plain forward pass. ``run``:
+    ``device``, ``autocast``, ``progress`` as :func:`upscale_blocks` takes them."""
     _, height, width = image.shape
     check_tiling(tiling, model, height, width)
-    device = device or model_device(model)
     if height <= tiling.tile and width <= tiling.tile:
-        return _forward(model, image[None], device, autocast)[0]
+        return _forward(model, image[None], run.get("device") or model_device(model), run.get("autocast"))[0]
     out: np.ndarray | None = None
-    blocks = upscale_blocks(
-        model,
-        lambda t, b, l, r: image[:, t:b, l:r],
-        height,
-        width,
-        tiling,
-        device=device,
-        autocast=autocast,
-        progress=progress,
-    )
-    for block in blocks:
+    for block in upscale_blocks(model, lambda t, b, l, r: image[:, t:b, l:r], height, width, tiling, **run):
         if out is None:
             out = np.empty((block.data.shape[0], height * model.scale, width * model.scale), np.float32)
         rows, cols = block.data.shape[1:]
@@ -304,16 +301,10 @@ def upscale_tiled(
 
 
 def upscale_image(
-    model: Resampler,
-    image: np.ndarray,
-    tiling: Tiling = DEFAULT_TILING,
-    *,
-    device: torch.device | None = None,
-    autocast: torch.dtype | None = None,
-    progress: str | None = None,
+    model: Resampler, image: np.ndarray, tiling: Tiling = DEFAULT_TILING, **run: Unpack[TileRun]
 ) -> np.ndarray:
     """Upscale an HWC image: uint8/uint16 (full range; rounded and clipped, same dtype out)
-    or float ([0, 1]; float32 out, not clipped)."""
+    or float ([0, 1]; float32 out, not clipped). ``run`` as :func:`upscale_tiled` takes it."""
     if image.ndim != 3:
         raise FatsrError(f"image of shape {image.shape}: give an HWC array (height, width, channels)")
     if image.dtype in (np.uint8, np.uint16):
@@ -327,7 +318,7 @@ def upscale_image(
         raise FatsrError(
             "the image holds NaN/Inf values; replace them (or upscale it as a GeoTIFF, where they count as nodata)"
         )
-    y = np.transpose(upscale_tiled(model, x, tiling, device=device, autocast=autocast, progress=progress), (1, 2, 0))
+    y = np.transpose(upscale_tiled(model, x, tiling, **run), (1, 2, 0))
     if peak == 1.0:
         return np.ascontiguousarray(y)
     return np.rint(np.clip(y, 0.0, 1.0) * peak).astype(image.dtype)

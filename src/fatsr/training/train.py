@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write, remove_stale_parts
-from fatsr.models.fat import FAT
 from fatsr.models.runtime import runtime
 from fatsr.training import checkpoint
 from fatsr.training.config import TrainConfig, to_dict, write_yaml
@@ -41,6 +40,7 @@ from fatsr.training.report import MetricsLog, TensorBoard, plot_progress
 if TYPE_CHECKING:
     from fatsr.data.datasets import ValDataset
     from fatsr.models.cnn import ResidualCNN
+    from fatsr.models.fat import FAT
 
 LAST = "last.pt"
 BEST = "best.safetensors"
@@ -142,7 +142,7 @@ def describe(network_config: dict | None) -> str:
 
 def check_patch_size(network: FAT | ResidualCNN, patch_size: int) -> None:
     """FAT needs LR sides that are multiples of ``size_multiple`` and >= 144 Fourier tokens."""
-    if not isinstance(network, FAT):
+    if network.architecture != "FAT":
         return
     multiple = network.size_multiple
     tokens = patch_size * (patch_size // 2 + 1)
