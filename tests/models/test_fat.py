@@ -28,7 +28,7 @@ def fixture():
 
 def case_state_dict(tensors, case):
     prefix = f"{case}.sd."
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def replay(monkeypatch, rotations):
@@ -102,8 +102,11 @@ def official_full_size_state_dict() -> dict[str, torch.Tensor]:
 def test_full_size_published_state_dict_loads_in_wrappers():
     sd = official_full_size_state_dict()
     assert len(sd) == 663
-    used = {l.split("\t")[0] for l in (TEST_DATA / "fat_official_state_dict.tsv").read_text().splitlines()[1:]
-            if l.endswith("\tyes") and "relative_position_index" not in l}
+    used = {
+        l.split("\t")[0]
+        for l in (TEST_DATA / "fat_official_state_dict.tsv").read_text().splitlines()[1:]
+        if l.endswith("\tyes") and "relative_position_index" not in l
+    }
     for wrapped in (sd, {"params_ema": sd}, {"state_dict": {f"module.{k}": v for k, v in sd.items()}}, {"model": sd}):
         model = from_official_state_dict(wrapped)
         assert model.config == FAT().config
@@ -122,7 +125,12 @@ def test_published_size_has_only_used_parameters():
         (lambda sd: sd.pop("conv4.weight"), "does not fit"),
         (lambda sd: sd.__setitem__("conv4.weight", torch.zeros(3, 3)), "does not fit"),
         (lambda sd: sd.pop("conv1.weight"), "not a FAT checkpoint"),
-        (lambda sd: sd.__setitem__("SRTB_list.0.STL.0.attn.relative_position_index", torch.zeros(36, 36, dtype=torch.long)), "relative position"),
+        (
+            lambda sd: sd.__setitem__(
+                "SRTB_list.0.STL.0.attn.relative_position_index", torch.zeros(36, 36, dtype=torch.long)
+            ),
+            "relative position",
+        ),
     ],
 )
 def test_bad_checkpoints_give_clear_errors(fixture, mutate, message):
@@ -203,3 +211,22 @@ def test_lsh_attention_fast_path_equals_the_plain_path_with_gradients(monkeypatc
         results.append([out, *grads])
     for fast, plain in zip(*results, strict=True):
         torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_upsampler_strips_and_folded_last_conv_equal_the_plain_layers(scale):
+    """Without autograd the upsampler runs its last stage in strips with a halo and, after a x2
+    shuffle, conv_last as 2x2 convs of the unshuffled map: the same numbers as the plain layers."""
+    from fatsr.models.fat import Upsample
+
+    torch.manual_seed(0)
+    up = Upsample(scale, 8, 3)
+    x = torch.randn(2, 8, 2 * up.strip_rows + 11, 7)  # several strips, the last one short
+    with torch.no_grad():
+        fast = up(x)
+        plain = x
+        for layer in up.upsample:
+            plain = layer(plain)
+        plain = up.conv_last(plain)
+    assert fast.shape == plain.shape == (2, 3, scale * x.shape[2], scale * 7)
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-5)

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -220,8 +220,23 @@ class SRTBlock(nn.Module):
         return self.fssa(self.conv(t.transpose(1, 2).reshape(b, d, height, width)))
 
 
+def _shuffle_taps() -> Tensor:
+    """(2, 2, 2, 3) one-hot: for output row parity a, input sub-pixel row pa and row dy of a
+    2x2 window on the unshuffled map, which row of a 3x3 kernel on the x2-shuffled map it is."""
+    taps = torch.zeros(2, 2, 2, 3)
+    for a in range(2):
+        for pa in range(2):
+            for dy in range(2):
+                ky = 2 * ((a - 1) // 2 + dy) + pa - a  # the window starts one row up for a = 0
+                if -1 <= ky <= 1:
+                    taps[a, pa, dy, ky + 1] = 1
+    return taps
+
+
 class Upsample(nn.Module):
     """Pixel-shuffle upsampler: x4 two stages, x3 one, x2 with a LeakyReLU (as published)."""
+
+    shuffle_taps: Tensor  # a buffer
 
     def __init__(self, scale: int, dim: int, out_channels: int) -> None:
         super().__init__()
@@ -242,30 +257,58 @@ class Upsample(nn.Module):
             raise FatsrError(f"scale {scale} is not supported; FAT upsamples x2, x3 or x4")
         self.upsample = nn.Sequential(*layers)
         self.conv_last = nn.Conv2d(dim, out_channels, 3, padding=1)
+        self.register_buffer("shuffle_taps", _shuffle_taps(), persistent=False)
 
-    strip_rows = 32  # inference runs in strips of this many input rows (bounded memory)
-    halo = 3  # input rows of context a strip needs for exact results (three 3x3 convs)
+    strip_rows = 64  # without autograd, the last stage runs in strips of this many of its input rows
+    halo = 2  # rows of context a strip needs for exact results (the last 3x3 conv and conv_last)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, D, H, W) -> (B, out, sH, sW)
         # Channels-last: the convolutions and pixel_shuffle run 1.5x faster on a CPU (measured:
         # compact x4 on 4x32x96x96, 0.43 -> 0.29 s); the output returns to the usual layout.
         x = x.contiguous(memory_format=torch.channels_last)
+        *head, conv, shuffle = self.upsample  # the last conv and shuffle make the largest maps
+        for layer in head:
+            x = layer(x)
+        if torch.is_grad_enabled() or torch.jit.is_tracing():
+            return self.conv_last(shuffle(conv(x))).contiguous()
+        s = cast(nn.PixelShuffle, shuffle).upscale_factor
+
+        def last_stage(rows: Tensor) -> Tensor:  # (B, D', h, W) -> (B, out, s h, s W)
+            return self.shuffled_conv_last(conv(rows)) if s == 2 else self.conv_last(shuffle(conv(rows)))
+
         height = x.shape[2]
-        if torch.is_grad_enabled() or height <= self.strip_rows + 2 * self.halo:
-            return self.conv_last(self.upsample(x)).contiguous()
-        # Without autograd, upsample strips of rows with a halo and keep their exact centres:
-        # the x4 full-size feature maps (2 x 118 MB at 120x120) never exist at once.
-        s = self.scale
+        if height <= self.strip_rows + 2 * self.halo:
+            return last_stage(x).contiguous()
+        # Without autograd, the last stage runs in strips of rows with a halo, keeping their exact
+        # centres: its full-size maps (2 x 118 MB at 120x120 x4) never exist at once.
         out: Tensor | None = None
         for top in range(0, height, self.strip_rows):
             bottom = min(top + self.strip_rows, height)
             lo, hi = max(top - self.halo, 0), min(bottom + self.halo, height)
-            y = self.conv_last(self.upsample(x[:, :, lo:hi]))
+            y = last_stage(x[:, :, lo:hi])
             if out is None:
                 out = y.new_empty(y.shape[0], y.shape[1], s * height, y.shape[3])
             out[:, :, s * top : s * bottom] = y[:, :, s * (top - lo) : s * (bottom - lo)]
         assert out is not None  # height > strip_rows: the loop ran
         return out
+
+    def shuffled_conv_last(self, y: Tensor) -> Tensor:  # (B, 4D, h, W) -> (B, out, 2h, 2W)
+        """``conv_last(pixel_shuffle(y, 2))`` without the shuffled map: each output sub-pixel
+        is a 2x2 conv of y (the 3x3 taps it needs), all of them one conv with 4x the outputs.
+        1.8x the multiply-adds, yet 2x faster than a 3-channel conv on the 4x larger map
+        (measured on the compact x4 model's 4x128x68x192 strips, 1 thread: 23 -> 11.5 ms)."""
+        b, _, height, width = y.shape
+        weight, bias = self.conv_last.weight, cast(Tensor, self.conv_last.bias)
+        out_channels, dim = weight.shape[:2]
+        taps = self.shuffle_taps.to(weight.dtype)
+        folded = torch.einsum("apyk,bqxl,ockl->oabcpqyx", taps, taps, weight)  # 2x2 kernels
+        z = F.conv2d(y, folded.reshape(4 * out_channels, 4 * dim, 2, 2), bias.repeat_interleave(4), padding=1)
+        z = z.view(b, out_channels, 2, 2, height + 1, width + 1)  # window rows i-1, i of y at row i
+        out = z.new_empty(b, out_channels, height, 2, width, 2)
+        for a in range(2):  # row a of a pixel's 2x2 output takes rows i-1, i (a = 0) or i, i+1 of y
+            for c in range(2):
+                out[:, :, :, a, :, c] = z[:, :, a, c, a : a + height, c : c + width]
+        return out.view(b, out_channels, 2 * height, 2 * width)
 
 
 @dataclass(frozen=True)
