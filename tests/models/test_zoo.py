@@ -17,6 +17,7 @@ from fatsr.models import zoo
 from fatsr.models.cnn import ResidualCNN
 from fatsr.models.fat import FAT
 from fatsr.models.files import INFO_KEYS, load_network, read_metadata, save_model
+from fatsr.models.loading import builtin_names
 
 
 def test_resolve_names_paths_and_the_default(tmp_path, model_file):
@@ -26,8 +27,8 @@ def test_resolve_names_paths_and_the_default(tmp_path, model_file):
         assert zoo.resolve(name) == path
     assert zoo.resolve(str(model_file)) == model_file
     assert zoo.resolve(None) == fatsr.default_model_path() == shipped[zoo.default_name()]
-    assert zoo.default_name() == ("fatsr-x4" if "fatsr-x4" in shipped else "fatsr-compact-x4")
-    with pytest.raises(FatsrError, match=r"model='nope': model file not found, and no built-in model .*fatsr-compact-x4"):
+    assert zoo.default_name() == "fatsr-x4"
+    with pytest.raises(FatsrError, match=r"model='nope': model file not found, and no built-in model .*fatsr-x4"):
         zoo.resolve("nope")
     with pytest.raises(FatsrError, match="a folder, not a model file"):
         zoo.resolve(tmp_path)
@@ -36,14 +37,28 @@ def test_resolve_names_paths_and_the_default(tmp_path, model_file):
 def test_upscale_by_name_equals_upscale_by_path(tmp_path, capsys):
     rgb = np.random.default_rng(0).integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "in.png")
-    path = zoo.builtin_models()["fatsr-compact-x4"]
-    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "a.png"), "--model", "fatsr-compact-x4"]) == 0
+    path = zoo.builtin_models()["fatsr-x2"]
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "a.png"), "--model", "fatsr-x2"]) == 0
     assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "b.png"), "--model", str(path)]) == 0
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "c.png"), "--model", "fatsr-nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "fatsr-nope" in err and "not found" in err
     assert not (tmp_path / "c.png").exists()
+
+
+def test_former_name_runs_its_successor_and_says_so(tmp_path):
+    """fatsr-compact-x4 (the default before fatsr-x4, the same network) keeps users' scripts working."""
+    with pytest.warns(FutureWarning, match="fatsr-compact-x4 is now fatsr-x4"):
+        assert zoo.resolve("fatsr-compact-x4") == zoo.builtin_models()["fatsr-x4"]
+    assert "fatsr-compact-x4" not in zoo.builtin_models() and "fatsr-compact-x4" in builtin_names()
+    rgb = np.random.default_rng(1).integers(0, 256, size=(16, 20, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    old, new = tmp_path / "old.png", tmp_path / "new.png"
+    with pytest.warns(FutureWarning, match="running fatsr-x4"):
+        assert main(["upscale", str(tmp_path / "in.png"), "-o", str(old), "--model", "fatsr-compact-x4"]) == 0
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(new), "--model", "fatsr-x4"]) == 0
+    assert old.read_bytes() == new.read_bytes()
 
 
 def test_models_lists_every_shipped_file_with_its_parameters(capsys):

@@ -17,7 +17,7 @@ Run it with `fatsr upscale --backend onnxruntime --model OUT.onnx --tile TILE` (
 
 EXAMPLES = """\
 examples:
-  fatsr export -o fatsr-compact-x4.onnx                 (the shipped default model)
+  fatsr export -o fatsr-x4.onnx                         (the built-in default model)
   fatsr export my_model.safetensors -o my_model.onnx --tile 96 --seed 0
 """
 

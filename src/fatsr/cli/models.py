@@ -22,8 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _quality(info: dict) -> str:
-    ev = info.get("evaluation")
+def _quality(ev: object) -> str:
     if not isinstance(ev, dict) or "psnr_y" not in ev:
         return "not measured"
     text = f"{ev['psnr_y']:.3f} dB / {ev['ssim_y']:.4f}"
@@ -37,7 +36,11 @@ def _speed(info: dict) -> str:
     if not isinstance(sp, dict) or "lr_mpx_per_cpu_s" not in sp:
         return "not measured"
     threads = sp.get("threads", "?")
-    return f"{sp['lr_mpx_per_cpu_s']:.4g} LR megapixels per CPU-second ({threads} thread{'' if threads == 1 else 's'}, tiled scene)"
+    wall = f"{sp['lr_mpx_per_s']:.4g} LR megapixels per second, " if "lr_mpx_per_s" in sp else ""
+    return (
+        f"{wall}{sp['lr_mpx_per_cpu_s']:.4g} per CPU-second ({threads} thread{'' if threads == 1 else 's'}, "
+        f"{sp.get('scene', 'tiled scene')})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if not shipped:
         raise FatsrError("this fatsr build ships no models; pass --model PATH to the commands")
     default = zoo.default_name()
-    records = {name: zoo.summary(path) for name, path in shipped.items()}
+    order = sorted(shipped, key=lambda name: (name != default, name))  # the default first
+    records = {name: zoo.summary(shipped[name]) for name in order}
     if args.json:
         print(json.dumps({name: {**info, "default": name == default} for name, info in records.items()}, indent=2))
         return 0
@@ -64,6 +68,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {info['description']}")
         print(f"  trained on: {info.get('training_data', 'not recorded')}; GSD {info.get('gsd_m', '?')} m")
         print(f"  degradation: {info.get('degradation', 'not recorded')}")
-        print(f"  PSNR-Y / SSIM-Y: {_quality(info)}" + (f" on {ev['data']}" if ev.get("data") else ""))
+        print(f"  PSNR-Y / SSIM-Y: {_quality(ev)}" + (f" on {ev['data']}" if ev.get("data") else ""))
+        degraded = ev.get("degraded")
+        if isinstance(degraded, dict):
+            print(
+                f"  degraded inputs: {_quality(degraded)}" + (f" on {degraded['data']}" if degraded.get("data") else "")
+            )
         print(f"  speed: {_speed(info)}")
+    for old, (new, why) in zoo.ALIASES.items():
+        if new in shipped and old not in shipped:
+            print(f"{old}: former name of {new} ({why}); runs {new}")
     return 0

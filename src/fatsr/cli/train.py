@@ -59,7 +59,7 @@ EXAMPLES = """\
 examples:
   fatsr train --data-dir data/train --val-dir data/val --preset compact --steps 20000 \\
       --perceptual-weight 0 --save-dir runs/compact
-  fatsr train --data-dir ucmerced/train ucmerced/train_extra --config configs/compact-x4.yaml
+  fatsr train --data-dir ucmerced/train ucmerced/train_extra --config configs/fatsr-x4.yaml
   fatsr train --config run.yaml --lr 2e-4           # flags override the YAML file
   fatsr train --data-dir data/train_hr --degradation fat --save-dir runs/real   # realistic LR
   fatsr train --save-dir runs/compact --resume auto  # continue where it stopped

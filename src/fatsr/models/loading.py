@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from fatsr.errors import ArgumentError
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.models.contract import Model
 
 BUILTIN = ("default", "builtin")  # names of the shipped model, besides its file's stem
@@ -23,11 +23,13 @@ def default_model_path() -> Path | None:
 
 
 def builtin_names() -> set[str]:
-    """What names a shipped model: every built-in model's name (``fatsr models``), and
-    ``default`` / ``builtin`` for the default one."""
+    """What names a shipped model: every built-in model's name (``fatsr models``) and former
+    name (``zoo.ALIASES``), and ``default`` / ``builtin`` for the default one."""
     from fatsr.models import zoo
 
-    return set(BUILTIN) | set(zoo.builtin_models()) if default_model_path() is not None else set(zoo.builtin_models())
+    shipped = zoo.builtin_models()
+    names = set(shipped) | {old for old, (new, _) in zoo.ALIASES.items() if new in shipped}
+    return names | set(BUILTIN) if default_model_path() is not None else names
 
 
 def model_path(spec: str | os.PathLike | None) -> Path | None:
@@ -37,8 +39,10 @@ def model_path(spec: str | os.PathLike | None) -> Path | None:
 
     if spec == "bicubic":
         return None
-    if isinstance(spec, str) and spec in zoo.builtin_models() and not Path(spec).is_file():
-        return zoo.builtin_models()[spec]
+    if isinstance(spec, str) and not Path(spec).is_file():
+        builtin = zoo.builtin_file(spec)
+        if builtin is not None:
+            return builtin
     if spec is None or (isinstance(spec, str) and spec in BUILTIN and not Path(spec).is_file()):
         path = default_model_path()
         if path is None:
@@ -96,7 +100,12 @@ def _load_network(path: Path, device: torch.device, seed: int) -> Model:
     if "value_mapping" in metadata:
         from fatsr.data.datasets import BandMapping
 
-        model.mapping = BandMapping.from_json(metadata["value_mapping"])
+        try:
+            model.mapping = BandMapping.from_json(metadata["value_mapping"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FatsrError(
+                f"{path}: its value_mapping entry is not a band mapping ({exc!r}); the file is damaged or from an older fatsr"
+            ) from None
     return model.to(device).eval()
 
 

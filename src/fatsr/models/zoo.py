@@ -7,14 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fatsr.errors import ArgumentError
 
-DEFAULT = "fatsr-x4"  # the default model; the first of FALLBACKS present otherwise
-FALLBACKS = ("fatsr-compact-x4",)
+DEFAULT = "fatsr-x4"  # the default model
+# Former names of built-in models (users' scripts keep working, with a warning): the name -> why.
+ALIASES: dict[str, tuple[str, str]] = {
+    "fatsr-compact-x4": ("fatsr-x4", "the same network, trained longer on all 420 UC Merced training images"),
+}
 
 
 def weights_dir() -> Path:
@@ -31,8 +35,18 @@ def builtin_models() -> dict[str, Path]:
 
 def default_name() -> str | None:
     """The name of the default model, or None when this build ships none."""
+    return DEFAULT if DEFAULT in builtin_models() else None
+
+
+def builtin_file(name: str) -> Path | None:
+    """The file of the built-in model ``name`` (a former name in :data:`ALIASES` gives its
+    successor's, with a FutureWarning), None when no built-in model has that name."""
     shipped = builtin_models()
-    return next((name for name in (DEFAULT, *FALLBACKS) if name in shipped), None)
+    if name in ALIASES and name not in shipped and ALIASES[name][0] in shipped:
+        successor, why = ALIASES[name]
+        warnings.warn(f"model {name} is now {successor} ({why}); running {successor}", FutureWarning, stacklevel=3)
+        name = successor
+    return shipped.get(name)
 
 
 def resolve(spec: str | os.PathLike | None) -> Path:
@@ -51,8 +65,9 @@ def resolve(spec: str | os.PathLike | None) -> Path:
     path = Path(spec)
     if path.is_file():
         return path
-    if str(spec) in shipped:
-        return shipped[str(spec)]
+    builtin = builtin_file(str(spec))
+    if builtin is not None:
+        return builtin
     if path.exists():
         raise ArgumentError("{arg}: a folder, not a model file; give a .safetensors or .pth file", "model", spec)
     names = ", ".join(shipped) or "none in this build"
