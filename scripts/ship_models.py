@@ -4,14 +4,19 @@ copy their training curves and fill the evaluation tables of README.md and MODEL
     python scripts/ship_models.py --runs RUNS --val ucmerced/val --work WORK
     python scripts/ship_models.py --runs RUNS --val ucmerced/val --work WORK --speed   # re-time (quiet machine)
 
-Each model's weights are RUNS/<run>/best.safetensors (EMA weights of its best validation; the run
-folders x4, real, x2 below), or --weights NAME=FILE. The steps, each kept in WORK and done again
+Each model comes from its run folder RUNS/x4, RUNS/real, RUNS/x2, or --run NAME=FOLDER: its
+best.safetensors (EMA weights of the best validation), config.yaml, metrics.jsonl and
+progress.png (--run NAME=FILE: a weights file; its folder's run files if there). Example:
+    python scripts/ship_models.py --val ../shared/data/ucmerced/val --work /tmp/ship \
+        --run fatsr-x4=runs/x4b --run fatsr-real-x4=runs/real2 --run fatsr-x2=runs/x2b
+The steps, each kept in WORK and done again
 only when its input changed (evaluations are keyed by the weights' SHA-256):
   1. degraded val inputs, once: `fatsr degrade VAL --scale 4 --preset fat --seed 0`
   2. `fatsr evaluate` on VAL (LR and baseline by Pillow's bicubic) of `--model bicubic` and of
      each model; for the x4 models also on the degraded inputs (`--lr`)
-  3. speed: `benchmarks/bench_scene.py --model FILE --sizes 1024 --threads 2` per model (again
-     with --speed; without it only when WORK has no figure for that network)
+  3. speed: `benchmarks/bench_scene.py --model FILE --sizes 1024 --threads 2` per model, only
+     with --speed (run it on a quiet machine): otherwise the figure already measured for the same
+     network (in WORK, else in the shipped file) is kept, and a model without one is timed
   4. scripts/ship_model.py: src/fatsr/weights/NAME.safetensors with its record (`fatsr info`)
   5. docs/models/NAME.md (model card) and NAME-progress.png (the run's training curves); then
      MODEL_CARD.md and README.md's table (between the models-table markers) from the records of
@@ -168,13 +173,22 @@ def evaluate(val: Path, work: Path, job: Evaluation) -> Path:
 
 
 def speed(spec: Spec, weights: Path, work: Path, again: bool, size: int) -> dict:
-    """LR Mpx/s of a scene by bench_scene.py (kept in WORK per network configuration)."""
+    """LR Mpx/s of a scene by bench_scene.py. Unless ``again``, the figure already measured for
+    the same network (speed does not depend on the weights' values) in WORK, else in the shipped
+    file of that name, is kept; only a model without one is timed."""
     record_file = work / "speed" / f"{spec.name}.json"
     config = read_metadata(weights)["config"]
-    if record_file.is_file() and not again:
-        record = json.loads(record_file.read_text())
-        if record.pop("config") == config and record.pop("size", None) == size:
-            return record
+    if not again:
+        if record_file.is_file():
+            record = json.loads(record_file.read_text())
+            record.pop("size", None)
+            if record.pop("config") == config:
+                return record
+        shipped = zoo.builtin_models().get(spec.name)
+        meta = read_metadata(shipped) if shipped else {}
+        if meta.get("config") == config and "speed" in meta:
+            print(f"speed of {spec.name}: kept from the shipped file (same network; --speed times it again)")
+            return json.loads(meta["speed"])
     out = run([sys.executable, "benchmarks/bench_scene.py", "--model", str(weights), "--sizes", str(size),
                "--threads", str(SPEED_THREADS), "--scale", str(spec.scale), "--workdir", str(work / "bench")],
               f"speed of {spec.name}", threads=None)  # fmt: skip
@@ -445,7 +459,8 @@ def put_readme_table(table: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, help="folder of the run folders x4, real, x2")
-    parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE", help="a model's weights file")
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=PATH",
+                        help="a model's run folder (its best.safetensors) or weights file")  # fmt: skip
     parser.add_argument("--val", type=Path, required=True, help="the UC Merced val folder (42 HR images)")
     parser.add_argument("--work", type=Path, required=True, help="folder for evaluations, inputs and timings")
     parser.add_argument("--models", nargs="+", choices=list(BY_NAME), default=list(BY_NAME))
@@ -457,27 +472,41 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    overrides = dict(item.split("=", 1) for item in args.weights)
+    if any("=" not in item for item in args.run):
+        parser.error("--run takes NAME=PATH, e.g. --run fatsr-x4=runs/x4")
+    overrides = {name: Path(path) for name, path in (item.split("=", 1) for item in args.run)}
     unknown = set(overrides) - set(BY_NAME)
     if unknown:
-        parser.error(f"--weights: no model {', '.join(sorted(unknown))}; choose from {', '.join(BY_NAME)}")
+        parser.error(f"--run: no model {', '.join(sorted(unknown))}; choose from {', '.join(BY_NAME)}")
     val = args.val.resolve()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     specs = [BY_NAME[name] for name in args.models]
     sources: dict[str, tuple[Path, Path | None]] = {}  # name -> (weights, run folder)
     for spec in specs:
-        run_dir = args.runs / spec.run if args.runs else None
-        weights = (
-            Path(overrides[spec.name]) if spec.name in overrides else run_dir / "best.safetensors" if run_dir else None
-        )
-        if weights is None or not weights.is_file():
-            sys.exit(f"error: {spec.name}: no weights file {weights}; give --runs or --weights {spec.name}=FILE")
-        network, _ = load_network(weights)
+        path = overrides.get(spec.name) or (args.runs / spec.run if args.runs else None)
+        if path is None:
+            sys.exit(f"error: {spec.name}: give --runs or --run {spec.name}=PATH")
+        weights = path / "best.safetensors" if path.is_dir() else path
+        run_dir: Path | None = path if path.is_dir() else path.parent
+        if not weights.is_file():
+            sys.exit(
+                f"error: {spec.name}: no weights file {weights} (best.safetensors comes with the first validation)"
+            )
+        if run_dir is not None and not (run_dir / "config.yaml").is_file():
+            run_dir = None  # a weights file alone: no run record
+        # a copy: a run still training may replace its best.safetensors while this one is measured
+        digest = sha256(weights)
+        snapshot = work / "weights" / f"{spec.name}-{digest[:12]}.safetensors"
+        snapshot.parent.mkdir(exist_ok=True)
+        shutil.copyfile(weights, snapshot)
+        if sha256(snapshot) != digest:
+            sys.exit(f"error: {weights} changed while it was copied (a validation of its run?); run again")
+        network, _ = load_network(snapshot)
         if network.scale != spec.scale or network.architecture != "FAT":
             sys.exit(f"error: {weights} is a x{network.scale} {network.architecture} network, not {spec.name}'s")
-        sources[spec.name] = (weights.resolve(), run_dir.resolve() if run_dir and run_dir.is_dir() else None)
-        print(f"{spec.name}: {weights} (sha256 {sha256(weights)[:12]})")
+        sources[spec.name] = (snapshot, run_dir.resolve() if run_dir else None)
+        print(f"{spec.name}: {weights} (sha256 {digest[:12]}), measured and shipped from {snapshot}")
 
     degraded = degraded_inputs(val, work) if any(s.degraded for s in specs) else None
     plans: dict[str, dict[str, Evaluation]] = {}  # name -> its evaluations: clean/degraded, model/bicubic
