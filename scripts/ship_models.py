@@ -192,7 +192,7 @@ def speed(spec: Spec, weights: Path, work: Path, again: bool, size: int) -> dict
     out = run([sys.executable, "benchmarks/bench_scene.py", "--model", str(weights), "--sizes", str(size),
                "--threads", str(SPEED_THREADS), "--scale", str(spec.scale), "--workdir", str(work / "bench")],
               f"speed of {spec.name}", threads=None)  # fmt: skip
-    line = out.strip().splitlines()[0]
+    line = out.strip().splitlines()[0].replace(str(weights), spec.name)
     wall, cpu = re.search(r"([\d.]+) LR Mpx/s, ([\d.]+) LR Mpx per CPU-s", line).groups()  # type: ignore[union-attr]
     record = {
         "lr_mpx_per_s": float(wall), "lr_mpx_per_cpu_s": float(cpu), "threads": SPEED_THREADS,
