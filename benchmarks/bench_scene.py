@@ -5,11 +5,20 @@ strip by strip), then upscales each with a fresh compact-preset model (random we
 cost is the same) in its own process and reports wall time, LR megapixels per second and
 peak RSS (ru_maxrss of that process); the child also times the yardstick (benchmarks/yardstick.py)
 before and after, and the time prints as a ratio to it too. Issue 4 targets: peak RSS of the 8192^2 case at most
-1.3x that of the 1024^2 case; time proportional to area (+-20%).
+1.3x that of the 1024^2 case; time proportional to area (+-20%). Issue 15 target: 1024^2 with
+2 threads at >= 2x the 0.0245 LR Mpx/s of the code before it (quiet machine).
+
+The upscaling goes through the pipeline of ``fatsr upscale`` (:class:`fatsr.inference.pipeline.Upscaler`)
+with its defaults unless --tile, --overlap, --batch or --workers say otherwise.
 
     python benchmarks/bench_scene.py [--sizes 1024 8192] [--preset compact] [--scale 4]
-        [--tile 96] [--overlap 24] [--panel 2048] [--threads 2] [--workdir /tmp/fatsr-bench-scene]
-        [--model NAME|PATH]   (a built-in or trained model instead of a random preset network)
+        [--tile 192] [--overlap 24] [--batch 1] [--workers 2] [--panel 2048] [--threads 2]
+        [--workdir /tmp/fatsr-bench-scene] [--model NAME|PATH] [--before]
+
+--model NAME|PATH: a built-in or trained model instead of a random preset network.
+--before: each size also runs with the settings before issue 15 (tile 96/24, batch 4, one
+forward at a time on all threads), alternating with the default run (--repeats pairs), and
+the ratio of the two throughputs prints pair by pair.
 
 Besides wall time it reports LR megapixels per CPU-second of the upscaling process, a figure
 a busy machine disturbs much less than the wall clock.
@@ -38,6 +47,7 @@ from inputs import DATA, existing
 from yardstick import Yardstick
 
 TILES = DATA / "ucmerced" / "train"
+BEFORE = 0.0245  # LR Mpx/s, 1024^2, 2 threads, quiet machine, the code before issue 15 (README)
 PIECE = 256
 
 
@@ -65,23 +75,28 @@ def run_one(args: argparse.Namespace) -> None:
     """Child process: upscale one mosaic, print a JSON line with time and peak RSS."""
     import torch
 
-    from fatsr import load_model
-    from fatsr.inference.tiling import Tiling
-    from fatsr.inference.raster import upscale_raster
+    from dataclasses import replace
+
+    from fatsr.inference.pipeline import Upscaler
+    from fatsr.inference.tiling import model_device, tile_workers
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model_file)
+    job = Upscaler.prepare(args.model_file, tile=args.tile, overlap=args.overlap, batch=args.batch)
+    job = replace(job, tiling=replace(job.tiling, panel=args.panel, workers=args.workers))
+    workers = tile_workers(job.model, model_device(job.model), args.workers)
     yardstick = Yardstick()
     yardstick.measure()
     start, cpu_start = time.perf_counter(), time.process_time()
-    upscale_raster(args.source, args.output, model, model_file=args.model_file, tiling=Tiling(args.tile, args.overlap, panel=args.panel), overwrite=True)
+    job.raster_file(args.source, args.output, overwrite=True)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     yardstick.measure()
     with rasterio.open(args.source) as ds:
         megapixels = ds.width * ds.height / 1e6
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    t = job.tiling
     print(json.dumps({"lr_mpix": megapixels, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_gib": peak,
-                      "yardstick_s": yardstick.seconds}))
+                      "yardstick_s": yardstick.seconds, "tiling": f"{t.tile}/{t.overlap} batch {t.batch}",
+                      "workers": workers}))
 
 
 def main() -> None:
@@ -90,10 +105,14 @@ def main() -> None:
     parser.add_argument("--tiles", type=Path, default=TILES, help="folder of PNG images the mosaics are made of (default: %(default)s)")
     parser.add_argument("--preset", default="compact")
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--tile", type=int, default=96)
-    parser.add_argument("--overlap", type=int, default=24)
+    parser.add_argument("--tile", type=int, help="default: the pipeline's (the model's advice)")
+    parser.add_argument("--overlap", type=int, help="default: the pipeline's (a quarter of the tile, at most 24)")
+    parser.add_argument("--batch", type=int, default=0, help="tiles per forward (default 0: by the tile size)")
+    parser.add_argument("--workers", type=int, help="tile batches at once (default: one per thread)")
     parser.add_argument("--panel", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--before", action="store_true", help="alternate with the settings before issue 15")
+    parser.add_argument("--repeats", type=int, default=1, help="runs (pairs with --before) per size")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fatsr-bench-scene"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
@@ -126,21 +145,32 @@ def main() -> None:
             build_mosaic(source, size, existing(args.tiles, "folder", "--tiles"))
         child = [
             sys.executable, __file__, "--child", "--source", str(source), "--output", str(output),
-            "--model-file", str(model), "--tile", str(args.tile), "--overlap", str(args.overlap), "--panel", str(args.panel),
-            "--threads", str(args.threads),
+            "--model-file", str(model), "--panel", str(args.panel), "--threads", str(args.threads),
         ]
-        result = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-        results[size] = result
-        print(
-            f"{size}^2 LR x{args.scale} preset={args.preset} tile={args.tile}/{args.overlap} panel={args.panel} "
-            f"threads={args.threads}: "
-            f"{result['seconds']:.1f} s = {result['seconds'] / result['yardstick_s']:.1f}x yardstick "
-            f"({result['yardstick_s']:.3f} s), {result['lr_mpix'] / result['seconds']:.4f} LR Mpx/s, "
-            f"{result['lr_mpix'] / result['cpu_seconds']:.4f} LR Mpx per CPU-s, "
-            f"peak RSS {result['peak_rss_gib']:.2f} GiB",
-            flush=True,
-        )
-        output.unlink(missing_ok=True)
+        now = child + [f"--{k}={v}" for k in ("tile", "overlap", "batch", "workers") if (v := getattr(args, k)) is not None]
+        before = child + ["--tile=96", "--overlap=24", "--batch=4", "--workers=1"]
+        for _ in range(args.repeats):
+            pair = {}
+            for name, command in (("now", now), ("before", before))[: 2 if args.before else 1]:
+                run = subprocess.run(command, capture_output=True, text=True)
+                if run.returncode:
+                    raise SystemExit(f"the upscaling process failed:\n{run.stderr[-3000:]}")
+                result = json.loads(run.stdout.splitlines()[-1])
+                pair[name] = result
+                print(
+                    f"{size}^2 LR x{args.scale} preset={args.preset} tile {result['tiling']} panel={args.panel} "
+                    f"threads={args.threads} workers={result['workers']}{' (before issue 15)' if name == 'before' else ''}: "
+                    f"{result['seconds']:.1f} s = {result['seconds'] / result['yardstick_s']:.1f}x yardstick "
+                    f"({result['yardstick_s']:.3f} s), {result['lr_mpix'] / result['seconds']:.4f} LR Mpx/s "
+                    f"= {result['lr_mpix'] / result['seconds'] / BEFORE:.2f}x the {BEFORE} of issue 15's start, "
+                    f"{result['lr_mpix'] / result['cpu_seconds']:.4f} LR Mpx per CPU-s, "
+                    f"peak RSS {result['peak_rss_gib']:.2f} GiB",
+                    flush=True,
+                )
+                output.unlink(missing_ok=True)
+            if args.before:
+                print(f"  throughput now / before, this pair: {pair['before']['seconds'] / pair['now']['seconds']:.2f}x", flush=True)
+            results[size] = pair["now"]
     smallest, largest = results[min(results)], results[max(results)]
     print(
         f"peak RSS ratio {max(results)}^2 / {min(results)}^2: {largest['peak_rss_gib'] / smallest['peak_rss_gib']:.2f} (target <= 1.3); "

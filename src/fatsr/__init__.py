@@ -32,7 +32,7 @@ def upscale(
     *,
     tile: int | None = None,
     overlap: int | None = None,
-    batch: int = 4,
+    batch: int = 0,
     seed: int | None = None,
     device: str | None = None,
     precision: str = "float32",
@@ -43,7 +43,9 @@ def upscale(
     **raster_options,
 ):
     """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels (default:
-    the model's advice, 96 for FAT) overlapping by ``overlap`` (default: a quarter of the tile).
+    the model's advice, 192 for FAT) overlapping by ``overlap`` (default: a quarter of the tile,
+    at most 24), ``batch`` tiles per forward pass (0: by the tile size, 1 for 192). On a CPU
+    the tile batches run on one worker thread per torch thread (:func:`torch.set_num_threads`).
 
     ``image``:
       * a numpy array or torch tensor: 2-D grey, HWC or CHW (``layout="HWC"|"CHW"``; guessed

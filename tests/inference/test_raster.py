@@ -76,6 +76,18 @@ class ChannelShift:
 # --- georeference, nodata, dtypes ---------------------------------------------------------
 
 
+def test_same_seed_same_file_with_one_or_two_torch_threads(tmp_path, model_file):
+    """Two threads run two tile workers; the COG copy compresses on two threads too."""
+    src = crop(OSBS, tmp_path / "osbs.tif", 200, 40, 70, 60)
+    hashes = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        dst = tmp_path / f"out{threads}.tif"
+        fatsr.upscale(src, model_file, tile=24, overlap=6, output=dst)
+        hashes.append(hashlib.sha256(dst.read_bytes()).hexdigest())
+    assert hashes[0] == hashes[1]
+
+
 def test_rgb_geotiff_keeps_crs_transform_nodata_and_records_tags(tmp_path, model_file):
     src = crop(OSBS, tmp_path / "osbs.tif", 200, 40, 60, 44)  # holds saturated (= nodata) pixels
     dst = tmp_path / "out.tif"

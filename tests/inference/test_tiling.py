@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,63 @@ def test_blending_hides_steps_that_hard_pasting_shows():
         excess[name] = np.abs(np.abs(np.diff(y, axis=2))[..., cols] - reference[..., cols]).mean()
     print(f"excess gradient at tile borders (8-bit levels): {excess}")
     assert excess["blended"] < 0.25 * excess["pasted"], excess
+
+
+# --- worker threads ---------------------------------------------------------------------
+
+
+def test_default_batch_holds_about_four_96_pixel_tiles():
+    assert [Tiling(t, 6).batch for t in (24, 48, 96, 120, 192, 240)] == [8, 8, 4, 2, 1, 1]
+    assert Tiling(96, 24, batch=3).batch == 3
+
+
+def test_two_workers_give_the_bytes_of_one_thread(model_file):
+    model = fatsr.load_model(model_file)
+    image = osbs(20, 30, 100)
+    one = upscale_tiled(model, image, Tiling(24, 6, batch=2))  # the tests' one torch thread: one worker
+    torch.set_num_threads(2)  # by default one worker per torch thread
+    threads = threading.active_count()
+    two = upscale_tiled(model, image, Tiling(24, 6, batch=2))
+    assert torch.get_num_threads() == 2 and threading.active_count() == threads  # workers gone, setting kept
+    np.testing.assert_array_equal(two, one)
+    np.testing.assert_array_equal(upscale_tiled(model, image, Tiling(24, 6, batch=2, workers=3)), one)
+
+
+def test_workers_read_at_most_one_tile_row_ahead():
+    image = osbs(0, 0, 100)
+    reads, blocks = [], []
+    ahead = []
+
+    def read(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        reads.append(top)
+        ahead.append(len(reads) - len(blocks))
+        return image[:, top:bottom, left:right]
+
+    tiling = Tiling(24, 6, batch=1, workers=2)  # 6 tiles a row, 6 rows
+    for block in upscale_blocks(NearestModule(), read, 100, 100, tiling):
+        blocks.append(block.top)
+    assert len(reads) == len(blocks) == 6 and max(ahead) <= 2
+
+
+class NearestModule(torch.nn.Module):  # an nn.Module: worker threads copy it
+    scale = SCALE
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=SCALE, mode="nearest")
+
+
+class NaNModule(torch.nn.Module):
+    scale = SCALE
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=SCALE) * float("nan")
+
+
+def test_a_worker_failure_is_the_one_line_error():
+    threads = threading.active_count()
+    with pytest.raises(FatsrError, match="^the model gave NaN/Inf values for finite input"):
+        upscale_tiled(NaNModule(), osbs(0, 0, 60), Tiling(24, 6, batch=1, workers=2))
+    assert threading.active_count() == threads
 
 
 # --- arrays and the public API ----------------------------------------------------------

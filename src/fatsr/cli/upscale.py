@@ -125,13 +125,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="tile side in input pixels, a multiple of the model's size rule: 12 for window-6 models, "
-        "8 for window 4 (default: 96; an ONNX model's exported tile)",
+        "8 for window 4 (default: 192; an ONNX model's exported tile)",
     )
     parser.add_argument(
         "--overlap",
         type=int,
         default=None,
-        help="overlap of neighbouring tiles in input pixels (default: a quarter of the tile, 24 for 96)",
+        help="overlap of neighbouring tiles in input pixels (default: a quarter of the tile, at most 24)",
     )
     geo = parser.add_argument_group("GeoTIFF inputs")
     geo.add_argument(

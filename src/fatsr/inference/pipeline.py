@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fatsr.errors import ArgumentError, FatsrError
-from fatsr.inference.tiling import Tiling, check_tiling, model_device, upscale_image
+from fatsr.inference.tiling import DEFAULT_TILING, Tiling, check_tiling, model_device, upscale_image
 from fatsr.io import locked_file, part_path, read_image, write_image
 from fatsr.models.contract import Model, info_of
 from fatsr.models.loading import load_model, model_path
@@ -53,14 +53,15 @@ class Upscaler:
         seed: int | None = None,
         tile: int | None = None,
         overlap: int | None = None,
-        batch: int = 4,
+        batch: int = 0,
         precision: str = "float32",
         channels_last: bool = False,
     ) -> Upscaler:
         """``model``: a model object, or what :func:`~fatsr.models.loading.load_model` takes
         (None: the shipped model). ``device``: where it runs (a model object is moved there;
         None: the model's device, CPU for a file). ``tile``: the model's advice by default;
-        ``overlap``: a quarter of the tile by default. ``precision``: "float32", or
+        ``overlap``: a quarter of the tile, at most 24, by default; ``batch``: tiles per
+        forward pass (0: by the tile size, see :class:`~fatsr.inference.tiling.Tiling`). ``precision``: "float32", or
         "bfloat16"/"float16" autocast (a tile batch giving NaN/Inf is redone in float32)."""
         if precision not in PRECISIONS:
             raise ArgumentError("{arg}: choose float32, bfloat16 or float16", "precision", precision)
@@ -92,7 +93,7 @@ class Upscaler:
                 )
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
         tile = info.tile if tile is None else tile
-        tiling = Tiling(tile, tile // 4 if overlap is None else overlap, batch)
+        tiling = Tiling(tile, min(tile // 4, DEFAULT_TILING.overlap) if overlap is None else overlap, batch)
         check_tiling(tiling, model)
         return cls(model, tiling, target, autocast, model_file)
 
@@ -124,7 +125,7 @@ class Upscaler:
 
     def raster_file(self, source: Path, output: Path, *, options=None, overwrite: bool = False) -> Path:
         """A GDAL raster upscaled window by window into a COG (see :mod:`fatsr.inference.raster`)."""
-        from fatsr.inference.raster import upscale_raster
+        from fatsr.inference.raster import RasterOptions, upscale_raster
 
         upscale_raster(
             source,
@@ -132,7 +133,7 @@ class Upscaler:
             self.model,
             model_file=self.model_file,
             tiling=self.tiling,
-            options=options,
+            options=RasterOptions() if options is None else options,
             autocast=self.autocast,
             overwrite=overwrite,
         )

@@ -274,6 +274,8 @@ def upscale_raster(
         if options.back_project:
             tags["FATSR_BACK_PROJECT"] = "each scale x scale output block's mean = its input pixel (before rounding)"
         profile = _output_profile(ds, model.scale, options.compress)
+        if options.cog:  # the partial file is read once, by the COG copy: the fastest compression
+            profile.update(compress="zstd", zstd_level=1)
         job = _job(src, tags, tiling, options, autocast)
         panel_width = min(profile["width"], tiling.panel * model.scale)
         block_row = BLOCK * panel_width * ds.count * np.dtype(ds.dtypes[0]).itemsize
@@ -502,6 +504,7 @@ class PartialWriter:
                     BIGTIFF="IF_SAFER",
                     OVERVIEWS="AUTO" if options.overviews else "NONE",
                     OVERVIEW_RESAMPLING="AVERAGE",
+                    NUM_THREADS=str(torch.get_num_threads()),  # blocks compressed in parallel, same bytes
                 )
                 _read_back(result)
             except (RasterioError, CPLE_BaseError) as exc:

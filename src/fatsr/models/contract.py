@@ -37,7 +37,7 @@ class ModelInfo:
     in_channels: int
     out_channels: int
     size: SizeRule = SizeRule()
-    tile: int = 96
+    tile: int = 192
     float16: bool = True
     bfloat16: bool = True
     metadata: Mapping[str, str] = field(default_factory=dict)
