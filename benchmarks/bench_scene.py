@@ -161,10 +161,10 @@ def main() -> None:
                     f"{size}^2 LR x{args.scale} preset={args.preset} tile {result['tiling']} panel={args.panel} "
                     f"threads={args.threads} workers={result['workers']}{' (before issue 15)' if name == 'before' else ''}: "
                     f"{result['seconds']:.1f} s = {result['seconds'] / result['yardstick_s']:.1f}x yardstick "
-                    f"({result['yardstick_s']:.3f} s), {result['lr_mpix'] / result['seconds']:.4f} LR Mpx/s "
-                    f"= {result['lr_mpix'] / result['seconds'] / BEFORE:.2f}x the {BEFORE} of issue 15's start, "
+                    f"({result['yardstick_s']:.3f} s), {result['lr_mpix'] / result['seconds']:.4f} LR Mpx/s, "
                     f"{result['lr_mpix'] / result['cpu_seconds']:.4f} LR Mpx per CPU-s, "
-                    f"peak RSS {result['peak_rss_gib']:.2f} GiB",
+                    f"peak RSS {result['peak_rss_gib']:.2f} GiB; "
+                    f"{result['lr_mpix'] / result['seconds'] / BEFORE:.2f}x the {BEFORE} LR Mpx/s before issue 15",
                     flush=True,
                 )
                 output.unlink(missing_ok=True)

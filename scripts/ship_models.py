@@ -194,9 +194,10 @@ def speed(spec: Spec, weights: Path, work: Path, again: bool, size: int) -> dict
               f"speed of {spec.name}", threads=None)  # fmt: skip
     line = out.strip().splitlines()[0].replace(str(weights), spec.name)
     wall, cpu = re.search(r"([\d.]+) LR Mpx/s, ([\d.]+) LR Mpx per CPU-s", line).groups()  # type: ignore[union-attr]
+    tile, overlap = re.search(r"tile (\d+)/(\d+)", line).groups()  # type: ignore[union-attr]
     record = {
         "lr_mpx_per_s": float(wall), "lr_mpx_per_cpu_s": float(cpu), "threads": SPEED_THREADS,
-        "scene": f"{size}x{size} LR GeoTIFF, tiles 96 overlap 24", "output": line,
+        "scene": f"{size}x{size} LR GeoTIFF, tiles {tile} overlap {overlap}", "output": line,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": f"python benchmarks/bench_scene.py --model {spec.name} --sizes {size} --threads {SPEED_THREADS}",
     }  # fmt: skip
