@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -87,6 +89,18 @@ def test_model_file_metadata_and_round_trip(tiny_file, tmp_path):
     x = torch.rand(1, 3, 24, 24)
     with torch.inference_mode():
         assert torch.equal(a(x), b(x))
+
+
+def test_the_same_model_is_saved_as_the_same_bytes_by_another_process(tiny_file, tmp_path):
+    """safetensors writes the metadata in a random order per process; fatsr's files do not."""
+    again = tmp_path / "again.safetensors"
+    code = "import sys; from fatsr.models.files import load_network, save_model; "
+    code += "save_model(sys.argv[2], load_network(sys.argv[1])[0], name='tiny')"
+    subprocess.run([sys.executable, "-c", code, str(tiny_file), str(again)], check=True, timeout=120)
+    assert again.read_bytes() == tiny_file.read_bytes()
+    size = int.from_bytes(tiny_file.read_bytes()[:8], "little")
+    keys = list(json.loads(tiny_file.read_bytes()[8 : 8 + size])["__metadata__"])
+    assert keys == sorted(keys) and len(keys) == 6 and (8 + size) % 8 == 0
 
 
 def test_output_space_matches_network(tiny_file):

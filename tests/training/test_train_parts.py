@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +127,15 @@ def test_yaml_then_flags_then_published_flags(tmp_path):
         1e-4,
         "fat",
     )
+
+
+def test_a_folder_given_as_a_str_or_path_is_one_folder(tmp_path):
+    config = TrainConfig(data_dir="a/path", val_dir=Path("v"), save_dir=Path("s"))
+    assert (config.data_dir, config.val_dir, config.save_dir) == (["a/path"], "v", "s")
+    assert TrainConfig(data_dir=Path("a")).data_dir == ["a"]
+    assert TrainConfig(data_dir=("a", Path("b"))).data_dir == ["a", "b"]
+    write_yaml(config, tmp_path / "config.yaml")  # paths are saved as text and read back the same
+    assert updated(TrainConfig(), load_yaml(tmp_path / "config.yaml"), "x") == config
 
 
 def test_resolved_config_round_trips_through_yaml(tmp_path):

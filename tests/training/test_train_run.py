@@ -22,6 +22,7 @@ from fatsr.data import TrainDataset
 from fatsr.training import TrainConfig, train
 from fatsr.training.config import to_dict
 from fatsr.metrics import psnr
+from fatsr.models.files import read_metadata
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,7 +76,7 @@ def test_short_run_writes_a_usable_run_folder(tmp_path, tiny_data, make_flags, c
         assert im.size == (96, 96)
 
 
-def test_non_finite_batches_are_skipped_and_counted(tmp_path, make_config, monkeypatch, capsys):
+def test_non_finite_batches_are_skipped_and_counted(tmp_path, tiny_data, make_config, monkeypatch, capsys):
     original = TrainDataset.__getitem__
     calls = {"n": 0}
 
@@ -97,6 +98,37 @@ def test_non_finite_batches_are_skipped_and_counted(tmp_path, make_config, monke
     assert all(torch.isfinite(v).all() for v in state["ema"]["weights"].values())
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["skipped"] for r in records if r["kind"] == "train"] == [0, 0, 1, 1, 1]
+    # make_config gives data_dir as a plain str: one folder, not a list of its characters
+    assert read_metadata(tmp_path / "run" / "model.safetensors")["training_data"] == (
+        f"6 images in {tiny_data / 'train'}"
+    )
+
+
+def test_same_seed_same_bytes_whatever_the_string_hash_seed(tmp_path, make_flags):
+    """Two processes with different PYTHONHASHSEED (set and dict orders of strings) and the same
+    seed and thread count train the same weights to the bit and write the same model file."""
+    runs = []
+    for hash_seed in ("1", "2"):
+        run = tmp_path / hash_seed / "run"  # same folder name: the model file's name field is the same
+        command = [sys.executable, "-m", "fatsr", "train", *make_flags(run), "--steps", "2", "--val-every", "2",
+                   "--save-every", "2", "--threads", "1"]  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(run)
+    first, second = (torch.load(run / "last.pt", weights_only=True) for run in runs)
+    for part in ("model", "ema", "optimizer"):
+        tensors = _tensors(first[part])
+        assert tensors and tensors == _tensors(second[part]), part
+    assert (runs[0] / "model.safetensors").read_bytes() == (runs[1] / "model.safetensors").read_bytes()
+
+
+def _tensors(state: object, prefix: str = "") -> dict[str, bytes]:
+    """Every tensor in a nested checkpoint entry, by its key path, as raw bytes."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state.numpy().tobytes()}
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, list) else ()
+    return {k: v for key, value in items for k, v in _tensors(value, f"{prefix}/{key}").items()}
 
 
 def test_published_script_runs_on_the_published_layout(tmp_path, tiny_data, make_flags):

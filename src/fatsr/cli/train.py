@@ -122,7 +122,8 @@ HELP: dict[str, str] = {
     "log_every": "log the mean losses every N steps",
     "seed": "seed of weights, sample order, crops and LSH rotations",
     "device": "auto, cpu, cuda or cuda:N",
-    "threads": "torch CPU threads per process; 0 = torch's default",
+    "threads": "torch CPU threads per process; 0 = torch's default (one per usable CPU). The same seed and "
+    "thread count give the same weights, to the bit",
     "resume": "continue from a checkpoint PATH, or 'auto' = <save-dir>/last.pt if present; "
     "a model file or published .pth starts from its weights",
     "overwrite": "start afresh in a --save-dir that holds a run",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write, write_error
@@ -73,11 +73,26 @@ def save_model(
     if extra:
         metadata["extra"] = json.dumps(extra)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in network.state_dict().items()}
+    data = _sorted_metadata(save(tensors, metadata=metadata))
     with atomic_write(path, overwrite=overwrite) as tmp:
         try:
-            save_file(tensors, str(tmp), metadata=metadata)
-        except Exception as exc:  # noqa: BLE001 - safetensors reports I/O errors (a full disk) as its own type
+            tmp.write_bytes(data)
+        except OSError as exc:  # a full disk
             raise write_error(path, exc) from None
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """A .safetensors file's bytes with its metadata entries in key order. safetensors writes
+    them in a random order in each process (safetensors issue 584), so the same model would be
+    saved as other bytes; the header is re-written (padded to 8 bytes, as safetensors does)."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None:
+        header = {"__metadata__": dict(sorted(metadata.items())), **header}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

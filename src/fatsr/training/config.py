@@ -93,6 +93,15 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # From Python a folder may come as a str or a path: data_dir holds it as one folder
+        # (not a list of its characters), and paths become the str that config.yaml saves.
+        folders: Any = self.data_dir
+        self.data_dir = [os.fspath(f) for f in ([folders] if isinstance(folders, (str, os.PathLike)) else folders)]
+        for name in ("val_dir", "vgg_weights", "degradation", "save_dir", "resume"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+
     def validate(self) -> None:
         """Raise :class:`FatsrError` for values no run can use."""
         for name, allowed in CHOICES.items():

@@ -655,10 +655,13 @@ class Trainer:
 
     def _log_start(self) -> None:
         used = sum(p.numel() for p in self.network.parameters())
+        threads = torch.get_num_threads()
         self._say(
             f"training {self.network.architecture} '{self.config.preset}' x{self.config.scale} ({used / 1e6:.2f} M parameters) on "
             f"{len(self.train_set)} images: {self.total_steps} steps of batch {self.config.batch_size} "
             f"({self.steps_per_epoch} per epoch) on {self.device}"
+            # the weights' last bits depend on the thread count (torch's default follows the usable CPUs)
+            + (f" with {threads} thread{'s' * (threads > 1)}" if self.device.type == "cpu" else "")
             + (f" x{self.layout.world} processes" if self.layout.world > 1 else "")
             + (f"; LR made per batch by the '{self.config.degradation}' degradation" if self.degrader else "")
         )
