@@ -271,6 +271,18 @@ class NaNModule(torch.nn.Module):
         return F.interpolate(x, scale_factor=SCALE) * float("nan")
 
 
+class Uncopyable(NearestModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+def test_a_model_that_cannot_be_copied_runs_on_one_thread():
+    image = osbs(0, 0, 60)
+    y = upscale_tiled(Uncopyable(), image, Tiling(24, 6, batch=1, workers=2))
+    np.testing.assert_allclose(y, image.repeat(SCALE, 1).repeat(SCALE, 2), atol=1e-6)
+
+
 def test_a_worker_failure_is_the_one_line_error():
     threads = threading.active_count()
     with pytest.raises(FatsrError, match="^the model gave NaN/Inf values for finite input"):

@@ -258,13 +258,16 @@ def tile_runner(
     """
     threads = torch.get_num_threads()
     workers = tile_workers(model, device, workers)
+    try:
+        copies = [copy.deepcopy(model) for _ in range(workers - 1)]
+    except (TypeError, copy.Error):  # a model holding what cannot be copied (a lock, a session)
+        copies, workers = [], 1
     if workers == 1:
         yield lambda jobs: ((key, _forward(model, x, device, autocast)) for key, x in jobs)
         return
-    assert isinstance(model, nn.Module)
-    replicas: queue.SimpleQueue[nn.Module] = queue.SimpleQueue()
-    for k in range(workers):
-        replicas.put(model if k == 0 else copy.deepcopy(model))
+    replicas: queue.SimpleQueue[Resampler] = queue.SimpleQueue()
+    for replica in (model, *copies):
+        replicas.put(replica)
     local = threading.local()
 
     def start() -> None:
