@@ -234,7 +234,7 @@ def training_text(spec: Spec, weights: Path, config: dict, stand_in: str | None)
             + (", continuing the weights of the recipe's earlier stages" if config.get("resume") else "")
         )
     if "step" in extra:
-        text += f"; shipped: EMA weights of step {extra['step']} (best validation)"
+        text += f"; shipped: EMA weights of step {extra['step']} ({extra.get('selection', 'best validation')})"
     if meta.get("training"):
         text += f" ({meta['training']})"
     return f"STAND-IN ({stand_in}); {text}" if stand_in else text
