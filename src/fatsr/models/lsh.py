@@ -180,7 +180,11 @@ class SparseAttention(nn.Module):
         if n_buckets == 0:
             raise ValueError(f"Fourier grid {height}x{width} has {length} < {CHUNK_SIZE} tokens")
         image = t.transpose(1, 2).view(n, c, height, width)  # a view: channels-last when t is contiguous
-        xe = self.conv_match(image).flatten(2).transpose(1, 2)  # (N, L, C/r)
+        match = cast(nn.Conv2d, self.conv_match[0])
+        # A channels-last weight keeps a batch of one on the channels-last kernel too (torch would copy
+        # the view to NCHW first); batches of two or more get the same numbers either way.
+        weight = match.weight.contiguous(memory_format=torch.channels_last)
+        xe = F.conv2d(image, weight, match.bias, padding=1).flatten(2).transpose(1, 2)  # (N, L, C/r)
         assembly = cast(nn.Conv2d, self.conv_assembly[0])  # Sequential indexing is typed as Module
         ye = F.linear(t, assembly.weight.view(c, c), assembly.bias)  # the 1x1 conv on tokens
 
