@@ -23,7 +23,7 @@ from fatsr.models.runtime import current
 
 CHUNK_SIZE = 144  # LSH attention chunk (tokens); the Fourier grid must hold at least this many
 MAX_BUCKETS = 64
-BLOCK_CHUNKS = 8  # chunks per block: 8 x 144 x 432 float32 scores = 2 MB
+BLOCK_CHUNKS = 4  # chunks per block: 4 x 144 x 432 float32 scores = 1 MB, what a core's L2 cache holds
 
 
 def padded_order(order: Tensor, length: int) -> Tensor:
