@@ -50,27 +50,16 @@ def builtin_file(name: str) -> Path | None:
 
 
 def resolve(spec: str | os.PathLike | None) -> Path:
-    """The file of ``spec`` (the argument ``model`` in errors): an existing path, a built-in
-    model's name, or None for the default."""
-    shipped = builtin_models()
-    if spec is None:
-        name = default_name()
-        if name is None:
-            raise ArgumentError(
-                "no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)",
-                "model",
-                "PATH",
-            )
-        return shipped[name]
-    path = Path(spec)
-    if path.is_file():
+    """The file of ``spec`` (the argument ``model`` in errors), named as
+    :func:`fatsr.models.loading.model_path` reads it, which must exist."""
+    from fatsr.models.loading import model_path
+
+    path = model_path(spec)
+    if path is not None and path.is_file():
         return path
-    builtin = builtin_file(str(spec))
-    if builtin is not None:
-        return builtin
-    if path.exists():
+    if path is not None and path.exists():
         raise ArgumentError("{arg}: a folder, not a model file; give a .safetensors or .pth file", "model", spec)
-    names = ", ".join(shipped) or "none in this build"
+    names = ", ".join(builtin_models()) or "none in this build"
     raise ArgumentError(
         f"{{arg}}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)",
         "model",
