@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from fatsr.errors import FatsrError
-from fatsr.models.fat import FAT, from_official_state_dict, relative_position_index
+from fatsr.models.fat import FAT, FATConfig, from_official_state_dict, grown, relative_position_index
 from fatsr.models.presets import build_network
 from fatsr.models.runtime import runtime
 
@@ -156,6 +156,30 @@ def test_seeded_generator_makes_output_repeatable():
                 outs.append(net(x))
     assert torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0], outs[2])  # the rotations matter
+
+
+def test_grown_network_computes_the_same_and_learns_in_its_added_weights():
+    torch.manual_seed(0)
+    small = FAT(dim=16, num_blocks=2, num_layers=1, num_heads=2, mlp_ratio=2.0, scale=2)
+    for p in small.parameters():  # not the zero-bias init: every weight matters
+        p.data.normal_(0, 0.05)
+    config = FATConfig(dim=16, num_blocks=2, num_layers=3, num_heads=2, mlp_ratio=4.0, scale=2)
+    big = grown(small, config)
+    assert big.config == config
+    assert sum(p.numel() for p in big.parameters()) > sum(p.numel() for p in small.parameters())
+    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    outs = []
+    for net in (small, big):
+        with runtime(generator=torch.Generator().manual_seed(3)):
+            outs.append(net(x))
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)
+    outs[1].square().mean().backward()
+    added = big.SRTB_list[0].STL[2]
+    assert added.attn.proj.weight.grad.abs().sum() > 0 and added.mlp.fc2.weight.grad.abs().sum() > 0
+    assert big.SRTB_list[0].STL[0].mlp.fc2.weight.grad[:, 32:].abs().sum() > 0  # the added hidden units
+    for other in (FATConfig(dim=16, num_blocks=3, num_heads=2, scale=2), FATConfig(dim=16, num_layers=0, num_heads=2)):
+        with pytest.raises(ValueError, match="grows only"):
+            grown(small, other)
 
 
 def test_bicubic_skip_adds_bicubic_upscale():

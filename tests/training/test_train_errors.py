@@ -126,3 +126,21 @@ def test_weights_of_another_scale_give_all_but_the_upsampler(tmp_path, make_flag
     same = [k for k in a if k in b and a[k].shape == b[k].shape and torch.allclose(a[k], b[k], atol=1e-6)]
     assert set(b) - set(same) and all(k.startswith("upsample.") for k in set(b) - set(same))
     assert len(same) > len(b) // 2
+
+
+def test_a_model_with_fewer_layers_grows_into_the_run(tmp_path, make_flags, capsys):
+    first = tmp_path / "small"
+    assert main(["train", *make_flags(first), "--steps", "1", "--val-every", "10"]) == 0
+    capsys.readouterr()
+    second = tmp_path / "grown"
+    flags = [*make_flags(second), "--steps", "1", "--resume", str(first / "model.safetensors"), "--lr", "1e-9"]
+    assert main(["train", *flags, "--network", "num_layers=2", "--network", "mlp_ratio=3"]) == 0
+    assert "Swin layers per block" in capsys.readouterr().out
+    a = torch.load(first / "last.pt", weights_only=True)["ema"]["weights"]
+    b = torch.load(second / "last.pt", weights_only=True)["model"]
+    fc2 = next(k for k in a if k.endswith("STL.0.mlp.fc2.weight"))
+    assert b[fc2].shape[1] > a[fc2].shape[1]
+    assert torch.allclose(b[fc2][:, : a[fc2].shape[1]], a[fc2], atol=1e-6)
+    assert b[fc2][:, a[fc2].shape[1] :].abs().max() < 1e-6  # one step of lr 1e-9 from zero
+    new = [k for k in b if k not in a]
+    assert new and all(".STL.1." in k for k in new)

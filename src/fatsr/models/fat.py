@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 import torch
@@ -399,6 +399,37 @@ class FAT(nn.Module):
         if self.bicubic_skip:  # not in the published model: learn the residual over bicubic
             y = y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return y
+
+
+def grown(small: FAT, config: FATConfig) -> FAT:
+    """A FAT of ``config`` that computes what ``small`` computes, to train on from there.
+
+    ``config`` may have more Swin layers per block and a larger MLP ratio, all else as in
+    ``small``. Added layers start with zero output projections (attention and MLP), so they add
+    nothing; added hidden MLP units start with zero outgoing weights. Gradients reach all of them
+    from the first step (the zeros are last in their branch).
+    """
+    base = small.config
+    if (
+        replace(config, num_layers=base.num_layers, mlp_ratio=base.mlp_ratio) != base
+        or config.num_layers < base.num_layers
+        or config.mlp_ratio < base.mlp_ratio
+    ):
+        raise ValueError("a network grows only in num_layers and mlp_ratio")
+    big = FAT(config)
+    own = big.state_dict()
+    old = small.state_dict()
+    with torch.no_grad():
+        for key, target in own.items():
+            value = old.get(key)
+            if value is None:  # a tensor of an added layer
+                if re.search(r"\.(attn\.proj|mlp\.fc2)\.", key):
+                    target.zero_()
+                continue
+            target[tuple(slice(0, n) for n in value.shape)] = value  # added hidden units after the old
+            if key.endswith("mlp.fc2.weight"):
+                target[:, value.shape[1] :] = 0
+    return big
 
 
 # --- published checkpoints --------------------------------------------------------------

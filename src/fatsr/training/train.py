@@ -499,14 +499,25 @@ class Trainer:
     def _load_weights_only(self, path: Path) -> None:
         """Start from the weights of a model file or published state dict (as the published
         ``--resume`` did): optimiser and step start afresh. A model of the same network at
-        another scale gives every tensor but the upsampler's (e.g. x2 started from a x4 model)."""
+        another scale gives every tensor but the upsampler's (e.g. x2 started from a x4 model); a model
+        with fewer Swin layers or a narrower MLP grows into this one (:func:`fatsr.models.fat.grown`)."""
         from dataclasses import replace
 
+        from fatsr.models.fat import FAT, FATConfig, grown
         from fatsr.models.files import load_network
 
         loaded, _ = load_network(path)
-        other_scale = replace(loaded.config, scale=self.network.config.scale) == self.network.config
-        if loaded.config != self.network.config and not other_scale:
+        own_config = self.network.config
+        other_scale = replace(loaded.config, scale=own_config.scale) == own_config
+        if isinstance(loaded, FAT) and isinstance(own_config, FATConfig) and loaded.config != own_config:
+            before = loaded.config
+            with contextlib.suppress(ValueError):  # more Swin layers or a wider MLP: the same function, more room
+                loaded = grown(loaded, own_config)
+                self._say(
+                    f"grew {path}: {before.num_layers} -> {own_config.num_layers} Swin layers per block, MLP ratio "
+                    f"{before.mlp_ratio:g} -> {own_config.mlp_ratio:g}; the added weights start where they add nothing"
+                )
+        if loaded.config != own_config and not other_scale:
             raise ArgumentError(
                 f"{path} holds weights of another network ({describe(loaded.config.to_dict())}), not of this run's "
                 f"({describe(self.network.config.to_dict())}); pass its {{arg}}/{{scale}}",
