@@ -48,6 +48,7 @@ from ship_model import WEIGHTS, evaluation, ship  # noqa: E402
 
 from fatsr.models import zoo  # noqa: E402
 from fatsr.models.files import load_network, read_metadata  # noqa: E402
+from fatsr.models.presets import PRESETS  # noqa: E402
 
 DEGRADE_SEED = 0
 SPEED_THREADS = 2
@@ -222,6 +223,15 @@ def val_curve(run_dir: Path | None) -> list[tuple[int, float, float]]:
     return [(r["step"], r["psnr"], r["ssim"]) for r in records if r.get("kind") == "val"]
 
 
+def grown_text(config: dict) -> str:
+    """How the network differs from the `compact` preset (a grown model: more layers, wider MLP)."""
+    preset = PRESETS["compact"].to_dict()
+    changed = [
+        f"{k} {config[k]}" for k in ("num_layers", "mlp_ratio", "dim", "num_blocks") if config.get(k) != preset[k]
+    ]
+    return f" with {', '.join(changed)}" if changed else ""
+
+
 def training_text(spec: Spec, weights: Path, config: dict, stand_in: str | None) -> str:
     meta = read_metadata(weights)
     extra = json.loads(meta.get("extra", "{}"))
@@ -356,8 +366,8 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
         + f', `fatsr.load_model("{spec.name}")`; `fatsr info {spec.name}` prints everything the file records.',
         "",
         "## Model",
-        f"* FAT (Frequency-Aware Transformer), `compact` preset: D = {c['dim']}, {c['num_blocks']} blocks of "
-        f"{c['num_layers']} Swin + {c['num_layers']} MAT layer(s), {c['num_heads']} heads, window {c['window_size']}, "
+        f"* FAT (Frequency-Aware Transformer), `compact` preset{grown_text(c)}: D = {c['dim']}, {c['num_blocks']} "
+        f"blocks of {c['num_layers']} Swin layer(s) + 1 MAT layer, {c['num_heads']} heads, window {c['window_size']}, "
         f"MLP ratio {c['mlp_ratio']}, pixel-shuffle x{c['scale']} upsampler"
         + (", bicubic skip (the network adds a residual to a bicubic upscale)" if c.get("bicubic_skip") else "")
         + f"; {info['parameters']:,} parameters.",
