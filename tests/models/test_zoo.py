@@ -48,7 +48,7 @@ def test_upscale_by_name_equals_upscale_by_path(tmp_path, capsys):
 
 
 def test_former_name_runs_its_successor_and_says_so(tmp_path):
-    """fatsr-compact-x4 (the default before fatsr-x4, the same network) keeps users' scripts working."""
+    """fatsr-compact-x4 (the default before fatsr-x4, its smaller network) keeps users' scripts working."""
     with pytest.warns(FutureWarning, match="fatsr-compact-x4 is now fatsr-x4"):
         assert zoo.resolve("fatsr-compact-x4") == zoo.builtin_models()["fatsr-x4"]
     assert "fatsr-compact-x4" not in zoo.builtin_models() and "fatsr-compact-x4" in builtin_names()
