@@ -441,8 +441,8 @@ def model_card_index(shipped: dict[str, dict], table: str) -> str:
         "",
         "`fatsr models` lists them, `fatsr info NAME` prints what a model file records. All are the "
         "`compact` FAT configuration (the best FAT configuration of the equal-time comparison, "
-        "`docs/model-comparison.md`) trained on UC Merced Land Use; `fatsr-x4`'s was then grown to "
-        "3 Swin layers per block and MLP ratio 4 (`configs/fatsr-x4.yaml`, stage 5).",
+        "`docs/model-comparison.md`) trained on UC Merced Land Use; the x4 models' networks were then "
+        "grown to 3 Swin layers per block and MLP ratio 4 (stage 5 of their recipes in `configs/`).",
         "",
     ]
     lines += [f"* [`{name}`](docs/models/{name}.md): {info.get('description', '')}" for name, info in ordered(shipped)]

@@ -34,8 +34,8 @@ MODELS = {
     "fatsr-real-x4": (4, "fat", None),  # trained for degraded inputs: scored on them below
     "fatsr-x2": (2, "bicubic", 1.5),
 }
-# fatsr-real-x4 on the degraded images: +0.51 dB over fatsr-x4 (per image -0.01 to +1.45) and
-# +0.98 dB over bicubic; about half of that is required (the same file under both names gives 0).
+# fatsr-real-x4 on the degraded images: +0.57 dB over fatsr-x4 (per image -0.004 to +1.65) and
+# +1.03 dB over bicubic; about half of that is required (the same file under both names gives 0).
 REAL_OVER_X4 = 0.25
 REAL_OVER_BICUBIC = 0.5
 
