@@ -5,7 +5,10 @@ overwritten unless they asked for it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,15 +22,20 @@ try:
 except ImportError:  # Windows: no locks
     fcntl = None  # type: ignore[assignment]
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a planted FIFO must not block the open
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
 
-    The temporary file ``.NAME.part<suffix>`` is locked while it is written: a second run
-    writing the same ``path`` meanwhile is refused at once (FatsrError), and a leftover of a
-    killed run is reused. On any exception the temporary file is removed and ``path`` is left
-    untouched. Raises :class:`FatsrError` if ``path`` exists (or appears meanwhile) and
+    The temporary file has an unpredictable name (``.NAME.<random>.part<suffix>``, created
+    exclusively, never through a link). ``.NAME.part<suffix>``, a lock opened without
+    following links, is held while it is written: a second run writing the same ``path``
+    meanwhile is refused at once (FatsrError). On any exception the temporary file is removed
+    and ``path`` is left untouched. The final rename replaces a link at ``path``, never the
+    link's target. Raises :class:`FatsrError` if ``path`` exists (or appears meanwhile) and
     ``overwrite`` is false, or if its folder cannot be written.
     """
     path = Path(path)
@@ -40,21 +48,41 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[P
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FatsrError(f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder") from None
-    tmp_path = part_path(path)
-    with locked_file(tmp_path, f"{path}: another run is writing it now") as fd:
-        try:
-            os.ftruncate(fd, 0)  # a leftover of a killed run
-            yield tmp_path
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp_path, 0o666 & ~umask)
-            _rename(tmp_path, path, overwrite)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                tmp_path.unlink()
-            if isinstance(exc, OSError):  # a full disk, an I/O error: say which file
+    with locked_file(part_path(path), f"{path}: another run is writing it now", remove=True):
+        with private_temporary(path) as tmp_path:
+            try:
+                yield tmp_path
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp_path, 0o666 & ~umask)
+                _rename(tmp_path, path, overwrite)
+            except OSError as exc:  # a full disk, an I/O error: say which file
                 raise write_error(path, exc) from None
-            raise
+
+
+@contextlib.contextmanager
+def private_temporary(path: Path, suffix: str | None = None) -> Iterator[Path]:
+    """A new empty file beside ``path`` with an unpredictable name (``.NAME.<random>.part<suffix>``),
+    created exclusively (``mkstemp``: never through a planted link) and locked while it is in
+    use, so that :func:`remove_stale_parts` of a concurrent run leaves it alone. Removed on exit
+    unless it was renamed away."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=f".part{path.suffix if suffix is None else suffix}", dir=folder
+        )
+    except OSError as exc:
+        raise FatsrError(f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder") from None
+    tmp = Path(name)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield tmp
+    finally:
+        with contextlib.suppress(OSError):
+            if os.lstat(tmp).st_ino == os.fstat(fd).st_ino:
+                tmp.unlink()
+        os.close(fd)
 
 
 def write_error(path: str | os.PathLike, exc: BaseException) -> FatsrError:
@@ -84,16 +112,11 @@ def locked_file(path: Path, busy: str, *, remove: bool = False) -> Iterator[int]
         yield _HELD[key]
         return
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise FatsrError(
-                f"cannot write to {path.parent}: {exc.strerror or exc}; choose a writable output folder"
-            ) from None
+        fd = open_private(path)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            if os.path.lexists(path) and os.lstat(path).st_ino == os.fstat(fd).st_ino:
                 break  # still the file at ``path`` (not one a finishing run just renamed or removed)
         except BlockingIOError:
             os.close(fd)
@@ -107,9 +130,38 @@ def locked_file(path: Path, busy: str, *, remove: bool = False) -> Iterator[int]
     finally:
         del _HELD[key]
         with contextlib.suppress(OSError):
-            if remove and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            if remove and os.lstat(path).st_ino == os.fstat(fd).st_ino:
                 os.unlink(path)
         os.close(fd)
+
+
+def open_private(path: Path) -> int:
+    """Open (create) ``path`` read-write without following a link: FatsrError (one line) if it is
+    a link, or not a regular file of this user's with one name (a planted hard link, a FIFO,
+    another user's file), so nobody can make fatsr write through a name it uses."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise FatsrError(
+                f"{path} is a symbolic link where fatsr keeps a temporary file; nothing was written; remove the link"
+            ) from None
+        raise FatsrError(
+            f"cannot write to {path.parent}: {exc.strerror or exc}; choose a writable output folder"
+        ) from None
+    st = os.fstat(fd)
+    owner = os.geteuid() if hasattr(os, "geteuid") else st.st_uid
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != owner:
+        os.close(fd)
+        what = (
+            "not a regular file"
+            if not stat.S_ISREG(st.st_mode)
+            else "another user's file"
+            if st.st_uid != owner
+            else "a file with another name (a hard link)"
+        )
+        raise FatsrError(f"{path} is {what} where fatsr keeps a temporary file; nothing was written; remove it")
+    return fd
 
 
 def _rename(tmp: Path, path: Path, overwrite: bool) -> None:

@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
-from fatsr.io import atomic_write, locked_file
+from fatsr.io import atomic_write, locked_file, private_temporary
 from fatsr.models.contract import ModelInfo, Resampler, info_of
 
 SUFFIXES = (".tif", ".tiff")
@@ -403,7 +403,13 @@ class PartialWriter:
             raise FatsrError(
                 f"{dst}: could not write the GeoTIFF ({exc.strerror or exc}); choose a writable output"
             ) from None
+        if self.journal.is_symlink():
+            raise FatsrError(
+                f"{self.journal} is a symbolic link where fatsr keeps its progress; nothing was written; remove the link"
+            )
         self._lock = contextlib.ExitStack()
+        # the partial file keeps its name (a rerun resumes it): opened without following links
+        # and refused unless it is a regular file of this user's
         self._lock.enter_context(locked_file(self.path, f"{dst}: another fatsr run is upscaling into it now"))
         recorded, problem = self._recorded_position()
         if recorded is not None:
@@ -490,9 +496,12 @@ class PartialWriter:
         self._close()
         if self.dst.exists() and not overwrite:
             raise ArgumentError(f"{self.dst} appeared while upscaling; pass {{arg}} to replace it", "overwrite", True)
-        result = self.path
-        if options.cog:
-            result = self.dst.with_name(f".{self.dst.name}.fatsr-cog.tif")
+        if not options.cog:
+            _read_back(self.path)
+            self._install(self.path)
+            return
+        # the COG copy goes to a new file of an unpredictable name (never through a planted link)
+        with private_temporary(self.dst, suffix=".tif") as result:
             try:
                 gdal_copy(
                     self.path,
@@ -508,20 +517,17 @@ class PartialWriter:
                 )
                 _read_back(result)
             except (RasterioError, CPLE_BaseError) as exc:
-                result.unlink(missing_ok=True)
                 raise WriteFailed(f"the COG copy failed ({_reason(exc)})") from None
-            except BaseException:
-                result.unlink(missing_ok=True)
-                raise
-        else:
-            _read_back(result)
+            self._install(result)
+        self.path.unlink(missing_ok=True)
+
+    def _install(self, result: Path) -> None:
+        """``result`` becomes the destination (a link there is replaced, never its target)."""
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(result, 0o666 & ~umask)
         self.journal.unlink(missing_ok=True)
         os.replace(result, self.dst)
-        if result != self.path:
-            self.path.unlink(missing_ok=True)
 
     def abandon(self) -> str | None:
         """On failure: keep the partial file when progress was recorded (and say how to resume),
