@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -35,3 +36,33 @@ def resolve_device(name: str, rank: int = 0, *, kinds: tuple[str, ...] = KINDS) 
     if device.type == "cuda" and device.index is None:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     return device
+
+
+TORCHRUN = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun always sets
+
+
+def torchrun_layout() -> tuple[int, int, int]:
+    """(rank, world size, local rank) when torchrun started this process: all of its variables
+    set and consistent. Stray or inconsistent ones (a ``RANK=1`` left in a shell) give a
+    one-line warning and a normal single-process run, (0, 1, 0)."""
+    given = {name: os.environ.get(name) for name in TORCHRUN}
+    if all(v is None for v in given.values()):
+        return 0, 1, 0
+    missing = [name for name, v in given.items() if v is None]
+    why = f"{', '.join(missing)} not set" if missing else ""
+    if not why:
+        try:
+            rank, world, local = (int(str(given[name])) for name in TORCHRUN[:3])
+        except ValueError:
+            why = "RANK, WORLD_SIZE and LOCAL_RANK are not all integers"
+        else:
+            if not (0 <= rank < world and 0 <= local <= rank):
+                why = f"RANK {rank} and LOCAL_RANK {local} do not fit WORLD_SIZE {world}"
+            else:
+                return rank, world, local
+    stray = " ".join(f"{name}={v}" for name, v in given.items() if v is not None)
+    print(
+        f"warning: {stray} in the environment is not a torchrun launch ({why}); running as a single process",
+        file=sys.stderr,
+    )
+    return 0, 1, 0

@@ -35,7 +35,7 @@ from fatsr.data import bicubic_downscale, find_images
 from fatsr.data.datasets import BandMapping
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import ArgumentError, FatsrError, within
-from fatsr.io import PILLOW_SUFFIXES, atomic_write, read_image
+from fatsr.io import PILLOW_SUFFIXES, atomic_write, check_picture_size, read_image
 from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
 from fatsr.models.contract import Model
@@ -151,6 +151,7 @@ def valid_pixels(path: Path) -> np.ndarray | None:
     with _raster(path) as ds:
         if ds is None:
             return None
+        check_picture_size(path, ds.height, ds.width)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             valid = (ds.read_masks() > 0).all(axis=0)

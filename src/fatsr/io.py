@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,9 +206,45 @@ def remove_stale_parts(folder: Path, names: list[str] | None = None) -> list[Pat
     return removed
 
 
+MAX_PICTURE_PIXELS = int(os.environ.get("FATSR_MAX_PICTURE_PIXELS", 89_478_485))
+"""The most pixels a picture read whole may have (Pillow's own default, made a hard limit; the
+environment variable FATSR_MAX_PICTURE_PIXELS changes it). A header claiming more (a
+decompression bomb, or just a huge PNG) is refused in one line before anything is allocated;
+TIFFs over it are streamed window by window as rasters instead (:func:`fatsr.inference.raster.is_raster`)."""
+Image.MAX_IMAGE_PIXELS = MAX_PICTURE_PIXELS  # Pillow's guard, wherever else it opens a picture
+
+
+def check_picture_size(path: str | os.PathLike, height: int, width: int) -> None:
+    """FatsrError (one line) when a picture of ``height`` x ``width`` is over the budget."""
+    if height * width > MAX_PICTURE_PIXELS:
+        raise _too_big(path, f"{width}x{height} pixels ({height * width / 1e6:.0f} Mpx)")
+
+
+def _too_big(path: str | os.PathLike, size: str) -> FatsrError:
+    return FatsrError(
+        f"{path}: {size} is over the {MAX_PICTURE_PIXELS / 1e6:.0f} Mpx fatsr reads whole into memory; "
+        "fatsr upscale streams such a picture as a TIFF (gdal_translate IN OUT.tif), other commands need it cut "
+        "into smaller pictures; FATSR_MAX_PICTURE_PIXELS raises the limit where the memory is there"
+    )
+
+
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # decoded by Pillow (OpenCV for 16-bit colour)
 GDAL_SUFFIXES = (".tif", ".tiff", ".jp2", ".j2k", ".vrt", ".img")  # decoded by GDAL (rasterio)
 IMAGE_SUFFIXES = PILLOW_SUFFIXES + GDAL_SUFFIXES  # what folders and glob patterns are searched for
+
+
+def open_picture(path: str | os.PathLike) -> Image.Image:
+    """``Image.open``, with Pillow's decompression-bomb warning and error turned into the one-line
+    budget refusal of :func:`check_picture_size`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_big(
+            path, f"{int(claimed.group(1)) / 1e6:.0f} Mpx" if claimed else "the size its header claims"
+        ) from None
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -217,7 +255,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             with opened as ds:
                 return ds.height, ds.width
     try:
-        with Image.open(path) as im:
+        with open_picture(path) as im:
             turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # Orientation: a quarter turn
             return (im.width, im.height) if turned else (im.height, im.width)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -241,7 +279,8 @@ def read_image(path: str | os.PathLike, *, any_dtype: bool = False) -> np.ndarra
         if array is not None:
             return array
     try:
-        with Image.open(path) as im:
+        with open_picture(path) as im:
+            check_picture_size(path, im.height, im.width)
             sixteen_bit_colour = im.mode in ("RGB", "RGBA") and any("16" in str(t.args) for t in im.tile)
             im.load()
             array = _pil_to_array(ImageOps.exif_transpose(im) or im)
@@ -280,6 +319,7 @@ def _read_with_rasterio(path: Path, any_dtype: bool = False) -> np.ndarray | Non
     with opened as ds:
         if ds.count == 0 or ColorInterp.palette in ds.colorinterp:
             return None
+        check_picture_size(path, ds.height, ds.width)
         if len(set(ds.dtypes)) > 1 or not (any_dtype or ds.dtypes[0] in ("uint8", "uint16")):
             raise FatsrError(
                 f"{path}: {', '.join(sorted(set(ds.dtypes)))} pixels; this step reads 8- or 16-bit unsigned images"

@@ -473,13 +473,33 @@ def test_torchrun_ranks_share_the_files(capsys, tmp_path, model_file, monkeypatc
     for k in range(5):
         save(folder / f"im{k}.png", harbor(12, 12, top=20 * k))
     written = {}
+    for name, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500"), ("WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
-        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
         code, out, err = upscale(capsys, folder, "-o", tmp_path / "out", "--model", model_file)
         assert code == 0, err
         written[rank] = [Path(line).name for line in out.splitlines()]
     assert written == {0: ["im0.png", "im2.png", "im4.png"], 1: ["im1.png", "im3.png"]}
-    monkeypatch.setenv("RANK", "2")
-    code, _, err = upscale(capsys, folder, "-o", tmp_path / "out2", "--model", model_file)
-    assert_user_error(code, err, "RANK 2", "torchrun")
+
+
+@pytest.mark.parametrize(
+    "stray, why",
+    [
+        ({"RANK": "1", "WORLD_SIZE": "2"}, "LOCAL_RANK, MASTER_ADDR, MASTER_PORT not set"),
+        ({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "do not fit"),
+        ({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "not all integers"),
+    ],
+)
+def test_stray_torchrun_variables_warn_and_run_as_one_process(capsys, tmp_path, model_file, monkeypatch, stray, why):
+    folder = tmp_path / "in"
+    for k in range(3):
+        save(folder / f"im{k}.png", harbor(12, 12, top=20 * k))
+    for name, value in stray.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = upscale(capsys, folder, "-o", tmp_path / "out", "--model", model_file)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0.png", "im1.png", "im2.png"]
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and why in warnings[0] and "single process" in warnings[0], err

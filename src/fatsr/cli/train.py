@@ -188,7 +188,13 @@ def _key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem", None) or "not valid YAML"
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value is not valid YAML ({where}); give a number, true/false, a word or a list such as [6, 6]"
+        ) from None
 
 
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fatsr.cli import message
-from fatsr.devices import resolve_device
+from fatsr.devices import resolve_device, torchrun_layout
 from fatsr.errors import FatsrError
 from fatsr.inference.pipeline import Upscaler
 from fatsr.inference.raster import is_raster
@@ -229,12 +229,7 @@ def run(args: argparse.Namespace) -> int:
 
 def shard() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
-    try:
-        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        raise FatsrError("RANK and WORLD_SIZE must be integers (they are set by torchrun)") from None
-    if not 0 <= rank < world:
-        raise FatsrError(f"RANK {rank} is outside WORLD_SIZE {world}; launch with torchrun --nproc_per_node=K")
+    rank, world, _ = torchrun_layout()
     return rank, world
 
 

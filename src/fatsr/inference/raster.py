@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
-from fatsr.io import atomic_write, locked_file, private_temporary
+from fatsr.io import MAX_PICTURE_PIXELS, atomic_write, locked_file, private_temporary
 from fatsr.models.contract import ModelInfo, Resampler, info_of
 
 SUFFIXES = (".tif", ".tiff")
@@ -193,7 +193,10 @@ def georeferenced(ds: DatasetReader) -> bool:
 
 def _plain_picture(ds: DatasetReader, path: Path) -> bool:
     """A picture :mod:`fatsr.io` handles as well: PNG/JPEG/TIFF/..., 8 or 16-bit, grey, RGB,
-    grey + alpha or RGBA, without georeference, nodata, mask or palette."""
+    grey + alpha or RGBA, without georeference, nodata, mask or palette, small enough to be read
+    whole (a TIFF over :data:`fatsr.io.MAX_PICTURE_PIXELS` is streamed as a raster)."""
+    if path.suffix.lower() in (".tif", ".tiff") and ds.width * ds.height > MAX_PICTURE_PIXELS:
+        return False
     alpha = ds.count in (2, 4) and ds.colorinterp[-1] == ColorInterp.alpha
     masked = any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums) and not alpha
     return (

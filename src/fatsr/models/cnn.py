@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,6 +36,11 @@ class CNNConfig:
     channels: int = 48
     num_blocks: int = 8
     scale: int = 4
+
+    # the range a model file may declare for each number (checked before anything is built)
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "in_channels": (1, 16), "out_channels": (1, 16), "channels": (1, 1024), "num_blocks": (1, 256), "scale": (1, 16),
+    }  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.in_channels != self.out_channels:

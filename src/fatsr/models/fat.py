@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -335,6 +335,12 @@ class FATConfig:
     scale: int = 4
     bicubic_skip: bool = False
 
+    # the range a model file may declare for each number (checked before anything is built)
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "in_channels": (1, 16), "out_channels": (1, 16), "dim": (2, 1024), "num_blocks": (1, 64),
+        "num_layers": (1, 32), "num_heads": (1, 64), "window_size": (1, 64), "mlp_ratio": (0.25, 16), "scale": (1, 16),
+    }  # fmt: skip
+
     def __post_init__(self) -> None:
         if not isinstance(self.window_size, int):  # one per block; a single int when all agree
             windows = tuple(self.window_size)
@@ -518,7 +524,11 @@ def from_official_state_dict(sd: object) -> FAT:
 
 
 def load_strict(model: nn.Module, sd: Mapping[str, Tensor]) -> None:
-    """``load_state_dict(strict=True)`` with a one-line error naming what does not fit."""
+    """``load_state_dict(strict=True)`` with a one-line error naming what does not fit; weights
+    that are not floating point (bool, int8: they would be silently converted) are refused."""
+    for key, value in sd.items():
+        if not value.is_floating_point():
+            raise FatsrError(f"weight {key} is stored as {value.dtype}; model weights must be floating point")
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:

@@ -6,8 +6,11 @@ through the same :func:`load_network`."""
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -15,8 +18,8 @@ from safetensors.torch import load_file, save
 
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write, write_error
-from fatsr.models.cnn import ResidualCNN
-from fatsr.models.fat import FAT, from_official_state_dict, load_strict
+from fatsr.models.cnn import CNNConfig, ResidualCNN
+from fatsr.models.fat import FAT, FATConfig, from_official_state_dict, load_strict
 
 ARCHITECTURE = "FAT"
 CLASSES: dict[str, type] = {"FAT": FAT, "ResidualCNN": ResidualCNN}  # architecture name -> class
@@ -106,6 +109,70 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
 
 
+FLOATS = {"F16", "BF16", "F32", "F64"}  # weight dtypes a model file may hold
+
+
+def checked_config(cls: type, text: str) -> dict[str, Any]:
+    """A model file's ``config`` metadata (JSON) as keyword arguments of ``cls``, every field
+    known, of its type and within ``cls``'s config ``BOUNDS``: FatsrError (one line) otherwise,
+    before anything is built or allocated."""
+    config_class = _config_class(cls)
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise FatsrError(f"model configuration in the metadata is not JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise FatsrError("model configuration in the metadata is not a JSON object")
+    known = {f.name: f for f in fields(config_class)}
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise FatsrError(f"model configuration has unknown fields {', '.join(unknown)} for {cls.__name__}")
+    for name, value in config.items():
+        kind = known[name].type
+        low, high = config_class.BOUNDS.get(name, (None, None))
+        values = value if name == "window_size" and isinstance(value, list) else [value]
+        for v in values:
+            if "bool" in str(kind):
+                ok = isinstance(v, bool)
+            elif "float" in str(kind):
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            else:
+                ok = isinstance(v, int) and not isinstance(v, bool)
+            if ok and low is not None:
+                ok = low <= v <= high
+            if not ok:
+                bounds = f" in {low:g}..{high:g}" if low is not None else ""
+                raise FatsrError(f"model configuration {name}={value!r} is not a valid {kind}{bounds}")
+    try:
+        config_class(**config)  # the config's own rules (dim divisible by num_heads, ...)
+    except (ValueError, TypeError) as exc:
+        raise FatsrError(f"model configuration in the metadata is invalid ({exc})") from None
+    return config
+
+
+def _config_class(cls: type) -> Any:
+    return FATConfig if cls is FAT else CNNConfig
+
+
+def check_tensors(path: Path, cls: type, config: dict[str, Any]) -> None:
+    """The file's tensors (from its header: names, shapes, dtypes) are exactly the network's
+    (built on the meta device, so nothing is allocated) and floating point."""
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in cls(**config).state_dict().items()}
+    with safe_open(str(path), "pt") as f:
+        for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+            dtype = f.get_slice(key).get_dtype()
+            if dtype not in FLOATS:
+                raise FatsrError(f"weight {key} is stored as {dtype}; model weights must be floating point")
+            shape = tuple(f.get_slice(key).get_shape())
+            if key in expected and shape != expected[key]:
+                raise FatsrError(
+                    f"weight {key} has shape {list(shape)} where the configuration needs {list(expected[key])}"
+                )
+
+
 def load_network(path: str | os.PathLike) -> tuple[FAT | ResidualCNN, dict[str, str]]:
     """A :class:`FAT` or :class:`ResidualCNN` (eval mode) and the file's metadata, from a fatsr model file or a
     published ``.pth`` checkpoint."""
@@ -122,20 +189,20 @@ def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
         raise FatsrError(f"model file {path} not found; give the path of a .safetensors or .pth model")
     if path.suffix == ".safetensors":
         metadata = read_metadata(path)
-        try:
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError) as exc:
-            raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
         architecture = metadata.get("architecture")
         if architecture not in (None, *CLASSES):
             raise FatsrError(
                 f"architecture {architecture!r} is not supported; fatsr runs {' and '.join(CLASSES)} models"
             )
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
         if "config" in metadata:
-            try:
-                network = CLASSES[architecture or ARCHITECTURE](**json.loads(metadata["config"]))
-            except (ValueError, TypeError) as exc:
-                raise FatsrError(f"{path}: model configuration in the metadata is invalid ({exc})") from None
+            cls = CLASSES[architecture or ARCHITECTURE]
+            config = checked_config(cls, metadata["config"])
+            check_tensors(path, cls, config)
+            network = cls(**config)
             load_strict(network, tensors)
         else:  # a bare state dict in the official layout
             network = from_official_state_dict(tensors)

@@ -60,12 +60,25 @@ class OnnxModel:
         self.metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
         if self.metadata.get("format") != FORMAT:
             raise FatsrError("this ONNX graph was not written by fatsr export; export the model with `fatsr export`")
-        self.name = self.metadata["name"]
-        self.scale = int(self.metadata["scale"])
-        self.channels = int(self.metadata["channels"])
-        self.tile = int(self.metadata["tile"])
-        self.seed = int(self.metadata["seed"])
+        self.name = self.metadata.get("name", "onnx")
+        self.scale = self._number("scale", 1, 16)
+        self.channels = self._number("channels", 1, 4)
+        self.tile = self._number("tile", 1, 4096)
+        self.seed = self._number("seed", -(2**63), 2**63 - 1)
         self.providers: list[str] = session.get_providers()
+
+    def _number(self, key: str, low: int, high: int) -> int:
+        """An integer metadata entry within [low, high] (FatsrError naming it otherwise)."""
+        try:
+            value = int(self.metadata[key])
+        except (KeyError, ValueError):
+            value = None
+        if value is None or not low <= value <= high:
+            raise FatsrError(
+                f"its metadata {key}={self.metadata.get(key)!r} is not an integer in {low}..{high}; "
+                "export the model again with `fatsr export`"
+            )
+        return value
 
     @property
     def info(self) -> ModelInfo:
@@ -99,6 +112,12 @@ class OnnxModel:
         x = pad_reflect(x.detach().float().cpu(), self.tile - height, self.tile - width)
         y = self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0]
         s = self.scale
+        expected = (x.shape[0], self.channels, s * self.tile, s * self.tile)
+        if tuple(y.shape) != expected:  # a graph that does not do what its metadata says
+            raise FatsrError(
+                f"the ONNX graph returned {tuple(y.shape)} for a {tuple(x.shape)} tile where its metadata "
+                f"(x{s}, {self.channels} channels) promises {expected}; export the model again with `fatsr export`"
+            )
         return torch.from_numpy(y[:, :, : s * height, : s * width].copy())
 
 

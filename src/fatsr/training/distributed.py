@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fatsr.devices import resolve_device
+from fatsr.devices import resolve_device, torchrun_layout
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,7 @@ class Dist:
 def setup(device_name: str) -> Dist:
     """Join the process group when started by torchrun (``WORLD_SIZE`` > 1): NCCL on CUDA,
     gloo on the CPU. A single process needs no group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local_rank = torchrun_layout()
     device = resolve_device(device_name, local_rank, kinds=("cpu", "cuda"))
     if device.type == "cuda":
         torch.cuda.set_device(device)
