@@ -302,3 +302,20 @@ def test_a_network_setting_that_is_not_yaml_is_one_line(capsys, tmp_path, images
     code, _, err = run(capsys, *train_flags(images, tmp_path / "run", "--network", f"dim={value}"))
     assert_one_line_error(code, err, "--network", "not valid YAML")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("title", ["{{DATA}}", "{{SCRIPT}} <b>&", "{{TITLE}}{{STYLE}}"])
+def test_a_title_holding_the_templates_placeholders_is_filled_escaped_once(title):
+    import html
+    import json
+
+    from fatsr.compare import render_page
+
+    data = {"title": title, "items": [{"name": "</script><img src=x onerror=alert(1)>.png"}]}
+    page = render_page(data)
+    escaped = html.escape(title, quote=False)
+    assert page.count(f'<h1 id="title">{escaped}</h1>') == 1
+    assert page.count(f"<title>{escaped}</title>") == 1
+    assert "</script><img" not in page  # the file name stays inside the JSON block
+    block = page.split('id="fatsr-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(block) == data

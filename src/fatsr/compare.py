@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -466,11 +467,11 @@ def render_page(data: dict) -> str:
     page = files("fatsr") / "page"
     html = (page / "compare.html").read_text(encoding="utf-8")
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    for key, value in (("{{STYLE}}", (page / "compare.css").read_text(encoding="utf-8")),
-                       ("{{SCRIPT}}", (page / "compare.js").read_text(encoding="utf-8")),
-                       ("{{TITLE}}", _escape(data["title"])), ("{{DATA}}", payload)):  # fmt: skip
-        html = html.replace(key, value)
-    return html
+    fills = {"STYLE": (page / "compare.css").read_text(encoding="utf-8"),
+             "SCRIPT": (page / "compare.js").read_text(encoding="utf-8"),
+             "TITLE": _escape(data["title"]), "DATA": payload}  # fmt: skip
+    # one pass over the template: text put in (a title such as "{{DATA}}") is never filled again
+    return re.sub(r"\{\{(STYLE|SCRIPT|TITLE|DATA)\}\}", lambda m: fills[m.group(1)], html)
 
 
 def _escape(text: str) -> str:
