@@ -46,7 +46,7 @@ from fatsr.evaluate import (
     score,
 )
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_image
-from fatsr.io import atomic_write
+from fatsr.io import atomic_write, remove_stale_parts
 from fatsr.models.contract import Model, Resampler
 
 SCORE_KEYS = ("psnr_y", "ssim_y", "psnr_low", "psnr_mid", "psnr_high")
@@ -483,6 +483,8 @@ def write_page(path: str | os.PathLike, data: dict, *, overwrite: bool = False) 
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise FatsrError(f"{path}: the page is HTML; give an output ending in .html")
+    if path.parent.is_dir():  # what a killed run left
+        remove_stale_parts(path.parent, [path.name])
     with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_text(render_page(data), encoding="utf-8")
     return path

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import stat
 import tempfile
 import warnings
@@ -91,6 +92,10 @@ def write_error(path: str | os.PathLike, exc: BaseException) -> FatsrError:
     """A library's failure to write ``path`` (torch, safetensors: a full disk, an I/O error) as
     one line."""
     reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    folder = Path(path).parent if str(Path(path).parent) else Path(".")
+    with contextlib.suppress(OSError):
+        if getattr(exc, "errno", None) != errno.ENOSPC and shutil.disk_usage(folder).free < (64 << 10):
+            reason = f"No space left on device, {reason}"  # torch and others say it in their own words
     return FatsrError(f"{path}: could not write it ({reason}); free some space or choose another place")
 
 
@@ -98,6 +103,10 @@ def part_path(path: str | os.PathLike) -> Path:
     """The temporary file :func:`atomic_write` writes ``path`` through: ``.NAME.part<suffix>``."""
     path = Path(path)
     return path.with_name(f".{path.name}.part{path.suffix}")
+
+
+class Busy(FatsrError):
+    """Another process holds the lock of an output: it is writing that file now."""
 
 
 _HELD: dict[Path, int] = {}  # locks this process holds: path -> descriptor
@@ -122,9 +131,7 @@ def locked_file(path: Path, busy: str, *, remove: bool = False) -> Iterator[int]
                 break  # still the file at ``path`` (not one a finishing run just renamed or removed)
         except BlockingIOError:
             os.close(fd)
-            raise FatsrError(
-                f"{busy} (it holds {path.name}); wait for that run to finish or choose another output"
-            ) from None
+            raise Busy(f"{busy} (it holds {path.name}); wait for that run to finish or choose another output") from None
         os.close(fd)
     _HELD[key] = fd
     try:

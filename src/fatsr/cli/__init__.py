@@ -44,7 +44,12 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
-        self.exit(2, f"error: {command}{message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {command}{one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: str) -> str:
+    """A message as one line: the lines a library's own text may bring joined with "; "."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def message(exc: FatsrError, command: str | None = None) -> str:
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             return int(args.func(args) or 0)
     except FatsrError as exc:
-        print(f"error: {message(exc, args.command)}", file=sys.stderr)
+        print(f"error: {one_line(message(exc, args.command))}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine's answer (full disk, permissions, I/O): one line
         where = f"{exc.filename}: " if exc.filename else ""

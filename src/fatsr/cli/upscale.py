@@ -20,7 +20,7 @@ from fatsr.errors import FatsrError
 from fatsr.inference.pipeline import Upscaler
 from fatsr.inference.raster import is_raster
 from fatsr.inputs import collect_inputs
-from fatsr.io import IMAGE_SUFFIXES, remove_stale_parts
+from fatsr.io import IMAGE_SUFFIXES, Busy, remove_stale_parts
 
 DESCRIPTION = """\
 Upscale images with a FAT model.
@@ -102,7 +102,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     exists = parser.add_mutually_exclusive_group()
     exists.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     exists.add_argument(
-        "--skip-existing", action="store_true", help="leave inputs whose output exists, upscale the rest"
+        "--skip-existing",
+        action="store_true",
+        help="leave inputs whose output exists or is being written by another run, upscale the rest "
+        "(resumes a batch; two runs over one folder share it)",
     )
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument(
@@ -210,9 +213,14 @@ def run(args: argparse.Namespace) -> int:
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
     failed: list[Path] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
+        if args.skip_existing and dst.exists():  # written meanwhile by another run over the same folder
+            continue
         try:
             job.file(src, dst, options=options, overwrite=args.overwrite, progress=src.name)
         except FatsrError as exc:
+            if args.skip_existing and (isinstance(exc, Busy) or dst.exists()):
+                tqdm.write(f"{dst}: another run is writing it (skipped)", file=sys.stderr)
+                continue
             if len(jobs) == 1:
                 raise
             failed.append(src)

@@ -15,7 +15,7 @@ from fatsr.data.datasets import find_images
 from fatsr.data.degrade import degrade, image_rng
 from fatsr.data.prepare import mod_crop
 from fatsr.errors import ArgumentError, FatsrError
-from fatsr.io import read_image, write_image
+from fatsr.io import read_image, remove_stale_parts, write_image
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,16 @@ def _run_job(job: Job, scale: int, preset: dict, seed: int, overwrite: bool) -> 
 
 
 def run_jobs(jobs: list[Job], *, scale: int, preset: dict, seed: int, workers: int, overwrite: bool) -> None:
-    """Run ``jobs`` in ``workers`` processes with a progress bar; the first error stops the rest."""
+    """Run ``jobs`` in ``workers`` processes with a progress bar; the first error stops the rest.
+    The temporary files a killed run left for these outputs are removed first."""
+    names: dict[Path, list[str]] = {}
+    for job in jobs:
+        for path in (job.lr_path, job.hr_path):
+            if path is not None:
+                names.setdefault(path.parent, []).append(path.name)
+    for folder, mine in names.items():
+        if folder.is_dir():
+            remove_stale_parts(folder, mine)
     bar = tqdm(total=len(jobs), unit="img", desc="degrade", disable=None)  # terminal only: no residue in logs
     with bar:
         if workers == 1:
