@@ -100,7 +100,7 @@ def write_error(path: str | os.PathLike, exc: BaseException) -> FatsrError:
 
 
 def part_path(path: str | os.PathLike) -> Path:
-    """The temporary file :func:`atomic_write` writes ``path`` through: ``.NAME.part<suffix>``."""
+    """The lock :func:`atomic_write` holds while it writes ``path``: ``.NAME.part<suffix>``."""
     path = Path(path)
     return path.with_name(f".{path.name}.part{path.suffix}")
 
