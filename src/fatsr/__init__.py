@@ -17,13 +17,21 @@ def default_model_path() -> Path | None:
     return shipped()
 
 
-def load_model(spec: str | os.PathLike | None = None, *, device: str = "cpu", seed: int | None = None):
+def load_model(
+    spec: str | os.PathLike | None = None,
+    *,
+    device: str = "cpu",
+    seed: int | None = None,
+    tta: bool = False,
+    denoise: float | None = None,
+):
     """A ready model (eval mode): ``spec`` is None (the shipped model), ``"bicubic"``, a fatsr
     ``.safetensors`` model file, a published ``.pth`` checkpoint or a ``.onnx`` graph from
-    ``fatsr export``. See :func:`fatsr.models.loading.load_model`."""
+    ``fatsr export``; ``tta``: the 8-fold self-ensemble of it; ``denoise``: 0..1, the mix of the
+    built-in fatsr-x4 and fatsr-real-x4. See :func:`fatsr.models.loading.load_model`."""
     from fatsr.models.loading import load_model as load
 
-    return load(spec, device=device, seed=seed)
+    return load(spec, device=device, seed=seed, tta=tta, denoise=denoise)
 
 
 def upscale(
@@ -40,6 +48,8 @@ def upscale(
     overwrite: bool = False,
     layout: str | None = None,
     bands: tuple[int, ...] | None = None,
+    tta: bool = False,
+    denoise: float | None = None,
     **raster_options,
 ):
     """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels (default:
@@ -65,6 +75,8 @@ def upscale(
     None: the model's device (CPU for a loaded file).
     ``precision``: "float32", or "bfloat16"/"float16" autocast (a tile giving NaN/Inf is
     redone in float32).
+    ``tta``: the model on the 8 flips and quarter turns of each tile, averaged (8 times the
+    work). ``denoise``: 0..1, the built-in fatsr-x4 (0) and fatsr-real-x4 (1) mixed.
     """
     import tempfile
 
@@ -72,7 +84,15 @@ def upscale(
     from fatsr.inference.pipeline import Upscaler
 
     job = Upscaler.prepare(
-        model, device=device, seed=seed, tile=tile, overlap=overlap, batch=batch, precision=precision
+        model,
+        device=device,
+        seed=seed,
+        tile=tile,
+        overlap=overlap,
+        batch=batch,
+        precision=precision,
+        tta=tta,
+        denoise=denoise,
     )
     if not isinstance(image, (str, os.PathLike)):
         from fatsr.inference.arrays import upscale_array

@@ -166,17 +166,24 @@ def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarra
 
 
 def load_models(
-    specs: Sequence[str], *, scale: int | None, device: torch.device, seed: int = 0
+    specs: Sequence[str],
+    *,
+    scale: int | None,
+    device: torch.device,
+    seed: int = 0,
+    tta: bool = False,
+    denoise: float | None = None,
 ) -> list[tuple[str, Model]]:
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
-    model file; names made unique; all must share one scale."""
+    model file; names made unique; all must share one scale. ``tta`` and ``denoise`` apply to
+    every model but bicubic (see :func:`~fatsr.models.loading.load_model`)."""
     from fatsr.models.loading import BUILTIN, builtin_names, load_model
 
     builtin = builtin_names()
     models: list[tuple[str, Model]] = []
     for spec in dict.fromkeys(specs or ["default"]):
         if spec in builtin:  # a built-in model's name, or default / builtin for the default one
-            model = load_model(None if spec in BUILTIN else spec, device=device, seed=seed)
+            model = load_model(None if spec in BUILTIN else spec, device=device, seed=seed, tta=tta, denoise=denoise)
         elif spec == "bicubic":
             model = BicubicModel(scale or 4)
         else:
@@ -184,7 +191,7 @@ def load_models(
                 raise ArgumentError(
                     "{arg}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)", "specs", spec
                 )
-            model = load_model(spec, device=device, seed=seed)
+            model = load_model(spec, device=device, seed=seed, tta=tta, denoise=denoise)
         name = str(getattr(model, "name", Path(spec).stem))
         if name in ("LR", "HR") or any(name == n for n, _ in models):
             name = f"{name} ({Path(spec).name})"

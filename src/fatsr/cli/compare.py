@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import cast
 
+from fatsr.cli.options import add_model_options
 from fatsr.errors import FatsrError
 
 DESCRIPTION = """\
@@ -74,6 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="where to run the models (default: auto)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the models' random hashing (default: 0)")
+    add_model_options(parser)
     parser.add_argument("--tile", type=int, default=96, help="tile side in LR pixels, a multiple of 12 (default: 96)")
     parser.add_argument("--overwrite", action="store_true", help="replace the page if it exists")
     geo = parser.add_argument_group("GeoTIFF scenes")
@@ -110,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     if scenes and (len(lr_files) > 1 or hr_files):
         raise FatsrError("a GeoTIFF scene gets a page of its own; give one scene and no --hr")
     device = resolve_device(args.device)
-    models = load_models(args.model, scale=args.scale, device=device, seed=args.seed)
+    models = load_models(
+        args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise
+    )
     scale = cast(int, models[0][1].scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
     tiling = Tiling(args.tile, args.tile // 4)
     names = [n for n, _ in models]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fatsr.cli.options import add_model_options
 from fatsr.compare import Item, image_item, page_data, write_page
 from fatsr.errors import FatsrError
 from fatsr.evaluate import (
@@ -110,6 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="where to run the model (default: auto)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing (default: 0)")
+    add_model_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     parser.set_defaults(func=run)
 
@@ -124,7 +126,13 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(f"--border must be at least 0, got {args.border}")
     outputs = _outputs(args)
     device = resolve_device(args.device)
-    model = load_model(args.model, scale=args.scale, device=device, seed=args.seed) if args.model else None
+    model = (
+        load_model(args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise)
+        if args.model
+        else None
+    )
+    if model is None and (args.tta or args.denoise is not None):
+        raise FatsrError("--tta and --denoise are for --model; SR files are scored as they are")
     pairs = pair_files(args.hr, sr=args.sr, lr=args.lr)
     if model is not None:
         scale = model.scale

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fatsr.cli.options import add_model_options
 from fatsr.data.resize import pillow_bicubic_downscale
 from fatsr.errors import FatsrError
 from fatsr.io import read_image
@@ -92,11 +93,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where to run (default: auto)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the model's random hashing (default: 0)")
+    add_model_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     parser.set_defaults(func=run)
 
 
-def _load(spec: str | None, flag: str, *, scale: int | None, device: torch.device, seed: int) -> Model:
+def _load(
+    spec: str | None, flag: str, *, scale: int | None, device: torch.device, seed: int, tta: bool, denoise: float | None
+) -> Model:
     """The model ``spec`` names, if gradients flow through it (an ONNX graph gives none)."""
     path = model_path(spec)
     if path is not None and path.suffix.lower() == ".onnx":
@@ -104,7 +108,7 @@ def _load(spec: str | None, flag: str, *, scale: int | None, device: torch.devic
             f"{flag} {spec}: an ONNX graph gives no gradients; "
             "give the model file it was exported from (.safetensors or .pth)"
         )
-    return load_model(spec, scale=scale, device=device, seed=seed)
+    return load_model(spec, scale=scale, device=device, seed=seed, tta=tta, denoise=denoise)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     image = read_image(args.image)
     image = image[:, :, :3] if image.shape[2] == 4 else image
-    model = _load(args.model, "--model", scale=args.scale, device=device, seed=args.seed)
+    model = _load(
+        args.model, "--model", scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise
+    )
     scale = model.scale
     if args.from_hr:
         if image.shape[0] < scale or image.shape[1] < scale:
@@ -136,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
     lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
     models = [model]
     if args.compare:
-        models.append(_load(args.compare, "--compare", scale=scale, device=device, seed=args.seed))
+        models.append(
+            _load(args.compare, "--compare", scale=scale, device=device, seed=args.seed, tta=args.tta, denoise=None)
+        )
     window = Window(*args.window) if args.window else _centre_window(lr.shape[-2:], scale)
     window.check(lr.shape[-2] * scale, lr.shape[-1] * scale)
     if min(lr.shape[-2:]) <= args.kernel // 2:

@@ -30,3 +30,20 @@ def check_options(args: argparse.Namespace) -> dict:
     if args.workers < 1:
         raise FatsrError(f"--workers must be >= 1, got {args.workers}")
     return load_preset(args.preset)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--tta and --denoise: how a model runs, in every command that runs one."""
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time ensemble: the model on the 8 flips and quarter turns of each input, averaged "
+        "(8 times the work; about +0.1 dB, see the model cards)",
+    )
+    parser.add_argument(
+        "--denoise",
+        type=float,
+        metavar="S",
+        help="0..1: the weights of the built-in fatsr-x4 (0, clean imagery) and fatsr-real-x4 (1, blur, noise "
+        "and JPEG) mixed in that proportion; for mildly degraded imagery try 0.5",
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fatsr.cli import message
+from fatsr.cli.options import add_model_options
 from fatsr.devices import resolve_device, torchrun_layout
 from fatsr.errors import FatsrError
 from fatsr.inference.pipeline import Upscaler
@@ -117,6 +118,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--bf16", action="store_true", help="bfloat16 autocast (CPU, CUDA or MPS), with the same safeguards"
     )
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
+    add_model_options(parser)
     parser.add_argument(
         "--backend",
         choices=("auto", "pytorch", "onnxruntime"),
@@ -205,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         precision=precision,
         channels_last=args.channels_last,
+        tta=args.tta,
+        denoise=args.denoise,
     )
     jobs = plan_outputs(
         inputs, target, job.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)

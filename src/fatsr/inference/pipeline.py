@@ -56,21 +56,31 @@ class Upscaler:
         batch: int = 0,
         precision: str = "float32",
         channels_last: bool = False,
+        tta: bool = False,
+        denoise: float | None = None,
     ) -> Upscaler:
         """``model``: a model object, or what :func:`~fatsr.models.loading.load_model` takes
         (None: the shipped model). ``device``: where it runs (a model object is moved there;
         None: the model's device, CPU for a file). ``tile``: the model's advice by default;
         ``overlap``: a quarter of the tile, at most 24, by default; ``batch``: tiles per
         forward pass (0: by the tile size, see :class:`~fatsr.inference.tiling.Tiling`). ``precision``: "float32", or
-        "bfloat16"/"float16" autocast (a tile batch giving NaN/Inf is redone in float32)."""
+        "bfloat16"/"float16" autocast (a tile batch giving NaN/Inf is redone in float32).
+        ``tta`` and ``denoise``: as :func:`~fatsr.models.loading.load_model` takes them."""
         if precision not in PRECISIONS:
             raise ArgumentError("{arg}: choose float32, bfloat16 or float16", "precision", precision)
         model_file = None
         if model is None or isinstance(model, (str, os.PathLike)):
-            model_file = model_path(model)
-            model = load_model(model, device=device or "cpu", seed=seed)
-        elif device is not None and isinstance(model, nn.Module):
-            model.to(device)
+            model_file = model_path(model if denoise is None else "fatsr-real-x4")
+            model = load_model(model, device=device or "cpu", seed=seed, tta=tta, denoise=denoise)
+        else:
+            if denoise is not None:
+                raise ArgumentError("{arg} is for the built-in models, not a model object", "denoise", denoise)
+            if device is not None and isinstance(model, nn.Module):
+                model.to(device)
+            if tta:
+                from fatsr.models.ensemble import SelfEnsemble
+
+                model = SelfEnsemble(model)
         info = info_of(model)
         target = model_device(model) if isinstance(model, nn.Module) else torch.device(device or "cpu")
         autocast = PRECISIONS[precision]

@@ -61,6 +61,8 @@ def load_model(
     device: str | torch.device = "cpu",
     seed: int | None = None,
     scale: int | None = None,
+    tta: bool = False,
+    denoise: float | None = None,
 ) -> Model:
     """A ready model (eval mode, on ``device``) from ``spec``:
 
@@ -71,21 +73,43 @@ def load_model(
 
     ``seed``: the LSH rotations' seed (default 0; an ONNX graph holds the rotations of the seed
     it was exported with, and a different ``seed`` is refused). ``scale``: when given, the
-    model's scale must be this.
+    model's scale must be this. ``tta``: the model on the 8 flips and quarter turns of each
+    input, averaged (:class:`~fatsr.models.ensemble.SelfEnsemble`, 8 times the work).
+    ``denoise``: 0..1, the built-in ``fatsr-x4`` (0) and ``fatsr-real-x4`` (1) weights mixed in
+    that proportion (one network, no extra work); ``spec`` must be None or one of the two.
     """
+    model = _load(spec, device=device, seed=seed, scale=scale, denoise=denoise)
+    if tta:
+        from fatsr.models.ensemble import SelfEnsemble
+
+        return SelfEnsemble(model)
+    return model
+
+
+def _load(
+    spec: str | os.PathLike | None,
+    *,
+    device: str | torch.device,
+    seed: int | None,
+    scale: int | None,
+    denoise: float | None,
+) -> Model:
     if scale is not None and scale < 1:
         raise ArgumentError("{arg}: the scale must be at least 1", "scale", scale)
-    if spec == "bicubic":
+    model: Model
+    if denoise is not None:
+        model = _blend(spec, denoise, torch.device(device), 0 if seed is None else seed)
+    elif spec == "bicubic":
         from fatsr.models.bicubic import BicubicModel
 
         return BicubicModel(4 if scale is None else scale)
-    path = model_path(spec)
-    assert path is not None
-    model: Model
-    if path.suffix.lower() == ".onnx":
-        model = _load_onnx(path, torch.device(device), seed)
     else:
-        model = _load_network(path, torch.device(device), 0 if seed is None else seed)
+        path = model_path(spec)
+        assert path is not None
+        if path.suffix.lower() == ".onnx":
+            model = _load_onnx(path, torch.device(device), seed)
+        else:
+            model = _load_network(path, torch.device(device), 0 if seed is None else seed)
     if scale is not None and scale != model.scale:
         raise ArgumentError(f"{spec} is a x{model.scale} model but {{arg}}; drop it or change it", "scale", scale)
     return model
@@ -107,6 +131,34 @@ def _load_network(path: Path, device: torch.device, seed: int) -> Model:
                 f"{path}: its value_mapping entry is not a band mapping ({exc!r}); the file is damaged or from an older fatsr"
             ) from None
     return model.to(device).eval()
+
+
+DENOISE = ("fatsr-x4", "fatsr-real-x4")  # built-in models of one architecture: clean (0) and real imagery (1)
+
+
+def _blend(spec: str | os.PathLike | None, strength: float, device: torch.device, seed: int) -> Model:
+    """The network whose every weight is (1 - strength) * fatsr-x4's + strength * fatsr-real-x4's."""
+    from fatsr.models import zoo
+    from fatsr.models.files import load_network
+    from fatsr.models.wrapper import SRModel
+
+    if not (isinstance(strength, (int, float)) and 0 <= strength <= 1):
+        raise ArgumentError("{arg}: give a strength from 0 (fatsr-x4) to 1 (fatsr-real-x4)", "denoise", strength)
+    if spec not in (None, *BUILTIN, *DENOISE):
+        raise ArgumentError(
+            f"{{arg}} mixes the built-in {DENOISE[0]} and {DENOISE[1]}; drop {{model}} or name one of them",
+            "denoise",
+            strength,
+            model=("model", spec),
+        )
+    files = [zoo.builtin_models().get(name) for name in DENOISE]
+    if None in files:
+        raise FatsrError(f"denoise needs the built-in models {' and '.join(DENOISE)}, which this build lacks")
+    (clean, _), (real, metadata) = (load_network(f) for f in files if f is not None)
+    mixed = {k: torch.lerp(v, real.state_dict()[k], float(strength)) for k, v in clean.state_dict().items()}
+    real.load_state_dict(mixed)
+    name = f"{DENOISE[1]} denoise {strength:g}"
+    return SRModel(real, name=name, seed=seed, metadata={**metadata, "denoise": f"{strength:g}"}).to(device).eval()
 
 
 def _load_onnx(path: Path, device: torch.device, seed: int | None) -> Model:
