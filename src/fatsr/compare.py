@@ -237,7 +237,7 @@ def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | N
     for name, lr_path, hr_path in tqdm(pairs, desc="compare", unit="image", file=sys.stderr, disable=None):
         masks = Masks()
         if hr_path is not None:
-            hr, lr, masks = _load_pair(Pair(name, hr_path, None, lr_path), scale)
+            hr, lr, masks, _ = _load_pair(Pair(name, hr_path, None, lr_path), scale)
         else:
             from fatsr.io import read_image
 

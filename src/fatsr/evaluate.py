@@ -35,6 +35,7 @@ from fatsr.data import bicubic_downscale, find_images
 from fatsr.data.datasets import BandMapping
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import ArgumentError, FatsrError, within
+from fatsr.inference.bitdepth import nbits
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, check_picture_size, read_image
 from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
@@ -54,13 +55,45 @@ _HEADERS = {
 }  # fmt: skip
 
 
-def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
+@dataclass(frozen=True)
+class ValueScale:
+    """The values scored as 0..1 (``low`` .. ``high``, the PSNR/SSIM peak their span) and where
+    that came from: ``--range``, the file's ``NBITS``, or the dtype."""
+
+    low: float
+    high: float
+    source: str
+
+    def describe(self) -> str:
+        return f"{self.low:g}..{self.high:g} ({self.source})"
+
+
+def value_scale(path: Path, dtype: np.dtype, value_range: tuple[float, float] | None = None) -> ValueScale:
+    """The :class:`ValueScale` of an image: ``value_range``, else 0..2**NBITS - 1 where a
+    raster declares NBITS, else its dtype's range (8/16-bit) or 0..1 (float)."""
+    if value_range is not None:
+        return ValueScale(float(value_range[0]), float(value_range[1]), "--range")
+    with _raster(path) as ds:
+        bits = None if ds is None else nbits(ds)
+    if bits is not None and dtype.kind == "u":
+        return ValueScale(0.0, float(2**bits - 1), f"NBITS={bits}")
+    if dtype.kind == "f":
+        return ValueScale(0.0, 1.0, "float, values in 0..1")
+    if dtype not in (np.uint8, np.uint16):
+        raise ArgumentError(f"{path}: {dtype} values; give the range that maps to 0..peak, e.g. {{arg}}",
+                            "value_range", (0, 10000))  # fmt: skip
+    return ValueScale(0.0, float(np.iinfo(dtype).max), dtype.name)
+
+
+def bicubic_baseline(lr: np.ndarray, scale: int, values: ValueScale | None = None) -> np.ndarray:
     """The bicubic baseline of an HWC LR image, ``scale`` times larger: Pillow's bicubic for
-    8/16-bit images (:func:`~fatsr.data.resize.pillow_bicubic`), :class:`BicubicModel` else."""
+    8/16-bit images (:func:`~fatsr.data.resize.pillow_bicubic`), :class:`BicubicModel` else;
+    clamped to ``values`` (default: the dtype's)."""
     if lr.dtype in (np.uint8, np.uint16):
-        return pillow_bicubic(lr, lr.shape[0] * scale, lr.shape[1] * scale)
+        out = pillow_bicubic(lr, lr.shape[0] * scale, lr.shape[1] * scale)
+        return out if values is None else np.clip(out, values.low, values.high).astype(lr.dtype)
     with torch.inference_mode():
-        return _to_array(BicubicModel(scale)(_to_tensor(lr)), lr.dtype)
+        return _to_array(BicubicModel(scale)(_to_tensor(lr, values)), lr.dtype, values)
 
 
 @dataclass(frozen=True)
@@ -117,9 +150,8 @@ def _read(path: Path, mapping: BandMapping | None = None) -> np.ndarray:
     if mapping is not None:
         return mapping.read(path)
     image = read_image(path, any_dtype=True)
-    if image.dtype.kind != "f" and image.dtype not in (np.uint8, np.uint16):
-        raise FatsrError(f"{path}: {image.dtype} values; evaluate scores 8/16-bit images or float rasters in [0, 1] "
-                         "(e.g. gdal_translate -ot UInt16 -scale LO HI 0 65535)")  # fmt: skip
+    if image.dtype.kind not in "uif":
+        raise FatsrError(f"{path}: {image.dtype} values; evaluate scores integer or float rasters")
     return image[:, :, :3] if image.shape[2] == 4 and _has_alpha(path) is not False else image
 
 
@@ -169,18 +201,30 @@ def _peak(dtype: np.dtype) -> float:
     return 1.0 if np.dtype(dtype).kind == "f" else float(np.iinfo(dtype).max)
 
 
-def _to_tensor(image: np.ndarray) -> Tensor:
-    x = image.astype(np.float32) / np.float32(_peak(image.dtype))
+def _to_tensor(image: np.ndarray, values: ValueScale | None = None) -> Tensor:
+    """(1, C, H, W) float32 of an HWC image, ``values`` (default: 0..the dtype's peak) as 0..1."""
+    if values is None:
+        x = image.astype(np.float32) / np.float32(_peak(image.dtype))
+    else:
+        x = ((image.astype(np.float64) - values.low) / (values.high - values.low)).astype(np.float32)
     return torch.from_numpy(np.nan_to_num(x)).permute(2, 0, 1).unsqueeze(0)  # non-finite: masked, not scored
 
 
-def _to_array(x: Tensor, dtype: np.dtype) -> np.ndarray:
-    """Clamped HWC array of ``dtype`` from a (1, C, H, W) tensor in [0, 1] (rounded to the
-    integer levels; float32 for float images)."""
+def _to_array(x: Tensor, dtype: np.dtype, values: ValueScale | None = None) -> np.ndarray:
+    """Clamped HWC array of ``dtype`` from a (1, C, H, W) tensor in [0, 1] (mapped to ``values``,
+    default 0..the dtype's peak, and rounded to the integer levels; float32 for float images)."""
     y = x[0].clamp(0, 1).permute(1, 2, 0).cpu()
+    if values is not None:
+        out = y.double().numpy() * (values.high - values.low) + values.low
+        return out.astype(np.float32) if np.dtype(dtype).kind == "f" else np.rint(out).astype(dtype)
     if np.dtype(dtype).kind == "f":
         return y.numpy().astype(np.float32)
     return y.mul(_peak(dtype)).round().numpy().astype(dtype)
+
+
+def _unit(image: np.ndarray, values: ValueScale) -> np.ndarray:
+    """An HWC image as float64 with ``values`` as 0..1: what the metrics score."""
+    return (image.astype(np.float64) - values.low) / (values.high - values.low)
 
 
 @dataclass
@@ -192,6 +236,8 @@ class ImageResult:
     scores: dict[str, float]
     bicubic: dict[str, float] = field(default_factory=dict)
     crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    values: ValueScale | None = None
+    left_out: int = 0  # HR pixels left out of every score as no data (nodata, masked, non-finite)
 
     @property
     def gain(self) -> float:
@@ -218,13 +264,20 @@ class Masks:
 
 
 def _load_pair(
-    pair: Pair, scale: int, downscale: str = "pillow", mapping: BandMapping | None = None
-) -> tuple[np.ndarray, np.ndarray, Masks]:
+    pair: Pair,
+    scale: int,
+    downscale: str = "pillow",
+    mapping: BandMapping | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, Masks, ValueScale]:
     """(HR cropped to a multiple of ``scale``, LR from its file or made from the HR by the
     ``downscale`` bicubic of :data:`DOWNSCALES`, the valid pixels of both: nodata, masked and
-    non-finite pixels are left out of every score). ``mapping``: a multispectral model's bands
-    and value mapping."""
+    non-finite pixels are left out of every score, the :class:`ValueScale` of the HR).
+    ``mapping``: a multispectral model's bands and value mapping."""
     hr = _read(pair.hr, mapping)
+    values = (
+        ValueScale(0.0, 1.0, "the model's band mapping") if mapping else value_scale(pair.hr, hr.dtype, value_range)
+    )
     if min(hr.shape[:2]) < scale:
         raise FatsrError(f"{pair.name}: HR {hr.shape[1]}x{hr.shape[0]} is smaller than the scale ({scale}); "
                          "remove it or give larger images")  # fmt: skip
@@ -233,10 +286,10 @@ def _load_pair(
     valid = valid_pixels(pair.hr)
     valid = None if valid is None else valid[:h, :w]
     if pair.lr is None:
-        if downscale == "pillow" and hr.dtype in (np.uint8, np.uint16):  # float rasters: torch's
-            lr = pillow_bicubic_downscale(hr, scale)
+        if downscale == "pillow" and hr.dtype in (np.uint8, np.uint16):  # float and int16 rasters: torch's
+            lr = np.clip(pillow_bicubic_downscale(hr, scale), values.low, values.high).astype(hr.dtype)
         else:
-            lr = _to_array(bicubic_downscale(_to_tensor(hr), scale), hr.dtype)
+            lr = _to_array(bicubic_downscale(_to_tensor(hr, values), scale), hr.dtype, values)
         lr_valid = (
             None if valid is None else np.asarray(valid.reshape(h // scale, scale, w // scale, scale).all(axis=(1, 3)))
         )
@@ -246,11 +299,11 @@ def _load_pair(
     if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
         raise ArgumentError(f"{pair.name}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR {hr.shape[1]}x{hr.shape[0]} "
                             "divided by {arg}; check it or the LR file", "scale", scale)  # fmt: skip
-    return hr, lr, Masks(valid, lr_valid)
+    return hr, lr, Masks(valid, lr_valid), values
 
 
 def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: Model | None,
-              device: torch.device | str) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+              device: torch.device | str, values: ValueScale | None = None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """The SR image of ``pair`` (its SR file, or ``model`` run on ``lr``) and the valid pixels
     of its SR file (None: all)."""
     if model is None:
@@ -263,15 +316,17 @@ def _sr_image(pair: Pair, hr: np.ndarray, lr: np.ndarray, model: Model | None,
             valid = None if valid is None else valid[: hr.shape[0], : hr.shape[1]]
         return sr, valid
     if isinstance(model, BicubicModel):  # the baseline itself
-        return bicubic_baseline(lr, model.scale), None
+        return bicubic_baseline(lr, model.scale, values), None
     with torch.inference_mode():
-        return _to_array(model(_to_tensor(lr).to(device)), hr.dtype), None
+        return _to_array(model(_to_tensor(lr, values).to(device)), hr.dtype, values), None
 
 
 def score(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, *, scale: int, border: int,
-          lpips: Sequence[LPIPS] = (), masks: Masks = Masks()) -> dict[str, float]:  # fmt: skip
+          lpips: Sequence[LPIPS] = (), masks: Masks = Masks(), values: ValueScale | None = None) -> dict[str, float]:  # fmt: skip
     """All metrics of one SR image (HWC arrays; LR for the consistency PSNR), on the pixels of
-    ``masks`` only."""
+    ``masks`` only, with ``values`` as 0..1 (the peak; default: the dtype's range)."""
+    if values is not None:
+        sr, hr, lr = _unit(sr, values), _unit(hr, values), _unit(lr, values)
     has_y = hr.shape[2] in (1, 3)
     nan = float("nan")
     valid = masks.hr
@@ -324,29 +379,32 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: Model | None 
              device: torch.device | str = "cpu", lpips: Sequence[LPIPS] = (),
              crop_size: int | None = None, downscale: str = "pillow",
              on_images: Callable[[str, np.ndarray, np.ndarray, np.ndarray, Masks], None] | None = None,
+             value_range: tuple[float, float] | None = None,
              ) -> Iterator[ImageResult]:  # fmt: skip
     """Score each pair (running ``model`` on its LR when given) and its bicubic baseline
     (Pillow's bicubic upscale of the same LR); LR made by ``downscale`` where no LR file is
     given; crops kept if ``crop_size``; ``on_images(name, lr, sr, hr, masks)`` sees the arrays
-    of every pair (for the HTML page)."""
+    of every pair (for the HTML page). Values are scored with ``value_range`` (LO, HI) as
+    0..peak, else the file's NBITS range, else the dtype's (see :func:`value_scale`)."""
     if downscale not in DOWNSCALES:
         raise FatsrError(f"unknown downscale {downscale!r}; use one of {', '.join(DOWNSCALES)}")
     for pair in pairs:
         try:
             mapping = getattr(model, "mapping", None)  # a multispectral model reads its bands, as upscale does
-            hr, lr, masks = _load_pair(pair, scale, downscale, mapping)
-            sr, sr_valid = _sr_image(pair, hr, lr, model, device)
+            hr, lr, masks, values = _load_pair(pair, scale, downscale, mapping, value_range)
+            sr, sr_valid = _sr_image(pair, hr, lr, model, device, values)
+            left_out = 0 if masks.hr is None else int((~masks.hr).sum())
             masks = Masks(_and(masks.hr, sr_valid), masks.lr)
-            scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)
-            bicubic = bicubic_baseline(lr, scale)
+            scores = score(sr, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks, values=values)
+            bicubic = bicubic_baseline(lr, scale, values)
             baseline = scores if isinstance(model, BicubicModel) else score(
-                bicubic, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks)  # fmt: skip
+                bicubic, hr, lr, scale=scale, border=border, lpips=lpips, masks=masks, values=values)  # fmt: skip
         except FatsrError as exc:
             raise within(exc, "" if str(exc).startswith(pair.name) else f"{pair.name}: ") from None
         crops = _crops(sr, hr, bicubic, crop_size) if crop_size else None
         if on_images is not None:
             on_images(pair.name, lr, sr, hr, masks)
-        yield ImageResult(pair.name, scores, baseline, crops)
+        yield ImageResult(pair.name, scores, baseline, crops, values, left_out)
 
 
 def _means(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -361,9 +419,11 @@ def summarize(results: list[ImageResult], settings: dict) -> dict:
     means = _means([r.scores for r in results])
     bicubic = _means([r.bicubic for r in results])
     ranked = sorted(results, key=lambda r: r.key)
+    values = sorted({r.values.describe() for r in results if r.values is not None})
     return {"settings": settings, "images": len(results), "mean": means, "bicubic": bicubic,
             "gain": {k: means[k] - bicubic[k] for k in means}, "worst": ranked[0].name,
-            "best": ranked[-1].name}  # fmt: skip
+            "best": ranked[-1].name, "values": values,
+            "nodata_pixels_left_out": {r.name: r.left_out for r in results if r.left_out}}  # fmt: skip
 
 
 def _json_safe(value: object) -> object:
@@ -410,7 +470,22 @@ def format_table(results: list[ImageResult], summary: dict) -> str:
     title = f"mean of {len(results)} images"
     comparison = _lines([title, *(_HEADERS.get(k, k.upper()) for k in keys)], means, rules=(1, 3))
     note = "gain = model - bicubic (Pillow bicubic of the same LR); lower is better for SAM, ERGAS and LPIPS"
-    return "\n".join([per_image, "", comparison, note])
+    return "\n".join([per_image, "", comparison, note, *value_notes(results)])
+
+
+def value_notes(results: list[ImageResult]) -> list[str]:
+    """Which values were scored as 0..peak, and how many HR pixels were left out as no data."""
+    scales = sorted({r.values.describe() for r in results if r.values is not None})
+    lines = [f"values scored as 0..1 (PSNR/SSIM peak = their span): {'; '.join(scales)}"] if scales else []
+    out = [r for r in results if r.left_out]
+    if out:
+        listed = ", ".join(f"{r.name} {r.left_out}" for r in out[:5]) + (
+            f" and {len(out) - 5} more" if len(out) > 5 else ""
+        )
+        lines.append(f"no data: {sum(r.left_out for r in out)} HR pixels left out of every score ({listed})")
+    else:
+        lines.append("no data: no HR pixel left out")
+    return lines
 
 
 def _label(source: str) -> str:

@@ -37,14 +37,17 @@ as in most SR papers' data scripts) or torch's antialiased bicubic (--downscale
 torch, as `fatsr train` makes LR on the fly), rounded to the HR bit depth. HR
 images are cropped to a multiple of the scale. Rasters (GeoTIFF, JP2, ...) are
 read through GDAL; their nodata, masked and non-finite pixels are left out of
-every metric.
+every metric, and the table says how many. The values scored as 0..peak are
+--range LO HI, else 0..2^NBITS-1 where a raster declares NBITS (12-bit data in
+uint16: peak 4095), else the dtype's (0..255, 0..65535; float: 0..1); int16 and
+other signed rasters need --range.
 
 Every score is reported beside that of bicubic: Pillow's bicubic upscale of the
 same LR (kernel a = -0.5, MATLAB imresize's), with the gain = model - bicubic.
 
 Metrics (border pixels cropped from every side, default: the scale):
   PSNR-Y, SSIM-Y    BT.601 "MATLAB" luma (16..235), the BasicSR/SwinIR/HAT convention
-  PSNR-RGB, SSIM-RGB  all bands, on the 0..255 scale (16-bit images are scaled)
+  PSNR-RGB, SSIM-RGB  all bands, on the 0..255 scale (other ranges are scaled)
   SAM               mean spectral angle in degrees;  ERGAS (lower is better)
   LR-PSNR           the SR image downscaled back (bicubic) against the LR input
   PSNR-lo/mid/hi    PSNR-Y in the thirds of pixels with the lowest, middle and
@@ -84,6 +87,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=tuple(DOWNSCALES),
         default="pillow",
         help="bicubic that makes LR from HR when --lr is not given (default: pillow)",
+    )
+    parser.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        dest="value_range",
+        help="values scored as 0..peak (default: the raster's NBITS range, else the dtype's; int16/float rasters)",
     )
     parser.add_argument("--scale", type=int, help="scale factor (default: the model's; bicubic: 4; --sr: from --lr)")
     parser.add_argument("--border", type=int, help="pixels cropped from every side before scoring (default: scale)")
@@ -125,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
     if args.border is not None and args.border < 0:
         raise FatsrError(f"--border must be at least 0, got {args.border}")
     outputs = _outputs(args)
+    value_range = tuple(args.value_range) if args.value_range else None
+    if value_range is not None and not value_range[0] < value_range[1]:
+        raise FatsrError(f"--range {value_range[0]:g} {value_range[1]:g}: LO must be below HI")
     device = resolve_device(args.device)
     model = (
         load_model(args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise)
@@ -152,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
 
     for result in evaluate(pairs, scale=scale, border=border, model=model, device=device, lpips=lpips,
                            crop_size=crop_size, downscale=args.downscale,
-                           on_images=keep if args.html else None):  # fmt: skip
+                           on_images=keep if args.html else None, value_range=value_range):  # fmt: skip
         results.append(result)
         progress.update()
     progress.close()
@@ -160,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         "source": f"model {model.name}" if model is not None else f"SR files {args.sr}",
         "hr": str(args.hr), "lr": args.lr or DOWNSCALES[args.downscale], "scale": scale, "border": border,
         "baseline": "bicubic: Pillow bicubic upscale of the LR (a = -0.5, MATLAB imresize kernel)",
-        "y": "BT.601 MATLAB luma 16..235 (BasicSR/SwinIR/HAT)", "range": "0..255 (16-bit scaled)",
+        "y": "BT.601 MATLAB luma 16..235 (BasicSR/SwinIR/HAT)", "range": "0..255 (each image's values, see summary 'values', scaled)",
         "texture_strata": "thirds of pixels by 7x7 local variance of HR (Y)",
     }  # fmt: skip
     summary = summarize(results, settings)
@@ -222,7 +236,7 @@ def _outputs(args: argparse.Namespace) -> dict[str, Path]:
 def _scale_from_lr(pair: Pair) -> int:
     if pair.lr is None:
         raise FatsrError("the scale is unknown; give --scale (or --lr, to read it from the LR size)")
-    hr, lr = read_image(pair.hr), read_image(pair.lr)
+    hr, lr = read_image(pair.hr, any_dtype=True), read_image(pair.lr, any_dtype=True)
     scale = hr.shape[1] // lr.shape[1]
     if scale < 1 or hr.shape[0] // lr.shape[0] != scale:
         raise FatsrError(f"{pair.name}: HR {hr.shape[1]}x{hr.shape[0]} is no multiple of LR "

@@ -42,7 +42,9 @@ transform, GCPs or RPCs; JPEG2000, VRT, ...; int16/float/... pixels; other band 
 nodata, a mask) are read and written window by window as a Cloud-Optimized GeoTIFF with
 overviews (default output <stem>_x<scale>.tif, or <stem>.tif in a folder): georeference
 rescaled to the new pixel size, nodata, mask, dtype and every band kept, provenance in
-FATSR_* tags. Values beyond the stretch go through bicubic, not the network; nodata is
+FATSR_* tags. Red, green and blue go to the network in that order as the file's colour
+interpretation or band names say; other bands go bicubic. A declared bit depth (NBITS) is
+kept and bounds the values. Values beyond the stretch go through bicubic, not the network; nodata is
 inpainted for the network and put back. Palette/thematic rasters (class codes) are
 refused. A scene that is interrupted resumes where it stopped when the same command is
 run again (progress is kept in a hidden .NAME.fatsr-partial.tif beside the output).
@@ -62,7 +64,7 @@ examples:
   fatsr upscale scene.png --model fat_x4.safetensors           # -> scene_x4.png
   fatsr upscale tiles/ 'extra/*.tif' -o upscaled/ --model m.safetensors
   fatsr upscale lr.png -o sr.tif --model m.safetensors --device cuda --fp16
-  fatsr upscale landsat.tif --bands 3,2,1 --other-bands bicubic --compress zstd
+  fatsr upscale landsat.tif --bands 4,3,2 --compress zstd
 """
 
 
@@ -143,7 +145,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--bands",
         type=_band_list,
         metavar="B,B,B",
-        help="bands fed to the network together (default: a multispectral model's training bands, else 1,2,3)",
+        help="bands fed to the network together (default: a multispectral model's training bands, else red, green, "
+        "blue by the file's colour interpretation or band names, else the first three with a notice)",
     )
     geo.add_argument(
         "--range",
@@ -155,9 +158,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     geo.add_argument(
         "--other-bands",
-        choices=("network", "bicubic"),
-        default="network",
-        help="bands not in --bands: each through the network as grey, or bicubic (default: network)",
+        choices=("bicubic", "network"),
+        default=None,
+        help="bands the model was not trained on (NIR, SWIR, a single band): bicubic, or each through the RGB "
+        "network as grey (default: bicubic)",
+    )
+    geo.add_argument(
+        "--alpha-as-data",
+        action="store_true",
+        help="upscale bands tagged alpha as data (e.g. a NIR band GDAL tagged alpha) instead of using them as a mask",
     )
     geo.add_argument(
         "--compress", choices=("deflate", "zstd"), default="deflate", help="GeoTIFF compression (default: deflate)"
@@ -272,6 +281,7 @@ def _raster_options(args: argparse.Namespace):
         bands=args.bands,
         value_range=tuple(args.value_range) if args.value_range else None,
         other_bands=args.other_bands,
+        alpha_as_data=args.alpha_as_data,
         compress=args.compress,
         overviews=args.overviews,
         cog=args.cog,

@@ -9,8 +9,10 @@ Values outside [0, 1] (the tails of a percentile stretch) are not fed to the net
 are: it sees them softly compressed into [-0.05, 1.05] and the rest (the residual) is
 upsampled bicubically and added back (:class:`TailSafe`). Invalid pixels (nodata, masked,
 non-finite) are inpainted for the network (``rasterio.fill.fillnodata``) and put back after
-(mask upsampled by nearest). The chosen bands go through the network together, every other
-band alone (through the network, or bicubic); an alpha band is upsampled by nearest.
+(mask upsampled by nearest). The red, green and blue bands (:mod:`fatsr.inference.bands`)
+go through the network together, every other band alone (bicubic, or the network as grey);
+an alpha band is upsampled by nearest. A declared bit depth (``NBITS``) bounds the values
+and is written back (:mod:`fatsr.inference.bitdepth`).
 Palette and thematic rasters (class codes) are refused. Provenance goes into ``FATSR_*``
 tags; stale ``STATISTICS_*`` are dropped.
 """
@@ -50,6 +52,8 @@ from rasterio.windows import Window
 from torch import Tensor, nn
 
 from fatsr.errors import ArgumentError, FatsrError, within
+from fatsr.inference.bands import alpha_as_data, choose_bands
+from fatsr.inference.bitdepth import BackProjection, nbits, value_bounds
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.io import MAX_PICTURE_PIXELS, atomic_write, locked_file, private_temporary
 from fatsr.models.contract import ModelInfo, Resampler, info_of
@@ -71,22 +75,25 @@ FILL_DISTANCE = 64  # LR pixels fillnodata searches for valid pixels; further on
 @dataclass(frozen=True)
 class RasterOptions:
     """``bands``: 1-based bands fed to the network together (None: a multispectral model's
-    training bands, else the first three non-alpha bands when there are three or more);
-    ``value_range``: (LO, HI) mapped to [0, 1] for every band (None: automatic);
-    ``other_bands``: "network" (each alone, as grey) or "bicubic"; ``cog``: a Cloud-Optimized
-    GeoTIFF (else a plain tiled one); ``overviews``: averaged internal overviews;
-    ``back_project``: see :func:`back_project`."""
+    training bands, else red, green, blue as the file declares them, see
+    :func:`~fatsr.inference.bands.rgb_roles`); ``value_range``: (LO, HI) mapped to [0, 1] for
+    every band (None: automatic); ``other_bands``: "bicubic" or "network" (each alone, as grey;
+    None: bicubic, see :func:`~fatsr.inference.bands.choose_bands`); ``alpha_as_data``: alpha
+    bands upscaled as data, not used as a mask; ``cog``: a Cloud-Optimized GeoTIFF (else a
+    plain tiled one); ``overviews``: averaged internal overviews; ``back_project``: see
+    :func:`~fatsr.inference.bitdepth.back_project`."""
 
     bands: tuple[int, ...] | None = None
     value_range: tuple[float, float] | None = None
-    other_bands: str = "network"
+    other_bands: str | None = None
+    alpha_as_data: bool = False
     compress: str = "deflate"
     overviews: bool = True
     cog: bool = True
     back_project: bool = False
 
     def __post_init__(self) -> None:
-        if self.other_bands not in OTHER_BANDS:
+        if self.other_bands is not None and self.other_bands not in OTHER_BANDS:
             raise FatsrError(f"other bands {self.other_bands!r}: choose one of {', '.join(OTHER_BANDS)}")
         if self.compress not in COMPRESSIONS:
             raise FatsrError(f"compression {self.compress!r}: choose one of {', '.join(COMPRESSIONS)}")
@@ -98,11 +105,13 @@ class RasterOptions:
 
 @dataclass(frozen=True)
 class ValueMapping:
-    """Per band: ``unit = (value - low) / (high - low)``; back, clipped to the dtype's range."""
+    """Per band: ``unit = (value - low) / (high - low)``; back, clipped to ``bounds`` (the
+    declared bit depth's range; None: the dtype's)."""
 
     method: str
     low: tuple[float, ...]
     high: tuple[float, ...]
+    bounds: tuple[float, float] | None = None
 
     def to_unit(self, data: np.ndarray, indexes: tuple[int, ...]) -> np.ndarray:
         low, span = self._params(indexes)
@@ -111,11 +120,19 @@ class ValueMapping:
     def from_unit(self, unit: np.ndarray, indexes: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         low, span = self._params(indexes)
         values = unit * span + low
+        bottom, top = self.bounds or value_bounds(dtype)
         if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-        info = np.finfo(dtype)
-        return np.clip(values, info.min, info.max).astype(dtype)
+            return np.clip(np.rint(values), bottom, top).astype(dtype)
+        return np.clip(values, bottom, top).astype(dtype)
+
+    def unit_limits(self, indexes: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (C, 1, 1) unit values that map to the ends of an integer output's range (None
+        for floats)."""
+        if not np.issubdtype(dtype, np.integer):
+            return None
+        low, span = self._params(indexes)
+        bottom, top = self.bounds or value_bounds(dtype)
+        return (bottom - low) / span, (top - low) / span
 
     def _params(self, indexes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         low = np.array([self.low[i - 1] for i in indexes])[:, None, None]
@@ -123,9 +140,10 @@ class ValueMapping:
         return low, high - low
 
     def describe(self) -> str:
-        return json.dumps(
-            {"method": self.method, "unit": "(value - low) / (high - low)", "low": self.low, "high": self.high}
-        )
+        described = {"method": self.method, "unit": "(value - low) / (high - low)", "low": self.low, "high": self.high}
+        if self.bounds is not None:
+            described["clamp"] = list(self.bounds)
+        return json.dumps(described)
 
 
 class Bicubic(nn.Module):
@@ -264,9 +282,13 @@ def upscale_raster(
             raise FatsrError(
                 f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (a Cloud-Optimized GeoTIFF)"
             )
+        if options.alpha_as_data:
+            ds = alpha_as_data(ds)
         options, fixed = _trained_bands(ds, src, model, options)
+        options = choose_bands(ds, src, options, getattr(model, "channels", 3))
         groups = _band_groups(ds, options, getattr(model, "channels", 3))
-        mapping, fills = _value_mapping(ds, options.value_range, fixed)
+        bits = nbits(ds)
+        mapping, fills = _value_mapping(ds, options.value_range, fixed, bits)
         runners: dict[str, Resampler] = {
             "rgb": TailSafe(model),
             "network": TailSafe(model),
@@ -277,6 +299,8 @@ def upscale_raster(
         if options.back_project:
             tags["FATSR_BACK_PROJECT"] = "each scale x scale output block's mean = its input pixel (before rounding)"
         profile = _output_profile(ds, model.scale, options.compress)
+        if bits is not None:  # libtiff's predictor takes whole bytes only
+            profile.update(nbits=bits, predictor=1)
         if options.cog:  # the partial file is read once, by the COG copy: the fastest compression
             profile.update(compress="zstd", zstd_level=1)
         job = _job(src, tags, tiling, options, autocast)
@@ -287,7 +311,10 @@ def upscale_raster(
         with rasterio.Env(GDAL_CACHEMAX=2 * block_row + (16 << 20)):
             writer = PartialWriter(dst, profile, job, checkpoint_seconds)
 
+            unmatched: dict[tuple[int, ...], BackProjection] = {}
+
             def write_all() -> None:
+                unmatched.clear()
                 for g, (indexes, kind) in enumerate(groups):
                     if g < writer.position[0]:
                         continue
@@ -303,6 +330,10 @@ def upscale_raster(
                         resume=resume,
                         progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
                     )
+                    limits = mapping.unit_limits(indexes, np.dtype(ds.dtypes[0]))
+                    project = BackProjection(read, model.scale, limits) if options.back_project else None
+                    if project is not None:
+                        unmatched[indexes] = project
                     for block in blocks:
                         with _libtiff_quiet():
                             _write_block(
@@ -313,7 +344,7 @@ def upscale_raster(
                                 block,
                                 model.scale,
                                 mask=g == 0,
-                                project=read if options.back_project else None,
+                                project=project,
                             )
                             writer.progress(g, block.panel, block.top + block.data.shape[1])
                 with _libtiff_quiet():
@@ -327,6 +358,7 @@ def upscale_raster(
                         raise
                     writer.restart(f"it cannot be completed ({_reason(exc)})")
                     write_all()
+                _report_unmatched(src, unmatched)
             except (RasterioError, WriteFailed, OSError) as exc:
                 writer.discard()
                 raise FatsrError(_write_failure(dst, exc)) from None
@@ -340,6 +372,16 @@ def upscale_raster(
                 raise
             finally:
                 writer.release()
+
+
+def _report_unmatched(src: Path, projections: dict[tuple[int, ...], BackProjection]) -> None:
+    """Warn about output blocks whose mean cannot equal their input pixel (an input value
+    outside the declared bit depth's range)."""
+    for indexes, projection in projections.items():
+        if projection.off:
+            print(f"warning: {src}: bands {','.join(map(str, indexes))}: {projection.off} of {projection.blocks} "
+                  "output blocks cannot keep their input pixel's mean under --back-project (the input value is "
+                  "outside the range the output can hold)", file=sys.stderr)  # fmt: skip
 
 
 @contextmanager
@@ -511,7 +553,7 @@ class PartialWriter:
                     result,
                     driver="COG",
                     COMPRESS=options.compress.upper(),
-                    PREDICTOR="YES",
+                    PREDICTOR="NO" if self.profile.get("nbits") else "YES",  # NBITS: whole bytes only
                     BLOCKSIZE=BLOCK,
                     BIGTIFF="IF_SAFER",
                     OVERVIEWS="AUTO" if options.overviews else "NONE",
@@ -589,6 +631,7 @@ def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions
         "cog": options.cog,
         "overviews": options.overviews,
         "back_project": options.back_project,
+        "alpha_as_data": options.alpha_as_data,
     }
 
 
@@ -677,7 +720,8 @@ def _band_groups(ds: DatasetReader, options: RasterOptions, channels: int) -> li
         rgb = tuple([i for i in ds.indexes if i not in alpha][:3])
     groups = [(tuple(rgb), "rgb")] if rgb else []
     rest = [b for b in range(1, count + 1) if b not in (rgb or ())]
-    return groups + [((b,), "nearest" if b in alpha else options.other_bands) for b in rest]
+    other = options.other_bands or "bicubic"
+    return groups + [((b,), "nearest" if b in alpha else other) for b in rest]
 
 
 def valid_mask(
@@ -727,11 +771,16 @@ def _trained_bands(
 
 
 def _value_mapping(
-    ds: DatasetReader, value_range: tuple[float, float] | None, fixed: dict[int, tuple[float, float]] | None = None
+    ds: DatasetReader,
+    value_range: tuple[float, float] | None,
+    fixed: dict[int, tuple[float, float]] | None = None,
+    bits: int | None = None,
 ) -> tuple[ValueMapping, np.ndarray]:
     """The mapping of every band to [0, 1], and each band's fill value (its valid mean) in
     unit space, both from a decimated read (an overview where the file has one). ``fixed``:
-    (low, high) of some bands (a multispectral model's training mapping)."""
+    (low, high) of some bands (a multispectral model's training mapping). ``bits``: the
+    declared bit depth (``NBITS``): an 8-bit-or-narrower range maps whole, a wider one by the
+    stretch, and outputs are clamped to it."""
     factor = max(1, math.ceil(max(ds.width, ds.height) / STATS_SIZE))
     shape = (ds.count, math.ceil(ds.height / factor), math.ceil(ds.width / factor))
     sample = _read_source(ds, out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
@@ -739,9 +788,10 @@ def _value_mapping(
     dtype = np.dtype(ds.dtypes[0])
     if value_range is not None:
         method, low, high = "range", [value_range[0]] * ds.count, [value_range[1]] * ds.count
-    elif dtype.itemsize == 1:
-        info = np.iinfo(dtype)
-        method, low, high = "dtype range", [float(info.min)] * ds.count, [float(info.max)] * ds.count
+    elif dtype.itemsize == 1 or (bits is not None and bits <= 8):
+        bottom, top = value_bounds(dtype, bits)
+        method = "dtype range" if bits is None else f"NBITS={bits} range"
+        low, high = [bottom] * ds.count, [top] * ds.count
     else:
         method = f"percentile {PERCENTILES[0]}-{PERCENTILES[1]} per band, read decimated by {factor}"
         bounds = [np.percentile(v, PERCENTILES) if v.size else (0.0, 1.0) for v in valid]
@@ -751,7 +801,9 @@ def _value_mapping(
         for band, (lo, hi) in fixed.items():
             low[band - 1], high[band - 1] = float(lo), float(hi)
         method = f"bands {','.join(map(str, fixed))}: the model's training mapping; others: {method}"
-    mapping = ValueMapping(method, tuple(low), tuple(high))
+    if bits is not None:
+        method += f"; outputs clamped to 0..{2**bits - 1} (NBITS={bits})"
+    mapping = ValueMapping(method, tuple(low), tuple(high), value_bounds(dtype, bits) if bits is not None else None)
     means = np.array([v.mean() if v.size else lo for v, lo in zip(valid, low)])
     return mapping, (means - np.array(low)) / (np.array(high) - np.array(low))
 
@@ -789,14 +841,6 @@ def _read_bands(
     return read
 
 
-def back_project(unit: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
-    """``unit`` (C, s*h, s*w) corrected so that the mean of every ``scale`` x ``scale`` block
-    equals its pixel of ``lr`` (C, h, w): each block is shifted by its own error."""
-    c, h, w = lr.shape
-    means = unit.reshape(c, h, scale, w, scale).mean(axis=(2, 4))
-    return unit + (lr - means).repeat(scale, axis=1).repeat(scale, axis=2)
-
-
 def _write_block(
     ds: DatasetReader,
     out: DatasetWriter,
@@ -805,20 +849,19 @@ def _write_block(
     block: Block,
     scale: int,
     mask: bool = False,
-    project: Callable[[int, int, int, int], np.ndarray] | None = None,
+    project: BackProjection | None = None,
 ) -> None:
     """Map a finished block back to the dtype, put nodata (and non-finite values) back where
     the input had them, write it (in chunks of ``WRITE_ROWS`` LR rows, so the temporaries
     stay small); with ``mask``, also the dataset mask of an input that has one. ``project``:
-    the LR reader, for :func:`back_project`."""
+    the back-projection of these bands."""
     dtype = np.dtype(out.dtypes[0])
     cols = block.data.shape[2]
     floating = np.issubdtype(dtype, np.floating)
     for first in range(0, block.data.shape[1], WRITE_ROWS * scale):
         unit, top = block.data[:, first : first + WRITE_ROWS * scale], block.top + first
         if project is not None:
-            t, l = top // scale, block.left // scale
-            unit = back_project(unit, project(t, t + unit.shape[1] // scale, l, l + cols // scale), scale)
+            unit = project(unit, top // scale, block.left // scale)
         values = mapping.from_unit(unit, indexes, dtype)
         window = Window(block.left // scale, top // scale, cols // scale, unit.shape[1] // scale)
         out_window = Window(block.left, top, cols, unit.shape[1])

@@ -1,0 +1,116 @@
+"""Single bands through the RGB network (as grey) against bicubic: what a raster without red,
+green and blue bands (a Sentinel-2 band file, a panchromatic band, a NIR band beside RGB)
+gets from each choice of ``--other-bands``.
+
+Every band of every input is made a one-band HR GeoTIFF on its own, downscaled by the
+model's scale (Pillow's bicubic for 8/16-bit, torch's antialiased bicubic for int16, rounded)
+and upscaled by ``fatsr upscale``'s raster path with ``--other-bands network`` and with
+``--other-bands bicubic``. Printed per input group: mean PSNR against the HR band (peak: the
+HR band's 0.5-99.5 percentile span, border = scale; 8-bit: 255), the share of bands where the
+network wins, and the largest overshoot above the LR band's maximum.
+
+    python benchmarks/bench_single_band.py [--models fatsr-x4 fatsr-real-x4 fatsr-x2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from inputs import DATA, existing
+from rasterio.errors import NotGeoreferencedWarning
+
+from fatsr.data.resize import bicubic_downscale, pillow_bicubic_downscale
+from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.io import read_image
+from fatsr.models.loading import load_model
+
+NEON = [
+    "OSBS_029.tif",
+    "RGB.byte_crop512.tif",
+    "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif",
+    "LC08_232066_20190727_sr_int16_6band.tif",
+]
+
+
+def bands_of(path: Path, limit: int = 512) -> list[np.ndarray]:
+    """Every band of ``path`` (top-left ``limit`` pixels), as (H, W) arrays of its dtype."""
+    if path.suffix == ".png":
+        image = read_image(path)
+        return [image[:, :, k] for k in range(image.shape[2])]
+    with rasterio.open(path) as ds:
+        return list(ds.read(window=((0, min(limit, ds.height)), (0, min(limit, ds.width)))))
+
+
+def downscale(band: np.ndarray, scale: int) -> np.ndarray:
+    h, w = band.shape[0] // scale * scale, band.shape[1] // scale * scale
+    band = band[:h, :w]
+    if band.dtype in (np.uint8, np.uint16):
+        return pillow_bicubic_downscale(band[:, :, None], scale)[:, :, 0]
+    low, high = float(band.min()), float(band.max())
+    unit = torch.from_numpy((band.astype(np.float32) - low) / (high - low))[None, None]
+    return np.rint(bicubic_downscale(unit, scale)[0, 0].numpy() * (high - low) + low).astype(band.dtype)
+
+
+def write(path: Path, band: np.ndarray) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", count=1, height=band.shape[0], width=band.shape[1],
+                       dtype=band.dtype.name) as out:  # fmt: skip
+        out.write(band[None])
+    return path
+
+
+def psnr(out: np.ndarray, hr: np.ndarray, scale: int) -> float:
+    hr = hr[: out.shape[0], : out.shape[1]].astype(np.float64)
+    peak = 255.0 if hr.dtype == np.uint8 else float(np.subtract(*np.percentile(hr, (99.5, 0.5))))
+    peak = 255.0 if out.dtype == np.uint8 else peak
+    error = (out.astype(np.float64) - hr)[scale:-scale, scale:-scale]
+    return float(10 * np.log10(peak**2 / np.mean(error**2)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["fatsr-x4", "fatsr-real-x4", "fatsr-x2"])
+    parser.add_argument("--ucmerced", type=Path, default=DATA / "ucmerced" / "val")
+    parser.add_argument("--neon", type=Path, default=DATA / "neon")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    groups = {
+        "UC Merced val (42 x R, G, B)": sorted(existing(args.ucmerced, "folder", "--ucmerced").glob("*.png")),
+        **{name: [existing(args.neon / name, "file", "--neon")] for name in NEON},
+    }
+    print("| model | input | bands | network PSNR | bicubic PSNR | network - bicubic | network wins | "
+          "overshoot over LR max: network / bicubic |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.models:
+        model = load_model(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, files in groups.items():
+                rows = []
+                for path in files:
+                    for band in bands_of(path):
+                        lr = downscale(band, model.scale)
+                        src = write(Path(tmp) / "lr.tif", lr)
+                        row = []
+                        for how in ("network", "bicubic"):
+                            dst = Path(tmp) / f"{how}.tif"
+                            upscale_raster(src, dst, model, options=RasterOptions(other_bands=how, cog=False),
+                                           overwrite=True)  # fmt: skip
+                            with rasterio.open(dst) as ds:
+                                out = ds.read(1)
+                            row += [psnr(out, band, model.scale), float(out.max()) - float(lr.max())]
+                        rows.append(row)
+                r = np.array(rows)
+                print(f"| {name} | {label} | {len(r)} | {r[:, 0].mean():.2f} | {r[:, 2].mean():.2f} | "
+                      f"{(r[:, 0] - r[:, 2]).mean():+.2f} | {(r[:, 0] > r[:, 2]).sum()}/{len(r)} | "
+                      f"{r[:, 1].max():+.0f} / {r[:, 3].max():+.0f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
