@@ -152,7 +152,7 @@ def test_six_band_int16_with_nodata(tmp_path, model_file):
     np.testing.assert_array_equal(hr == -9999, nearest(lr == -9999))
     valid = hr[hr != -9999]
     assert valid.min() > -9999 and valid.std() > 0
-    assert json.loads(tags["FATSR_BANDS"]) == {"1,2,3": "rgb", "4": "network", "5": "network", "6": "network"}
+    assert json.loads(tags["FATSR_BANDS"]) == {"1,2,3": "rgb", "4": "bicubic", "5": "bicubic", "6": "bicubic"}
 
 
 def test_other_bands_bicubic(tmp_path, model_file):
@@ -388,12 +388,12 @@ def test_cli_five_band_file(capsys, tmp_path, model_file):
     assert hr.shape == (5, 52, 60) and hr.dtype == np.int16
     assert out_profile["crs"] == profile["crs"] and out_profile["nodata"] == profile["nodata"]
     assert out_profile["transform"] == profile["transform"] @ Affine.scale(1 / SCALE)
-    assert json.loads(tags["FATSR_BANDS"]) == {"3,2,1": "rgb", "4": "network", "5": "network"}
+    assert json.loads(tags["FATSR_BANDS"]) == {"3,2,1": "rgb", "4": "bicubic", "5": "bicubic"}
     # values: with a nearest-neighbour stand-in, each band comes back as its own enlargement
     # (band 3 is the network's first channel, which ChannelShift does not shift; 4 and 5 go alone)
     # (a range holding every value: values beyond the range would take the bicubic tail path)
     span = (float(data[data != -9999].min()), float(data.max()))
-    options = RasterOptions(bands=(3, 2, 1), value_range=span)
+    options = RasterOptions(bands=(3, 2, 1), value_range=span, other_bands="network")
     upscale_raster(src, tmp_path / "nearest.tif", ChannelShift(), tiling=TILING, options=options)
     values = read(tmp_path / "nearest.tif")[0]
     for band in (2, 3, 4):

@@ -359,7 +359,7 @@ def test_batch_reports_and_skips_a_bad_file(capsys, tmp_path, model_file):
     folder.mkdir()
     Image.fromarray(harbor(24, 24, deep=False).transpose(1, 2, 0)).save(folder / "a.png")
     (folder / "b.png").write_text("not a picture")
-    write(folder / "c.tif", harbor(24, 24), crs=UTM, transform=PLACE)
+    write(folder / "c.tif", harbor(24, 24), crs=UTM, transform=PLACE, photometric="RGB")  # RGB declared: no notice
     code, printed, err = cli(capsys, folder, "-o", tmp_path / "out", "--model", model_file)
     assert code == 2
     assert printed.split() == [str(tmp_path / "out" / "a.png"), str(tmp_path / "out" / "c.tif")]
@@ -375,7 +375,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(capsys, tmp_path, monkeypa
     import fatsr.progress
 
     monkeypatch.setattr(fatsr.progress, "LOG_SECONDS", 0.0)  # a line at every tile batch
-    src = write(tmp_path / "scene.tif", harbor(40, 52), crs=UTM, transform=PLACE)
+    src = write(tmp_path / "scene.tif", harbor(40, 52), crs=UTM, transform=PLACE, photometric="RGB")
     upscale_raster(src, tmp_path / "out.tif", Nearest(), tiling=Tiling(24, 6, batch=2))
     lines = capsys.readouterr().err.splitlines()
     pattern = r"scene\.tif bands 1,2,3: (\d+)/6 tiles \(\d+%\), [\d.e+]+ tiles/s, ETA \d\d:\d\d:\d\d"

@@ -19,7 +19,7 @@ _FLAGS = {"specs": "--model", "hr_files": "--hr", "points": "--region"}
 _COMMAND_FLAGS = {
     "upscale": {"value_range": "--range"},
     "compare": {"value_range": "--range"},
-    "evaluate": {"weights_dir": "--lpips-weights"},
+    "evaluate": {"weights_dir": "--lpips-weights", "value_range": "--range"},
     "info": {"model": ""},
 }
 

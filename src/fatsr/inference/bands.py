@@ -52,17 +52,16 @@ def name_role(text: str) -> str | None:
 
 
 def band_role(ds: DatasetReader, index: int) -> str | None:
-    """A band's role: its colour interpretation where that is red, green, blue or alpha, else
-    what its description or name tag says."""
+    """A band's role: "alpha" by its colour interpretation; else what its description or name
+    tag says; else its colour interpretation where that is red, green or blue. Names come
+    first: GDAL tags every 3-band byte GeoTIFF red, green, blue by default, whatever it holds."""
     interp = ds.colorinterp[index - 1]
-    if interp in _INTERP:
-        return _INTERP[interp]
     if interp == ColorInterp.alpha:
         return "alpha"
     tags = {k.upper(): v for k, v in ds.tags(index).items()}
     names = [ds.descriptions[index - 1] or "", *(tags.get(k, "") for k in _NAME_TAGS)]
     roles = {name_role(n) for n in names if n} - {None}
-    return cast("str", roles.pop()) if len(roles) == 1 else None
+    return cast("str", roles.pop()) if len(roles) == 1 else _INTERP.get(interp)
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,8 @@ class Roles:
 
 
 def rgb_roles(ds: DatasetReader) -> Roles:
-    """Red, green and blue from the file's colour interpretation or band names when each is
-    one band; else the first three bands not declared alpha (nor another role, while enough
-    are left), in file order."""
+    """Red, green and blue by :func:`band_role` when each is one band; else the first three
+    bands not declared alpha (nor another role, while enough are left), in file order."""
     roles = {i: band_role(ds, i) for i in ds.indexes}
     found = {role: [i for i, r in roles.items() if r == role] for role in RGB}
     if all(len(found[role]) == 1 for role in RGB):
