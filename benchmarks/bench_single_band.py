@@ -9,7 +9,10 @@ and upscaled by ``fatsr upscale``'s raster path with ``--other-bands network`` a
 HR band's 0.5-99.5 percentile span, border = scale; 8-bit: 255), the share of bands where the
 network wins, and the largest overshoot above the LR band's maximum.
 
-    python benchmarks/bench_single_band.py [--models fatsr-x4 fatsr-real-x4 fatsr-x2] [--threads 2]
+    python benchmarks/bench_single_band.py [--models fatsr-x4 fatsr-real-x4 fatsr-x2] [--threads 2] [--per-band]
+
+``--per-band``: one row per band of the NEON/Landsat files (the Landsat 8 SR file's bands are
+OLI B2-B7: blue, green, red, NIR, SWIR 1, SWIR 2).
 """
 
 from __future__ import annotations
@@ -78,13 +81,17 @@ def main() -> None:
     parser.add_argument("--ucmerced", type=Path, default=DATA / "ucmerced" / "val")
     parser.add_argument("--neon", type=Path, default=DATA / "neon")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--per-band", action="store_true", help="a row per band of the NEON/Landsat files")
+    parser.add_argument("--no-ucmerced", dest="ucmerced_on", action="store_false", help="leave UC Merced val out")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", NotGeoreferencedWarning)
-    groups = {
-        "UC Merced val (42 x R, G, B)": sorted(existing(args.ucmerced, "folder", "--ucmerced").glob("*.png")),
-        **{name: [existing(args.neon / name, "file", "--neon")] for name in NEON},
-    }
+    groups = {"UC Merced val (42 x R, G, B)": sorted(existing(args.ucmerced, "folder", "--ucmerced").glob("*.png"))}
+    groups = groups if args.ucmerced_on else {}
+    for name in NEON:
+        path = existing(args.neon / name, "file", "--neon")
+        count = len(bands_of(path, 1))
+        groups |= {f"{name} band {b + 1}": [(path, b)] for b in range(count)} if args.per_band else {name: [path]}
     print("| model | input | bands | network PSNR | bicubic PSNR | network - bicubic | network wins | "
           "overshoot over LR max: network / bicubic |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -93,8 +100,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for label, files in groups.items():
                 rows = []
-                for path in files:
-                    for band in bands_of(path):
+                for item in files:
+                    path, only = item if isinstance(item, tuple) else (item, None)
+                    for k, band in enumerate(bands_of(path)):
+                        if only is not None and k != only:
+                            continue
                         lr = downscale(band, model.scale)
                         src = write(Path(tmp) / "lr.tif", lr)
                         row = []

@@ -310,7 +310,10 @@ def readme_table(shipped: dict[str, dict]) -> str:
         "baseline by Pillow's bicubic (the literature's convention): `fatsr evaluate ucmerced/val --model NAME`. "
         "Thirds: pixels by local variance of the HR. Degraded: LR made once by `fatsr degrade ucmerced/val "
         f"--scale 4 --preset fat --seed {DEGRADE_SEED}`, scored with `--lr`. Speed: `{speed_command}` (wall clock). "
-        "Each model's card in `docs/models/` has the details; `fatsr models` lists the same figures.",
+        "Each model's card in `docs/models/` has the details; `fatsr models` lists the same figures. "
+        "Bands: every built-in model takes red, green, blue (in that order; trained on 8-bit RGB); a raster's "
+        "other bands (NIR, SWIR, ...) go bicubic and a raster without red, green and blue goes through the "
+        "network band by band as grey (`docs/bands-and-bit-depths.md`).",
     ]
     if any(stand_in(info) for info in shipped.values()):
         notes.append(

@@ -28,6 +28,8 @@ def geotiff(path: Path, data: np.ndarray, nodata: float | None = None) -> Path:
         "width": data.shape[2], "crs": "EPSG:32617", "transform": from_origin(500000, 4000000, 10, 10),
         "nodata": nodata,
     }  # fmt: skip
+    if data.shape[0] == 3:  # red, green, blue declared: no notice beside the one error line
+        profile["photometric"] = "RGB"
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data)
     return path

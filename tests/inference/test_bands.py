@@ -261,11 +261,14 @@ def test_back_projection_holds_block_means_where_values_clip(tmp_path, model_fil
     data8[:, 8:20, 10:24] = 255
     data8[:, 26:34, 30:44] = 0
     src8 = write(tmp_path / "eight.tif", data8, photometric="RGB")
-    for src, data, top in ((src8, data8, 255), (src12, data12, 4095)):
+    shadow = np.maximum(data8, 1)  # nodata 0: valid pixels end at 1
+    src8n = write(tmp_path / "nodata.tif", shadow, photometric="RGB", nodata=0)
+    cases = ((src8, data8, 0, 255), (src8n, shadow, 1, 255), (src12, data12, 0, 4095))
+    for src, data, bottom, top in cases:
         dst = tmp_path / f"{src.stem}_bp.tif"
         upscale_raster(src, dst, model, tiling=TILING, options=RasterOptions(back_project=True))
         out = read(dst)
-        assert (out == top).any() and (out == 0).any()  # values clip at both ends
+        assert (out == top).any() and (out == bottom).any() and out.min() == bottom  # values clip at both ends
         assert np.abs(block_means(out) - data).max() <= 0.5
 
 

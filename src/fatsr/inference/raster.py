@@ -125,13 +125,16 @@ class ValueMapping:
             return np.clip(np.rint(values), bottom, top).astype(dtype)
         return np.clip(values, bottom, top).astype(dtype)
 
-    def unit_limits(self, indexes: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    def unit_limits(
+        self, indexes: tuple[int, ...], dtype: np.dtype, nodata: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """The (C, 1, 1) unit values that map to the ends of an integer output's range (None
-        for floats)."""
+        for floats); a ``nodata`` at an end is left out (valid pixels never take it)."""
         if not np.issubdtype(dtype, np.integer):
             return None
         low, span = self._params(indexes)
         bottom, top = self.bounds or value_bounds(dtype)
+        bottom, top = bottom + (nodata == bottom), top - (nodata == top)
         return (bottom - low) / span, (top - low) / span
 
     def _params(self, indexes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +333,7 @@ def upscale_raster(
                         resume=resume,
                         progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
                     )
-                    limits = mapping.unit_limits(indexes, np.dtype(ds.dtypes[0]))
+                    limits = mapping.unit_limits(indexes, np.dtype(ds.dtypes[0]), ds.nodata)
                     project = BackProjection(read, model.scale, limits) if options.back_project else None
                     if project is not None:
                         unmatched[indexes] = project
