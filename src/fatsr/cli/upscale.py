@@ -160,8 +160,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--other-bands",
         choices=("bicubic", "network"),
         default=None,
-        help="bands the model was not trained on (NIR, SWIR, a single band): bicubic, or each through the RGB "
-        "network as grey (default: bicubic)",
+        help="bands beside red, green, blue (NIR, SWIR, ...): bicubic, or each through the RGB network as grey "
+        "(default: bicubic; a raster without red, green and blue bands: network)",
     )
     geo.add_argument(
         "--alpha-as-data",
