@@ -145,8 +145,9 @@ def pair_files(hr: str | os.PathLike, *, sr: str | os.PathLike | None = None,
 
 
 def _read(path: Path, mapping: BandMapping | None = None) -> np.ndarray:
-    """HWC uint8/uint16 (or float, values in [0, 1], from a raster) image with any alpha
-    channel dropped; with a multispectral model's ``mapping``, its bands mapped to [0, 1]."""
+    """HWC image (uint8/uint16; from a raster also int16, float, ...: see :func:`value_scale`)
+    with any alpha channel dropped; with a multispectral model's ``mapping``, its bands mapped
+    to [0, 1]."""
     if mapping is not None:
         return mapping.read(path)
     image = read_image(path, any_dtype=True)
