@@ -300,7 +300,10 @@ def upscale_raster(
         }
         tags = _provenance(model, model_file, tiling, mapping, groups)
         if options.back_project:
-            tags["FATSR_BACK_PROJECT"] = "each scale x scale output block's mean = its input pixel (before rounding)"
+            tags["FATSR_BACK_PROJECT"] = (
+                "each scale x scale output block's mean = its input pixel (to rounding; what clips at the range's "
+                "ends goes to the block's other pixels)"
+            )
         profile = _output_profile(ds, model.scale, options.compress)
         if bits is not None:  # libtiff's predictor takes whole bytes only
             profile.update(nbits=bits, predictor=1)
