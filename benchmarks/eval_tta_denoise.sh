@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The figures of --tta and --denoise: PSNR-Y of the built-in models with and without the x8
+# self-ensemble on UC Merced val (bicubic LR) and the per-domain splits, and fatsr-real-x4 at
+# each denoise strength on clean, mild and fat-degraded val. Each line: the set, the model and
+# options, PSNR-Y, its gain over Pillow bicubic of the same LR, and the run's wall and CPU time.
+#
+#   benchmarks/eval_tta_denoise.sh [VAL_DIR] [SPLITS_DIR] [WORK_DIR]
+#
+# VAL_DIR: UC Merced val (default ../shared/data/ucmerced/val); SPLITS_DIR: made by
+# scripts/domain_splits.py (default: made in WORK_DIR); the degraded LR sets are made in WORK_DIR
+# by `fatsr degrade --preset mild|fat --seed 0`.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+val="${1:-$here/../shared/data/ucmerced/val}"
+work="${3:-$(mktemp -d /tmp/fatsr-eval-XXXXXX)}"
+splits="${2:-$work/splits}"
+[ -d "$val" ] || { echo "error: $val: no such folder; give UC Merced val as the first argument" >&2; exit 2; }
+[ -d "$splits" ] || python "$here/scripts/domain_splits.py" -o "$splits" >/dev/null
+for preset in mild fat; do
+  [ -d "$work/$preset" ] || fatsr degrade "$val" -o "$work/$preset" --preset "$preset" --scale 4 --seed 0 >/dev/null
+done
+
+score() {  # LABEL HR_DIR fatsr-evaluate-options...
+  local label="$1" hr="$2"; shift 2
+  local out start end
+  start=$(date +%s.%N)
+  out=$( { /usr/bin/time -f "cpu %U %S" fatsr evaluate "$hr" "$@" 2>&1; } )
+  end=$(date +%s.%N)
+  local psnr gain cpu
+  psnr=$(awk '/^model /{for(i=1;i<=NF;i++) if ($i ~ /^[0-9]+\.[0-9]+$/) {print $i; exit}}' <<<"$out")
+  gain=$(awk '/^gain /{print $2; exit}' <<<"$out")
+  cpu=$(awk '/^cpu /{printf "%.0f", $2 + $3}' <<<"$out")
+  printf '%-44s PSNR-Y %6s  gain %6s  wall %5.0f s  cpu %5s s\n' "$label" "$psnr" "$gain" "$(echo "$end - $start" | bc)" "$cpu"
+}
+
+for model in fatsr-x4 fatsr-real-x4 fatsr-x2; do
+  for tta in "" --tta; do
+    score "val $model $tta" "$val" --model "$model" $tta
+    for split in forest satellite; do
+      score "$split $model $tta" "$splits/$split" --model "$model" $tta
+    done
+  done
+done
+score "val-fat fatsr-real-x4 --tta" "$val" --model fatsr-real-x4 --tta --lr "$work/fat"
+for set in clean mild fat; do
+  lr=(); [ "$set" = clean ] || lr=(--lr "$work/$set")
+  score "val-$set fatsr-x4" "$val" --model fatsr-x4 "${lr[@]}"
+  for s in 0.25 0.5 0.75 1; do
+    score "val-$set denoise $s" "$val" --denoise "$s" --model fatsr-real-x4 "${lr[@]}"
+  done
+done
