@@ -192,5 +192,5 @@ def test_hr_only_dataset_gives_the_same_hr_crops(tmp_path: Path, photo: np.ndarr
 def test_bad_input_is_refused() -> None:
     with pytest.raises(FatsrError, match="multiples of 4"):
         BatchDegrader(load_preset("fat"), 4)(torch.rand(1, 3, 30, 32), np.random.default_rng(0))
-    with pytest.raises(FatsrError, match="unknown preset 'nope'; use one of bicubic, fat, realesrgan"):
+    with pytest.raises(FatsrError, match="unknown preset 'nope'; use one of bicubic, fat, mild, realesrgan"):
         load_preset("nope")

@@ -60,6 +60,6 @@ def test_resumed_run_degrades_like_a_straight_one(tmp_path, make_config):
 def test_unknown_degradation_is_a_one_line_error():
     with pytest.raises(FatsrError) as error:
         TrainConfig(degradation="nope").validate()
-    said = "unknown preset 'nope'; use one of bicubic, fat, realesrgan or a path to a .yaml file"
+    said = "unknown preset 'nope'; use one of bicubic, fat, mild, realesrgan or a path to a .yaml file"
     assert str(error.value) == f"degradation: {said}"  # from Python
     assert message(error.value) == f"--degradation: {said}"  # fatsr train
