@@ -1,5 +1,6 @@
 """The one error type a user sees: ``FatsrError`` carries a message saying what went wrong
-and what to do. Only :func:`fatsr.cli.main` turns it into ``error: ...`` and exit code 2."""
+and what to do. Only :func:`fatsr.cli.main` turns it into ``error: ...`` and exit code 2
+(1 for a :class:`SystemFailure`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from collections.abc import Callable
 
 class FatsrError(Exception):
     """An error caused by the user's input (files, flags, checkpoints), not a bug."""
+
+
+class SystemFailure(FatsrError):
+    """A failure that is not the input's fault: a full disk, an I/O or network error, no memory
+    (exit code 1 on the command line)."""
 
 
 class ArgumentError(FatsrError):

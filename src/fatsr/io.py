@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from fatsr.errors import ArgumentError, FatsrError
+from fatsr.errors import ArgumentError, FatsrError, SystemFailure
 
 try:
     import fcntl
@@ -88,7 +88,7 @@ def private_temporary(path: Path, suffix: str | None = None) -> Iterator[Path]:
         os.close(fd)
 
 
-def write_error(path: str | os.PathLike, exc: BaseException) -> FatsrError:
+def write_error(path: str | os.PathLike, exc: BaseException) -> SystemFailure:
     """A library's failure to write ``path`` (torch, safetensors: a full disk, an I/O error) as
     one line."""
     reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -96,7 +96,7 @@ def write_error(path: str | os.PathLike, exc: BaseException) -> FatsrError:
     with contextlib.suppress(OSError):
         if getattr(exc, "errno", None) != errno.ENOSPC and shutil.disk_usage(folder).free < (64 << 10):
             reason = f"No space left on device, {reason}"  # torch and others say it in their own words
-    return FatsrError(f"{path}: could not write it ({reason}); free some space or choose another place")
+    return SystemFailure(f"{path}: could not write it ({reason}); free some space or choose another place")
 
 
 def part_path(path: str | os.PathLike) -> Path:
@@ -373,8 +373,11 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
     return np.array(array, copy=True, order="C")  # writable, C-contiguous
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False) -> None:
-    """Write an HWC uint8/uint16 array (1, 3 or 4 channels) atomically; format from the suffix.
+def write_image(
+    path: str | os.PathLike, array: np.ndarray, overwrite: bool = False, quality: int | None = None
+) -> None:
+    """Write an HWC uint8/uint16 array (1, 3 or 4 channels) atomically; format from the suffix;
+    ``quality`` (1-100) for JPEG and WebP (None: Pillow's default, 75).
 
     16-bit colour goes through OpenCV (Pillow cannot encode it); everything else through Pillow.
     """
@@ -399,4 +402,5 @@ def write_image(path: str | os.PathLike, array: np.ndarray, overwrite: bool = Fa
         elif array.dtype == np.uint16:
             Image.fromarray(np.ascontiguousarray(array[:, :, 0])).save(tmp, format=fmt)
         else:
-            Image.fromarray(array[:, :, 0] if channels == 1 else array).save(tmp, format=fmt)
+            lossy = {"quality": quality} if quality is not None and fmt in ("JPEG", "WEBP") else {}
+            Image.fromarray(array[:, :, 0] if channels == 1 else array).save(tmp, format=fmt, **lossy)

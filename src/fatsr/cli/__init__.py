@@ -1,16 +1,41 @@
 """Command line: ``fatsr <command> ...``. Each subcommand lives in its own module with
-``add_parser(subparsers)`` and ``run(args) -> int``."""
+``add_parser(subparsers)`` and ``run(args) -> int``; only the module of the command being run
+is imported (``fatsr --help``, ``--version``, ``models`` and ``info`` start without PyTorch)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import NoReturn
 
-from fatsr.errors import ArgumentError, FatsrError
+from fatsr.errors import ArgumentError, FatsrError, SystemFailure
+
+# The commands in --help order, with their one-line help (each module's add_parser gives the same).
+COMMANDS: dict[str, str] = {
+    "upscale": "upscale images with a FAT model",
+    "train": "train a FAT network",
+    "evaluate": "score SR images or a model against HR images (PSNR/SSIM Y and RGB, SAM, ERGAS, LPIPS)",
+    "compare": "write an offline HTML page comparing LR, bicubic, models and HR (swipe, zoom, numbers)",
+    "lam": "local attribution map of an output window (Gini, diffusion index, figures)",
+    "degrade": "make realistic LR images from HR images (Real-ESRGAN degradation)",
+    "denoise": "denoise training images (non-local means or BM3D) and print noise estimates",
+    "prepare": "split scenes into tiles, build HR/LR pairs, check a dataset",
+    "export": "write a model as an ONNX graph (onnxruntime), checked against PyTorch",
+    "models": "list the built-in models",
+    "info": "print a model file's metadata",
+}
+MODEL_COMMANDS = ("upscale", "evaluate", "compare", "lam", "export")  # they run a model: --threads
+EXIT_CODES = """\
+exit status: 0 done; 2 bad usage or bad input (the one error line says what to change);
+1 a failure that is not the input's fault (a full disk, an I/O or network error, out of
+memory); 130 interrupted.
+"""
 
 # Library arguments whose command-line flag is not ``--name value``: in every command, and in
 # one command (a positional argument, "", is spelled by its value alone).
@@ -59,16 +84,78 @@ def message(exc: FatsrError, command: str | None = None) -> str:
     return exc.render(lambda argument, value: flag_of(argument, value, command))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from fatsr import __version__
-    from fatsr.cli import compare, degrade, denoise, evaluate, export, info, lam, models, prepare, train, upscale
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of threads, at least 1")
+    return value
 
-    parser = Parser(prog="fatsr", description="Remote-sensing super-resolution with FAT.")
+
+def add_common_options(parser: argparse.ArgumentParser, threads: bool = False) -> None:
+    """-q/--quiet and -v/--verbose (every command, and before the command), --threads (commands
+    that run a model). They stay out of the namespace unless given."""
+    group = parser.add_argument_group("output and resources")
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+        help="print errors only (no progress, results or warnings)",
+    )  # fmt: skip
+    group.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS,
+        help="print more detail: a line per tile batch and per file",
+    )  # fmt: skip
+    if threads and "--threads" not in parser._option_string_actions:
+        group.add_argument(
+            "--threads", type=_positive, metavar="N", default=argparse.SUPPRESS,
+            help="CPU threads for the model (default: torch's, one per usable CPU)",
+        )  # fmt: skip
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``command``, only that command's module is imported
+    and its parser built in full (the others are listed by name and help; "": none is built)."""
+    from fatsr import __version__
+
+    parser = Parser(
+        prog="fatsr", description="Remote-sensing super-resolution with FAT.", epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"fatsr {__version__}")
+    add_common_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (upscale, train, evaluate, compare, lam, degrade, denoise, prepare, export, models, info):
-        module.add_parser(sub)
+    for name, text in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"fatsr.cli.{name}").add_parser(sub)
+            add_common_options(sub.choices[name], threads=name in MODEL_COMMANDS)
+        else:
+            sub.add_parser(name, help=text)
     return parser
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not an option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+@contextlib.contextmanager
+def _output(verbosity: int) -> Iterator[None]:
+    """Messages at ``verbosity`` (0 quiet: errors only; 1 normal; 2 verbose)."""
+    from fatsr import progress
+
+    before = progress.VERBOSITY
+    progress.VERBOSITY = verbosity
+    try:
+        if verbosity > 0:
+            yield
+            return
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        progress.VERBOSITY = before
 
 
 @contextlib.contextmanager
@@ -91,24 +178,42 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv) or "")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    verbosity = 0 if getattr(args, "quiet", False) else 1 + getattr(args, "verbose", 0)
     try:
-        with _sigterm_as_interrupt():
+        if args.command in MODEL_COMMANDS and getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
+        with _sigterm_as_interrupt(), _output(verbosity):
             return int(args.func(args) or 0)
+    except SystemFailure as exc:
+        print(f"error: {message(exc, args.command)}", file=sys.stderr)
+        return 1
     except FatsrError as exc:
         print(f"error: {one_line(message(exc, args.command))}", file=sys.stderr)
         return 2
-    except OSError as exc:  # the machine's answer (full disk, permissions, I/O): one line
+    except OSError as exc:  # the machine's answer (full disk, permissions, I/O, network): one line
         where = f"{exc.filename}: " if exc.filename else ""
         print(
             f"error: {where}{exc.strerror or exc}; free some space, fix the permissions or choose another path",
             file=sys.stderr,
         )
-        return 2
+        return 1
+    except MemoryError:
+        print("error: out of memory; use a smaller --tile or batch, or a machine with more memory", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        if type(exc).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA, MPS)
+            raise
+        first = (str(exc).strip().splitlines() or ["out of memory"])[0][:200]
+        print(f"error: {first}; use a smaller --tile or batch, or another device", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

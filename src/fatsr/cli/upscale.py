@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -119,6 +120,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     precision.add_argument(
         "--bf16", action="store_true", help="bfloat16 autocast (CPU, CUDA or MPS), with the same safeguards"
     )
+    parser.add_argument(
+        "--quality",
+        type=_quality,
+        metavar="Q",
+        help="quality of JPEG and WebP outputs, 1-100 (default: Pillow's, 75)",
+    )
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
     add_model_options(parser)
     parser.add_argument(
@@ -172,6 +179,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--compress", choices=("deflate", "zstd"), default="deflate", help="GeoTIFF compression (default: deflate)"
     )
     geo.add_argument(
+        "--co",
+        type=_creation_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="GDAL creation option of the output GeoTIFF (repeatable), e.g. --co COMPRESS=LZW --co PREDICTOR=NO; "
+        "it replaces fatsr's own of that name (see GDAL's COG driver, or GTiff with --no-cog)",
+    )
+    geo.add_argument(
         "--overviews",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -219,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
         tta=args.tta,
         denoise=args.denoise,
     )
+    if args.quality is not None:
+        job = replace(job, quality=args.quality)
     jobs = plan_outputs(
         inputs, target, job.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
     )
@@ -267,6 +285,23 @@ def _backend(args: argparse.Namespace) -> str:
     return args.backend
 
 
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number from 1 to 100")
+    return value
+
+
+def _creation_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a GDAL creation option as KEY=VALUE, e.g. COMPRESS=LZW")
+    return key.strip().upper(), value.strip()
+
+
 def _band_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(b) for b in text.split(","))
@@ -286,6 +321,7 @@ def _raster_options(args: argparse.Namespace):
         overviews=args.overviews,
         cog=args.cog,
         back_project=args.back_project,
+        creation_options=tuple(args.co),
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fatsr.errors import ArgumentError, FatsrError
+from fatsr.errors import ArgumentError, FatsrError, SystemFailure
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, check_tiling, model_device, upscale_image
 from fatsr.io import locked_file, part_path, read_image, write_image
 from fatsr.models.contract import Model, info_of
@@ -35,14 +35,16 @@ FORMAT_LIMITS: dict[str, tuple[tuple[type, ...], tuple[int, ...]]] = {
 
 @dataclass(frozen=True)
 class Upscaler:
-    """A model ready to upscale: where it runs, how it is tiled, under which autocast, and
-    the model file it came from (recorded in raster tags)."""
+    """A model ready to upscale: where it runs, how it is tiled, under which autocast, the
+    model file it came from (recorded in raster tags) and the quality of lossy picture outputs
+    (JPEG/WebP; None: Pillow's default)."""
 
     model: Model
     tiling: Tiling
     device: torch.device
     autocast: torch.dtype | None = None
     model_file: Path | None = None
+    quality: int | None = None
 
     @classmethod
     def prepare(
@@ -126,9 +128,9 @@ class Upscaler:
             check_format(output, image)
             result = self.picture(image, progress=progress)
             try:
-                write_image(output, result, overwrite=overwrite)
+                write_image(output, result, overwrite=overwrite, quality=self.quality)
             except OSError as exc:
-                raise FatsrError(
+                raise SystemFailure(
                     f"{output}: could not write ({exc.strerror or exc}); free some space or choose another output"
                 ) from None
         return output

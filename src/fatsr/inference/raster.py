@@ -51,7 +51,7 @@ from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 from torch import Tensor, nn
 
-from fatsr.errors import ArgumentError, FatsrError, within
+from fatsr.errors import ArgumentError, FatsrError, SystemFailure, within
 from fatsr.inference.bands import alpha_as_data, choose_bands
 from fatsr.inference.bitdepth import BackProjection, nbits, value_bounds
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
@@ -81,7 +81,8 @@ class RasterOptions:
     None: bicubic, see :func:`~fatsr.inference.bands.choose_bands`); ``alpha_as_data``: alpha
     bands upscaled as data, not used as a mask; ``cog``: a Cloud-Optimized GeoTIFF (else a
     plain tiled one); ``overviews``: averaged internal overviews; ``back_project``: see
-    :func:`~fatsr.inference.bitdepth.back_project`."""
+    :func:`~fatsr.inference.bitdepth.back_project`; ``creation_options``: GDAL creation
+    options (KEY, VALUE) of the output GeoTIFF, replacing fatsr's own of the same name."""
 
     bands: tuple[int, ...] | None = None
     value_range: tuple[float, float] | None = None
@@ -91,12 +92,16 @@ class RasterOptions:
     overviews: bool = True
     cog: bool = True
     back_project: bool = False
+    creation_options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.other_bands is not None and self.other_bands not in OTHER_BANDS:
             raise FatsrError(f"other bands {self.other_bands!r}: choose one of {', '.join(OTHER_BANDS)}")
         if self.compress not in COMPRESSIONS:
             raise FatsrError(f"compression {self.compress!r}: choose one of {', '.join(COMPRESSIONS)}")
+        for key, _ in self.creation_options:
+            if not key or not key.replace("_", "").isalnum():
+                raise ArgumentError("{arg}: give GDAL creation options as KEY=VALUE", "co", key)
         if self.value_range is not None and not all(map(math.isfinite, self.value_range)):
             raise ArgumentError("{arg}: give finite numbers", "value_range", self.value_range)
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
@@ -309,6 +314,8 @@ def upscale_raster(
             profile.update(nbits=bits, predictor=1)
         if options.cog:  # the partial file is read once, by the COG copy: the fastest compression
             profile.update(compress="zstd", zstd_level=1)
+        else:
+            profile = with_creation_options(profile, options.creation_options)
         job = _job(src, tags, tiling, options, autocast)
         panel_width = min(profile["width"], tiling.panel * model.scale)
         block_row = BLOCK * panel_width * ds.count * np.dtype(ds.dtypes[0]).itemsize
@@ -367,7 +374,7 @@ def upscale_raster(
                 _report_unmatched(src, unmatched)
             except (RasterioError, WriteFailed, OSError) as exc:
                 writer.discard()
-                raise FatsrError(_write_failure(dst, exc)) from None
+                raise SystemFailure(_write_failure(dst, exc)) from None
             except FatsrError as exc:
                 hint = writer.abandon()
                 raise within(exc, suffix=f"; {hint}" if hint else "") from None
@@ -480,7 +487,7 @@ class PartialWriter:
         except (OSError, RasterioError) as exc:
             self.discard()
             self.release()
-            raise FatsrError(_write_failure(self.dst, exc)) from None
+            raise SystemFailure(_write_failure(self.dst, exc)) from None
 
     def restart(self, why: str) -> None:
         """Discard the partial file of an interrupted run (with a warning) and start afresh."""
@@ -554,18 +561,17 @@ class PartialWriter:
         # the COG copy goes to a new file of an unpredictable name (never through a planted link)
         with private_temporary(self.dst, suffix=".tif") as result:
             try:
-                gdal_copy(
-                    self.path,
-                    result,
-                    driver="COG",
-                    COMPRESS=options.compress.upper(),
-                    PREDICTOR="NO" if self.profile.get("nbits") else "YES",  # NBITS: whole bytes only
-                    BLOCKSIZE=BLOCK,
-                    BIGTIFF="IF_SAFER",
-                    OVERVIEWS="AUTO" if options.overviews else "NONE",
-                    OVERVIEW_RESAMPLING="AVERAGE",
-                    NUM_THREADS=str(torch.get_num_threads()),  # blocks compressed in parallel, same bytes
-                )
+                cog = {
+                    "driver": "COG",
+                    "COMPRESS": options.compress.upper(),
+                    "PREDICTOR": "NO" if self.profile.get("nbits") else "YES",  # NBITS: whole bytes only
+                    "BLOCKSIZE": BLOCK,
+                    "BIGTIFF": "IF_SAFER",
+                    "OVERVIEWS": "AUTO" if options.overviews else "NONE",
+                    "OVERVIEW_RESAMPLING": "AVERAGE",
+                    "NUM_THREADS": str(torch.get_num_threads()),  # blocks compressed in parallel, same bytes
+                }
+                gdal_copy(self.path, result, **with_creation_options(cog, options.creation_options))
                 _read_back(result)
             except (RasterioError, CPLE_BaseError) as exc:
                 raise WriteFailed(f"the COG copy failed ({_reason(exc)})") from None
@@ -610,6 +616,12 @@ class PartialWriter:
             out.close()
 
 
+def with_creation_options(options: dict, extra: tuple[tuple[str, str], ...]) -> dict:
+    """GDAL creation ``options`` with ``extra`` (KEY, VALUE) replacing those of the same name (any case)."""
+    names = {key.upper() for key, _ in extra}
+    return {**{k: v for k, v in options.items() if k.upper() not in names}, **dict(extra)}
+
+
 def _read_back(path: Path) -> None:
     """Read every block (and overview) of a written GeoTIFF: WriteFailed if any is unreadable."""
     try:
@@ -638,6 +650,7 @@ def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions
         "overviews": options.overviews,
         "back_project": options.back_project,
         "alpha_as_data": options.alpha_as_data,
+        "creation_options": [list(pair) for pair in options.creation_options],
     }
 
 

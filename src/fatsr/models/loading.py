@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from fatsr.errors import ArgumentError, FatsrError
-from fatsr.models.contract import Model
+
+if TYPE_CHECKING:  # torch is imported where a model is loaded, not to name one
+    import torch
+
+    from fatsr.models.contract import Model
 
 BUILTIN = ("default", "builtin")  # names of the shipped model, besides its file's stem
+# The model files of a `fatsr train` run folder, in the order --model RUN_DIR takes them: the final
+# export, else the best validated weights, else the last weights (written at every validation
+# and when the run stops).
+RUN_FILES = {
+    "model.safetensors": "the run's final model",
+    "best.safetensors": "the weights with the best validation PSNR so far",
+    "last.safetensors": "the latest weights",
+}
+_SAID: set[Path] = set()  # run folders whose chosen file was announced
 
 
 def default_model_path() -> Path | None:
@@ -34,7 +46,7 @@ def builtin_names() -> set[str]:
 
 def model_path(spec: str | os.PathLike | None) -> Path | None:
     """The file a spec names (a built-in model's for its name, the default model's for None,
-    ``default`` or ``builtin``); None for ``"bicubic"``."""
+    ``default`` or ``builtin``, a run folder's model file for a run folder); None for ``"bicubic"``."""
     from fatsr.models import zoo
 
     if spec == "bicubic":
@@ -52,7 +64,27 @@ def model_path(spec: str | os.PathLike | None) -> Path | None:
                 "PATH",
             )
         return path
-    return Path(spec)
+    path = Path(spec)
+    return run_model_file(path, spec) if path.is_dir() else path
+
+
+def run_model_file(folder: Path, spec: object = None) -> Path:
+    """The model file of a ``fatsr train`` run folder (:data:`RUN_FILES`), announced once on stderr."""
+    from fatsr.progress import note
+
+    for name, what in RUN_FILES.items():
+        path = folder / name
+        if path.is_file():
+            if folder.resolve() not in _SAID:
+                _SAID.add(folder.resolve())
+                note(f"model: {path} ({what})")
+            return path
+    raise ArgumentError(
+        f"{{arg}}: a folder without a model file ({', '.join(RUN_FILES)} of a `fatsr train` run); "
+        "give a model file, or a run folder that has validated or stopped once",
+        "model",
+        spec if spec is not None else str(folder),
+    )
 
 
 def load_model(
@@ -96,6 +128,8 @@ def _load(
 ) -> Model:
     if scale is not None and scale < 1:
         raise ArgumentError("{arg}: the scale must be at least 1", "scale", scale)
+    import torch
+
     model: Model
     if denoise is not None:
         model = _blend(spec, denoise, torch.device(device), 0 if seed is None else seed)
@@ -138,6 +172,8 @@ DENOISE = ("fatsr-x4", "fatsr-real-x4")  # built-in models of one architecture: 
 
 def _blend(spec: str | os.PathLike | None, strength: float, device: torch.device, seed: int) -> Model:
     """The network whose every weight is (1 - strength) * fatsr-x4's + strength * fatsr-real-x4's."""
+    import torch
+
     from fatsr.models import zoo
     from fatsr.models.files import load_network
     from fatsr.models.wrapper import SRModel

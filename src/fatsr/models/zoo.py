@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fatsr.errors import ArgumentError
+from fatsr.errors import ArgumentError, FatsrError
 
 DEFAULT = "fatsr-x4"  # the default model
 # Former names of built-in models (users' scripts keep working, with a warning): the name -> why.
@@ -60,8 +61,6 @@ def resolve(spec: str | os.PathLike | None) -> Path:
     path = model_path(spec)
     if path is not None and path.is_file():
         return path
-    if path is not None and path.exists():
-        raise ArgumentError("{arg}: a folder, not a model file; give a .safetensors or .pth file", "model", spec)
     names = ", ".join(builtin_models()) or "none in this build"
     raise ArgumentError(
         f"{{arg}}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)",
@@ -79,18 +78,47 @@ def sha256(path: Path) -> str:
 
 
 def summary(path: Path) -> dict:
-    """What a model file says about itself, with its parameter count (``load_network`` checks it)."""
-    from fatsr.models.files import load_network
+    """What a model file says about itself, with its parameter count. A fatsr ``.safetensors``
+    file is read from its header alone (no PyTorch: ``fatsr models`` and ``fatsr info`` start
+    fast); other files are loaded (``load_network`` checks them)."""
+    header = safetensors_header(path) if path.suffix == ".safetensors" else None
+    metadata = header.get("__metadata__") if header is not None else None
+    if isinstance(metadata, dict) and "config" in metadata and header is not None:
+        info: dict[str, Any] = dict(metadata)
+        info["parameters"] = sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
+    else:
+        from fatsr.models.files import load_network
 
-    network, metadata = load_network(path)
-    info: dict[str, Any] = dict(metadata)
+        network, loaded = load_network(path)
+        info = dict(loaded)
+        info["parameters"] = sum(p.numel() for p in network.parameters())
+        info.setdefault("scale", str(network.scale))
+        info.setdefault("architecture", getattr(network, "architecture", "FAT"))
     for key in ("config", "extra", "evaluation", "speed"):
         if key in info:
             try:
                 info[key] = json.loads(info[key])
             except ValueError:
                 pass
-    info["parameters"] = sum(p.numel() for p in network.parameters())
-    info.setdefault("scale", str(network.scale))
-    info.setdefault("architecture", getattr(network, "architecture", "FAT"))
+    info.setdefault("architecture", "FAT")
     return info
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a ``.safetensors`` file (tensor names -> dtype, shape, offsets, and
+    ``__metadata__``), checked against the file's length: FatsrError if unreadable or truncated."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                raise ValueError(f"header length {size}")
+            header = json.loads(f.read(size))
+            data = os.fstat(f.fileno()).st_size - 8 - size
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        if max(ends, default=0) != data:
+            raise ValueError(f"{data} bytes of tensors, the header describes {max(ends, default=0)}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FatsrError(
+            f"{path}: not a readable .safetensors model file ({exc}); the file is damaged or truncated"
+        ) from None
+    return header
