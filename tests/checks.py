@@ -12,9 +12,10 @@ def upscale_cli(capsys, *argv: object) -> tuple[int, str, str]:
     return code, out, err
 
 
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    """Exit code 2 and exactly one ``error: ...`` line holding every needle."""
+def assert_one_line_error(code: int, err: str, *needles: str, exit_code: int = 2) -> None:
+    """Exit code ``exit_code`` (2: bad input; 1: the machine failed) and exactly one ``error: ...``
+    line holding every needle."""
     lines = err.splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert code == exit_code and len(lines) == 1 and lines[0].startswith("error: "), err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])

@@ -223,3 +223,16 @@ def test_regions_chosen_by_texture_skip_slivers() -> None:
     overview[0:32, 64:96] = rng.integers(90, 110, (32, 32, 3))  # cell (2, 0): a little
     assert _choose_cells(overview, 100, 70, 32, 2, 1) == {(1, 1), (2, 0)}
     assert len(_choose_cells(overview, 100, 70, 32, 12, 1)) == 12  # all 12 cells fit the limit
+
+
+def test_page_opens_on_bicubic_against_the_best_model():
+    from fatsr.compare import opening_layers
+
+    def layers(*named: tuple[str, float | None]) -> list[dict]:
+        return [{"name": n, **({"scores": {"psnr_y": v}} if v is not None else {})} for n, v in named]
+
+    scored = layers(("LR", None), ("bicubic", 26.9), ("a", 27.5), ("b", 28.6), ("c", 28.1), ("HR", None))
+    assert opening_layers(scored) == ["bicubic", "b"]
+    assert opening_layers(layers(("LR", None), ("bicubic", None), ("a", None), ("b", None))) == ["bicubic", "a"]
+    assert opening_layers(layers(("LR", None), ("a", 20.0), ("HR", None))) == ["LR", "a"]  # no bicubic layer
+    assert opening_layers(layers(("LR", None), ("bicubic", 26.9))) == ["LR", "bicubic"]  # no model

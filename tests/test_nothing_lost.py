@@ -198,7 +198,7 @@ def on_small_disk(tmp_path: Path, size: str, *argv: object, fill: bool = False) 
 def test_full_disk_during_a_geotiff_upscale(tmp_path, size):
     src = geotiff(tmp_path / "big.tif", float_scene(2, (3, 300, 300)))
     code, err, left = on_small_disk(tmp_path, size, "upscale", src, "-o", "DISK/out.tif", "--tile", 48, "--overlap", 12)
-    assert_one_line_error(code, err, "out.tif", "no space left")
+    assert_one_line_error(code, err, "out.tif", "no space left", exit_code=1)
     assert left == []
 
 
@@ -208,13 +208,13 @@ def test_full_disk_during_a_png_upscale(tmp_path):
     image = np.random.default_rng(3).integers(0, 256, (200, 200, 3), dtype=np.uint8)
     write_image(tmp_path / "in.png", image)
     code, err, left = on_small_disk(tmp_path, "100k", "upscale", tmp_path / "in.png", "-o", "DISK/out.png", "--tile", 48, "--overlap", 12)
-    assert_one_line_error(code, err, "out.png")
+    assert_one_line_error(code, err, "out.png", exit_code=1)
     assert left == []
 
 
 @pytest.mark.parametrize("command", ["train", "degrade", "denoise", "lam", "evaluate", "export"])
 def test_full_disk_in_every_command(tmp_path, images, model_file, command):
-    """The disk is full from the start: one line, exit 2, nothing left on it."""
+    """The disk is full from the start: one line, exit 1 (not the input's fault), nothing left on it."""
     pngs = images / "train"
     argv = {
         "train": train_flags(images, "DISK/run", "--steps", 1),
@@ -228,7 +228,7 @@ def test_full_disk_in_every_command(tmp_path, images, model_file, command):
     if command == "lam":  # its progress line comes first
         assert err.splitlines()[0] == "LAM of bicubic: 2 steps..."
         err = "\n".join(err.splitlines()[1:])
-    assert_one_line_error(code, err, str(tmp_path / "disk"), "No space left on device")
+    assert_one_line_error(code, err, str(tmp_path / "disk"), "No space left on device", exit_code=1)
     assert left == []  # no file at all (an empty folder at most)
 
 

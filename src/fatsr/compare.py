@@ -455,7 +455,7 @@ def page_data(items: Sequence[Item], *, title: str, scale: int, table: bool = Fa
             layers.append(entry)
         width, height = item.layers[-1].size
         out_items.append({
-            "name": item.name, "layers": layers, "thumb": item.thumb,
+            "name": item.name, "layers": layers, "thumb": item.thumb, "start": opening_layers(layers),
             "width": width, "height": height, "gain": _number(item.gain),
             "geo": item.geo, "cell": list(item.cell) if item.cell else None,
         })  # fmt: skip
@@ -467,6 +467,23 @@ def page_data(items: Sequence[Item], *, title: str, scale: int, table: bool = Fa
             "bands": list(scene.bands), "mapping": json.loads(scene.mapping), "command": scene.command,
         }  # fmt: skip
     return data
+
+
+def opening_layers(layers: Sequence[dict]) -> list[str]:
+    """The two layers an item opens on: bicubic (else LR) against the model with the best PSNR-Y
+    (else the first model), so the first view shows what the model adds over the baseline; LR
+    against the last layer when there is no model."""
+    names = [str(layer["name"]) for layer in layers]
+    models = [layer for layer in layers if layer["name"] not in ("LR", "bicubic", "HR")]
+    if not models:
+        return ["LR", names[-1]]
+
+    def psnr(layer: dict) -> float:
+        value = (layer.get("scores") or {}).get("psnr_y")
+        return value if isinstance(value, (int, float)) else -math.inf
+
+    best = max(models, key=psnr)  # the first of equals: the first model when none is scored
+    return ["bicubic" if "bicubic" in names else "LR", str(best["name"])]
 
 
 def render_page(data: dict) -> str:

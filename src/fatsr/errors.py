@@ -4,6 +4,7 @@ and what to do. Only :func:`fatsr.cli.main` turns it into ``error: ...`` and exi
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
 
@@ -14,6 +15,16 @@ class FatsrError(Exception):
 class SystemFailure(FatsrError):
     """A failure that is not the input's fault: a full disk, an I/O or network error, no memory
     (exit code 1 on the command line)."""
+
+
+# What the user chose wrongly (a path, a folder's permissions), as opposed to the machine failing.
+_USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+
+
+def os_error_class(exc: OSError) -> type[FatsrError]:
+    """The error type of an operating system's refusal: :class:`FatsrError` (exit 2) for a bad
+    path or permissions, :class:`SystemFailure` (exit 1) for the rest (full disk, I/O, network)."""
+    return FatsrError if exc.errno in _USAGE_ERRNOS else SystemFailure
 
 
 class ArgumentError(FatsrError):

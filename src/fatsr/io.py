@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from fatsr.errors import ArgumentError, FatsrError, SystemFailure
+from fatsr.errors import ArgumentError, FatsrError, SystemFailure, os_error_class
 
 try:
     import fcntl
@@ -50,7 +50,9 @@ def atomic_write(path: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FatsrError(f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder") from None
+        raise os_error_class(exc)(
+            f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder"
+        ) from None
     with locked_file(part_path(path), f"{path}: another run is writing it now", remove=True):
         with private_temporary(path) as tmp_path:
             try:
@@ -75,7 +77,9 @@ def private_temporary(path: Path, suffix: str | None = None) -> Iterator[Path]:
             prefix=f".{path.name}.", suffix=f".part{path.suffix if suffix is None else suffix}", dir=folder
         )
     except OSError as exc:
-        raise FatsrError(f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder") from None
+        raise os_error_class(exc)(
+            f"cannot write to {folder}: {exc.strerror or exc}; choose a writable output folder"
+        ) from None
     tmp = Path(name)
     try:
         if fcntl is not None:

@@ -51,8 +51,6 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-        if self.verbose and self.done:
-            print(f"{self.line(time.monotonic())} (done)", file=sys.stderr, flush=True)
 
     def __enter__(self) -> Progress:
         return self

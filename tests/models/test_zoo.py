@@ -30,7 +30,7 @@ def test_resolve_names_paths_and_the_default(tmp_path, model_file):
     assert zoo.default_name() == "fatsr-x4"
     with pytest.raises(FatsrError, match=r"model='nope': model file not found, and no built-in model .*fatsr-x4"):
         zoo.resolve("nope")
-    with pytest.raises(FatsrError, match="a folder, not a model file"):
+    with pytest.raises(FatsrError, match="a folder without a model file"):
         zoo.resolve(tmp_path)
 
 

@@ -57,7 +57,10 @@ def test_fatsr_recipe_is_the_default_and_differs_where_documented():
     assert config == TrainConfig() and config.recipe == "fatsr"
     assert config.epochs is None and config.steps is None  # the trainer's 100 epochs
     differs = {k for k, v in PUBLISHED.items() if getattr(config, k) != v and k != "epochs"}
-    assert differs == {"sampling", "patch_size", "augment", "ema_decay", "amp", "published_normalization", "save_cycle"}
+    assert differs == {
+        "sampling", "patch_size", "augment", "ema_decay", "amp", "published_normalization", "save_cycle", "preset",
+    }  # fmt: skip
+    assert config.preset is None  # by the device: fat on a GPU, compact on a CPU
 
 
 def test_recipe_from_yaml(tmp_path):

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterator
 from typing import NoReturn
 
-from fatsr.errors import ArgumentError, FatsrError, SystemFailure
+from fatsr.errors import ArgumentError, FatsrError, SystemFailure, os_error_class
 
 # The commands in --help order, with their one-line help (each module's add_parser gives the same).
 COMMANDS: dict[str, str] = {
@@ -32,9 +32,9 @@ COMMANDS: dict[str, str] = {
 }
 MODEL_COMMANDS = ("upscale", "evaluate", "compare", "lam", "export")  # they run a model: --threads
 EXIT_CODES = """\
-exit status: 0 done; 2 bad usage or bad input (the one error line says what to change);
-1 a failure that is not the input's fault (a full disk, an I/O or network error, out of
-memory); 130 interrupted.
+exit status: 0 done; 2 bad usage or bad input (a flag, a file, a path or its permissions: the
+one error line says what to change); 1 a failure that is not the input's fault (a full disk,
+an I/O or network error, out of memory); 130 interrupted.
 """
 
 # Library arguments whose command-line flag is not ``--name value``: in every command, and in
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             f"error: {where}{exc.strerror or exc}; free some space, fix the permissions or choose another path",
             file=sys.stderr,
         )
-        return 1
+        return 1 if os_error_class(exc) is SystemFailure else 2
     except MemoryError:
         print("error: out of memory; use a smaller --tile or batch, or a machine with more memory", file=sys.stderr)
         return 1

@@ -38,9 +38,16 @@ so K processes train exactly like one.
 Run folder (--save-dir): config.yaml (resolved config), metrics.jsonl (losses every
 --log-every steps, validation PSNR/SSIM), progress.png, last.pt (every --save-every steps and
 at the end), step_XXXXXX.pt (--keep-every steps / --save_cycle epochs), best.safetensors
-(EMA weights with the best validation PSNR-Y), model.safetensors (the final export, for
-`fatsr upscale --model`) and, with --degradation, degradation.yaml (the preset used).
-Ctrl-C saves last.pt; continue with --resume auto.
+(EMA weights with the best validation PSNR-Y), last.safetensors (the latest EMA weights, at
+every validation and when the run stops), model.safetensors (the final export) and, with
+--degradation, degradation.yaml (the preset used). Ctrl-C saves last.pt and last.safetensors;
+continue with --resume auto. `fatsr upscale --model RUN_DIR` runs the run's model.safetensors,
+else best.safetensors, else last.safetensors (and says which). After the first steps a line
+gives the time per step and how long the run's steps take. Model files name the training
+folders (not their paths), with image counts and a hash of the files' names and sizes.
+
+Without --preset, a CPU trains the compact network (fast enough there) and a GPU the
+published one; --workers follows the machine's CPUs.
 
 The defaults are fatsr's recipe; --recipe published starts from the published
 train.py's instead (whole images resized so LR/HR are 120/480 on their shorter side, no
@@ -80,7 +87,7 @@ HELP: dict[str, str] = {
     "for the presets)",
     "augment": "random flips and 90-degree rotations",
     "cache": "keep decoded training images in memory",
-    "workers": "data loading processes",
+    "workers": "data loading processes (default: half the usable CPUs, at most 8; 0 = in the training process)",
     "degradation": "make each batch's LR on the training device from HR crops with this degradation "
     "(a `fatsr degrade` preset or .yaml file), fresh random parameters per image; LR/ files are not used",
     "bands": "train on these bands of multispectral rasters (GeoTIFF, JP2, ...), e.g. 4,3,2,5: "
@@ -88,7 +95,7 @@ HELP: dict[str, str] = {
     "value_range": "with --bands: values mapped to 0..1 (default: the dtype range of 8/16-bit data; "
     "needed for int16/float)",
     "preset": "network: fat (published, 10.2 M parameters), compact (FAT, 0.24 M) or rcnn "
-    "(not FAT: the plain residual CNN yardstick, 0.52 M)",
+    "(not FAT: the plain residual CNN yardstick, 0.52 M) (default: fat on a GPU, compact on a CPU)",
     "network": "override a preset argument, e.g. --network dim=48 (repeatable)",
     "steps": "training steps (wins over --epochs)",
     "epochs": "training epochs when --steps is not given (default 100)",

@@ -23,7 +23,7 @@ RUN_FILES = {
     "best.safetensors": "the weights with the best validation PSNR so far",
     "last.safetensors": "the latest weights",
 }
-_SAID: set[Path] = set()  # run folders whose chosen file was announced
+_SAID: set[Path] = set()  # run folders' model files whose choice was announced
 
 
 def default_model_path() -> Path | None:
@@ -75,8 +75,8 @@ def run_model_file(folder: Path, spec: object = None) -> Path:
     for name, what in RUN_FILES.items():
         path = folder / name
         if path.is_file():
-            if folder.resolve() not in _SAID:
-                _SAID.add(folder.resolve())
+            if path.resolve() not in _SAID:
+                _SAID.add(path.resolve())
                 note(f"model: {path} ({what})")
             return path
     raise ArgumentError(

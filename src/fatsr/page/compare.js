@@ -29,11 +29,8 @@
   // --- layers and items ------------------------------------------------------------------
   function layerIndex(name) { return item().layers.findIndex((l) => l.name === name); }
 
-  function defaultLayers() {
-    const names = item().layers.map((l) => l.name);
-    const model = names.find((n) => !["LR", "bicubic", "HR"].includes(n));
-    return ["LR", model || names[names.length - 1]];
-  }
+  // The layers an item opens on (the page data's choice: bicubic against the best model).
+  function defaultLayers() { return item().start.slice(); }
 
   function fillSelects() {
     for (const s of selects) {

@@ -31,7 +31,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. The defaults are fatsr's recipe: the published
-    network, loss weights, optimiser, learning rate, batch and length (preset ``fat``, x4,
+    network on a GPU (preset ``fat``; on a CPU the ``compact`` one, see :func:`default_preset`),
+    loss weights, optimiser, learning rate, batch and length (x4,
     Adam 1e-4, batch 2, 100 epochs, L1 + 0.001 perceptual + 0.1 LEV), trained the way fatsr
     trains: random 48x48 LR crops with flips and rotations, EMA 0.999, ImageNet-normalised VGG
     input, bf16 on CUDA. ``recipe="published"`` starts from :data:`PUBLISHED` instead (see
@@ -46,12 +47,12 @@ class TrainConfig:
     patch_size: int = 48  # LR patch side (crop), or the LR shorter side (resize)
     augment: bool = True
     cache: bool = False
-    workers: int = 4
+    workers: int | None = None  # data loading processes; None = by the machine's CPUs (default_workers)
     degradation: str | None = None  # preset name or YAML: LR made per batch from HR crops on the device
     bands: list[int] = field(default_factory=list)  # multispectral rasters: 1-based bands = network channels
     value_range: tuple[float, float] | None = None  # with bands: values mapped to [0, 1] (default: dtype range)
     # network
-    preset: str = "fat"
+    preset: str | None = None  # None = by the device: fat on a GPU, compact on a CPU (default_preset)
     network: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's arguments
     # length: steps wins; else epochs (default 100, as published)
     steps: int | None = None
@@ -105,7 +106,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`FatsrError` for values no run can use."""
         for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) not in allowed and not (name == "preset" and self.preset is None):
                 raise ArgumentError(f"{{arg}}: must be one of {', '.join(allowed)}", name, getattr(self, name))
         for name in (
             "lr",
@@ -137,7 +138,7 @@ class TrainConfig:
             "workers", "warmup_steps", "weight_decay", "grad_clip", "keep_every", "save_cycle", "threads", "cpu_budget_min",
         )  # fmt: skip
         for name in non_negative:
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ArgumentError("{arg}: must be >= 0", name, getattr(self, name))
         if not self.lr > 0:
             raise ArgumentError("{arg}: must be > 0", "lr", self.lr)
@@ -192,6 +193,18 @@ PUBLISHED: dict[str, Any] = {
     "amp": "none", "l1_weight": 1.0, "perceptual_weight": 0.001, "lev_weight": 0.1,
     "published_normalization": True, "save_cycle": 5,
 }  # fmt: skip
+
+
+def default_preset(device_type: str) -> str:
+    """The network trained when no preset is given: the published ``fat`` on a GPU; on a CPU, where
+    it takes many seconds a step, the ``compact`` one the built-in models started from."""
+    return "compact" if device_type == "cpu" else "fat"
+
+
+def default_workers() -> int:
+    """Data loading processes when not given: half the usable CPUs (the rest run the steps), at most 8."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(8, cpus // 2)
 
 
 def recipe_defaults(recipe: str) -> TrainConfig:

@@ -8,6 +8,8 @@ Entry point: :func:`train` with a :class:`~fatsr.training.config.TrainConfig`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
 import shutil
@@ -15,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
@@ -32,7 +34,7 @@ from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write, remove_stale_parts
 from fatsr.models.runtime import runtime
 from fatsr.training import checkpoint
-from fatsr.training.config import TrainConfig, to_dict, write_yaml
+from fatsr.training.config import TrainConfig, default_preset, default_workers, to_dict, write_yaml
 from fatsr.training.distributed import BatchSampler, Dist, any_true, barrier, mean_over_processes, setup, teardown
 from fatsr.training.ema import EMA
 from fatsr.training.report import MetricsLog, TensorBoard, plot_progress
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 LAST = "last.pt"
 BEST = "best.safetensors"
 MODEL = "model.safetensors"
+LAST_MODEL = "last.safetensors"  # the latest EMA weights: at every validation and when the run stops
+TIMED_STEPS = 5  # the time per step is said after this many steps (the first, warming up, not counted)
 DEGRADATION = "degradation.yaml"  # the resolved preset of --degradation
 
 
@@ -128,6 +132,30 @@ def _needs_bands(path: Path) -> None:
             (3, 2, 1),
             range=("value_range", "LO HI"),
         )
+
+
+def data_record(folders: list[str], files: list[Path]) -> str:
+    """What a model file says about its training data: each folder by its name (never its path),
+    its image count and a hash of its files' names and sizes (SHA-256, first 12 hex digits)."""
+    parts = []
+    for folder in folders:
+        base = Path(folder).resolve()
+        mine = sorted(
+            (path.relative_to(base).as_posix(), path.stat().st_size)
+            for path in (f.resolve() for f in files)
+            if path.is_relative_to(base)
+        )
+        digest = hashlib.sha256(json.dumps(mine).encode()).hexdigest()[:12]
+        parts.append(f"{base.name} ({len(mine)} files, SHA-256 of their names and sizes {digest})")
+    return ", ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    """``1 h 05 min``, ``4 min 10 s`` or ``12 s``."""
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def describe(network_config: dict | None) -> str:
@@ -304,9 +332,20 @@ class Trainer:
         from fatsr.data.degrade_presets import load_preset
         from fatsr.losses import FATLoss
 
-        self.config = config
         self.layout = layout
         self.device = layout.device
+        chosen = config.preset is None
+        config = replace(
+            config,
+            preset=config.preset or default_preset(self.device.type),
+            workers=default_workers() if config.workers is None else config.workers,
+        )
+        self.config = config
+        if chosen and config.preset == "compact":
+            self._say(
+                "no --preset: training the compact FAT network (the design the built-in models started from), "
+                "which fits a CPU; the published network is --preset fat (10.2 M parameters, for a GPU)"
+            )
         self.save_dir = Path(config.save_dir)
         if config.batch_size % layout.world:
             raise ArgumentError(
@@ -364,6 +403,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.train_cpu_seconds = 0.0  # process time of the training steps (data included, validation not)
         self._budget_said = False
+        self._timed: list[float] = []  # wall time of this process's first steps (_time_steps)
         self._window: dict[str, float] = {}  # loss sums since the last log record
         self._window_steps = 0
         resume = self._resume_path()
@@ -420,7 +460,7 @@ class Trainer:
             remove_stale_parts(self.save_dir)
             write_yaml(self.config, self.save_dir / "config.yaml")
             if fresh:
-                for name in (LAST, "metrics.jsonl", "progress.png", BEST, MODEL, DEGRADATION):
+                for name in (LAST, "metrics.jsonl", "progress.png", BEST, MODEL, LAST_MODEL, DEGRADATION):
                     (self.save_dir / name).unlink(missing_ok=True)
             if self.degradation_preset is not None:
                 with atomic_write(self.save_dir / DEGRADATION, overwrite=True) as tmp:
@@ -574,6 +614,7 @@ class Trainer:
         if improved:
             self.best_psnr = scores["psnr"]
             self._export(self.save_dir / BEST, extra={"step": self.step, "val_psnr_y": scores["psnr"]})
+        self._export(self.save_dir / LAST_MODEL, extra={"step": self.step, "val_psnr_y": scores["psnr"]})
         self._record({
             "kind": "val", "step": self.step, **scores, "time": round(self.train_seconds, 3),
             "cpu_time": round(self.train_cpu_seconds, 3),
@@ -588,8 +629,9 @@ class Trainer:
         name = f"{self.network.architecture} {config.preset} x{config.scale} ({self.save_dir.name})"
         info = {
             **DEFAULT_INFO,
-            "training_data": f"{len(self.train_set)} images in {', '.join(config.data_dir)}",
-            "degradation": f"{config.degradation} preset (degradation.yaml of the run)" if config.degradation
+            "training_data": f"{len(self.train_set)} images in "
+            + data_record(config.data_dir, [f for pair in self.train_set.pairs for f in (pair.hr, pair.lr) if f]),
+            "degradation": f"{Path(config.degradation).name} preset (degradation.yaml of the run)" if config.degradation
             else f"bicubic x{config.scale} (antialiased, rounded to the image's bit depth)",
             "training": f"fatsr train: {self.step} steps of batch {config.batch_size}, LR crops {config.patch_size}, "
             f"{self.train_cpu_seconds / 3600:.2f} CPU hours in steps",
@@ -673,6 +715,7 @@ class Trainer:
             f"({self.steps_per_epoch} per epoch) on {self.device}"
             # the weights' last bits depend on the thread count (torch's default follows the usable CPUs)
             + (f" with {threads} thread{'s' * (threads > 1)}" if self.device.type == "cpu" else "")
+            + f", {self.config.workers} data loading process{'es' * (self.config.workers != 1)}"
             + (f" x{self.layout.world} processes" if self.layout.world > 1 else "")
             + (f"; LR made per batch by the '{self.config.degradation}' degradation" if self.degrader else "")
         )
@@ -703,9 +746,15 @@ class Trainer:
                             raise
                     if any_true(stop.requested, self.layout):  # every process stops at the same step
                         self._save()
-                        self._say(f"saved {self.save_dir / LAST} at step {self.step}; continue with --resume auto")
+                        if self.layout.main:
+                            self._export(self.save_dir / LAST_MODEL, extra={"step": self.step})
+                        self._say(
+                            f"saved {self.save_dir / LAST} and {LAST_MODEL} at step {self.step}; continue with "
+                            f"--resume auto; `fatsr upscale --model {self.save_dir}` runs the weights saved so far"
+                        )
                         raise KeyboardInterrupt
                     values = self._one_step(batch)
+                    self._time_steps(time.perf_counter() - started)
                     self.train_seconds += time.perf_counter() - started
                     self.train_cpu_seconds += time.process_time() - cpu_started
                     bar.update(1)
@@ -721,6 +770,23 @@ class Trainer:
         if self.skipped_steps:
             self._say(f"warning: {self.skipped_steps} steps were skipped for non-finite loss or gradients")
         return TrainResult(self.save_dir, self.step, model_path, self.best_psnr, self.skipped_steps)
+
+    def _time_steps(self, seconds: float) -> None:
+        """After :data:`TIMED_STEPS` steps of this process (or the last one), say the mean time per
+        step (the first, warming up, left out) and how long all the run's steps take at that pace."""
+        self._timed.append(seconds)
+        if len(self._timed) != TIMED_STEPS and self.step != self.total_steps or len(self._timed) > TIMED_STEPS:
+            return
+        timed = self._timed[1:] or self._timed
+        per_step = sum(timed) / len(timed)
+        left = self.total_steps - self.step
+        validations = "" if self.val_set is None else ", validation not counted"
+        self._say(
+            f"time per step: {per_step:.3g} s (mean of {len(timed)} step{'s' * (len(timed) > 1)}); "
+            f"{self.total_steps} steps take about {duration(per_step * self.total_steps)}"
+            + (f", {duration(per_step * left)} from now" if left else "")
+            + validations
+        )
 
     def _budget_spent(self) -> bool:
         """Whether ``cpu_budget_min`` is used up (on any process: all stop at the same step)."""
