@@ -84,7 +84,8 @@ def build_network(config: TrainConfig) -> FAT | ResidualCNN:
 
     channels = {"in_channels": len(config.bands), "out_channels": len(config.bands)} if config.bands else {}
     try:
-        return build_preset(config.preset, config.scale, **config.network, **channels)
+        # the trainer has resolved a preset of None by the device (default_preset)
+        return build_preset(config.preset or "fat", config.scale, **config.network, **channels)
     except (TypeError, ValueError) as exc:
         if not config.network and not channels:
             raise
@@ -663,7 +664,7 @@ class Trainer:
         self.train_set.set_epoch(epoch)
         sampler = BatchSampler(len(self.train_set), self.config.batch_size, self.layout, self.config.seed, epoch, start)
         loader = DataLoader(
-            self.train_set, batch_sampler=sampler, num_workers=self.config.workers,
+            self.train_set, batch_sampler=sampler, num_workers=self.config.workers or 0,
             pin_memory=self.device.type == "cuda", generator=torch.Generator(),
         )  # fmt: skip
         return iter(loader)
