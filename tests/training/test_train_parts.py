@@ -125,7 +125,7 @@ def test_yaml_then_flags_then_published_flags(tmp_path):
         "./checkpoints/v1",
         2,
         1e-4,
-        "fat",
+        None,  # by the device: fat on a GPU, compact on a CPU
     )
 
 

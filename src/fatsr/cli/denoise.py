@@ -16,7 +16,7 @@ EXAMPLES = """\
 examples:
   fatsr denoise datasets/train/HR -o datasets/train/HR_denoised --strength 5
   fatsr denoise scene.png -o clean/ --strength 3
-  fatsr denoise datasets/train/HR -o datasets/train/HR_bm3d --method bm3d --strength 4   # pip install 'fatsr[bm3d]'
+  fatsr denoise datasets/train/HR -o datasets/train/HR_bm3d --method bm3d --strength 4   # pip install bm3d
 """
 
 
@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--method",
         choices=METHODS,
         default="nlm",
-        help="denoiser: nlm (OpenCV non-local means, default) or bm3d (needs the bm3d package: the fatsr[bm3d] extra)",
+        help="denoiser: nlm (OpenCV non-local means, default) or bm3d (needs the bm3d package: the bm3d extra)",
     )
     parser.add_argument(
         "--strength",

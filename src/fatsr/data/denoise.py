@@ -55,7 +55,7 @@ def bm3d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
         import bm3d
     except ImportError:
         raise ArgumentError(
-            "{arg} needs the bm3d package; install it with pip install 'fatsr[bm3d]', or use {nlm}",
+            "{arg} needs the bm3d package; install it with pip install bm3d, or use {nlm}",
             "method",
             "bm3d",
             nlm=("method", "nlm"),

@@ -31,7 +31,7 @@ def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
     except ImportError:
-        raise FatsrError("onnxruntime is not installed; pip install 'fatsr[onnx]'") from None
+        raise FatsrError("onnxruntime is not installed; pip install onnx onnxruntime (or, in fatsr's folder, pip install '.[onnx]')") from None
     return onnxruntime
 
 
