@@ -307,7 +307,7 @@ def images(tmp_path_factory) -> Path:
 
 def train_flags(images: Path, save_dir: Path, *extra: object) -> list[str]:
     flags = ["train", "--data-dir", images / "train", "--val-dir", images / "val", "--save-dir", save_dir,
-             "--scale", 2, "--patch-size", 16, "--perceptual-weight", 0, "--batch-size", 2, "--lr", "2e-3",
+             "--scale", 2, "--preset", "fat", "--patch-size", 16, "--perceptual-weight", 0, "--batch-size", 2, "--lr", "2e-3",
              "--workers", 0, "--no-progress", "--val-every", 2, "--save-every", 1, *extra]  # fmt: skip
     for key, value in TINY.items():
         flags += ["--network", f"{key}={value}"]

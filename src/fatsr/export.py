@@ -130,5 +130,7 @@ def _import_onnx() -> ModuleType:
     try:
         import onnx
     except ImportError:
-        raise FatsrError("onnx is not installed; pip install onnx onnxruntime (or, in fatsr's folder, pip install '.[onnx]')") from None
+        raise FatsrError(
+            "onnx is not installed; pip install onnx onnxruntime (or, in fatsr's folder, pip install '.[onnx]')"
+        ) from None
     return onnx

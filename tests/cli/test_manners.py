@@ -148,6 +148,9 @@ def test_creation_options_reach_the_geotiff(tmp_path, capsys, model_file, cog):
         assert np.array_equal(plain.read(), lzw.read()) and plain.transform == lzw.transform
     code, _, err = run(capsys, *argv, "-o", tmp_path / "bad.tif", "--co", "COMPRESS")
     assert_one_line_error(code, err, "--co", "KEY=VALUE")
+    code, _, err = run(capsys, *argv, "-o", tmp_path / "bad.tif", "--co", "COMPRESS=NOPE")  # GDAL would ignore it
+    assert_one_line_error(code, err, "--co COMPRESS=NOPE", "does not write that compression")
+    assert not (tmp_path / "bad.tif").exists()
 
 
 def test_exit_codes_usage_and_input_2_machine_1(tmp_path, capsys, model_file, monkeypatch):

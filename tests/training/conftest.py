@@ -25,7 +25,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _tiny_config(data: Path, save_dir: Path, **changes: object) -> TrainConfig:
     values = dict(
-        data_dir=str(data / "train"), val_dir=str(data / "val"), save_dir=str(save_dir), scale=2,
+        data_dir=str(data / "train"), val_dir=str(data / "val"), save_dir=str(save_dir), scale=2, preset="fat",
         patch_size=16, network=dict(TINY_NETWORK), perceptual_weight=0.0, batch_size=2, steps=6,
         lr=2e-3, val_every=3, save_every=2, log_every=1, workers=0, progress=False,
     )  # fmt: skip
@@ -36,7 +36,7 @@ def _tiny_config(data: Path, save_dir: Path, **changes: object) -> TrainConfig:
 def _tiny_flags(data: Path, save_dir: Path) -> list[str]:
     flags = [
         "--data-dir", str(data / "train"), "--val-dir", str(data / "val"), "--save-dir", str(save_dir),
-        "--scale", "2", "--patch-size", "16", "--perceptual-weight", "0", "--batch-size", "2",
+        "--scale", "2", "--preset", "fat", "--patch-size", "16", "--perceptual-weight", "0", "--batch-size", "2",
         "--lr", "2e-3", "--workers", "0", "--no-progress",
     ]  # fmt: skip
     for key, value in TINY_NETWORK.items():

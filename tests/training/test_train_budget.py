@@ -40,6 +40,7 @@ def synthetic(tmp_path_factory) -> Path:
 def config(root: Path, save_dir: Path, **changes) -> TrainConfig:
     values = dict(
         data_dir=[str(root / "train")], val_dir=str(root / "val"), save_dir=str(save_dir), scale=2, patch_size=16,
+        preset="fat",
         network=dict(TINY_FAT), perceptual_weight=0.0, batch_size=2, steps=40, lr=2e-3, val_every=1000,
         save_every=1000, log_every=1, workers=0, progress=False,
     )  # fmt: skip

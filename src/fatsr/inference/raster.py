@@ -45,7 +45,7 @@ from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.fill import fillnodata
-from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.io import DatasetReader, DatasetWriter, MemoryFile
 from rasterio.rpc import RPC
 from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
@@ -70,6 +70,24 @@ WRITE_ROWS = 16  # LR rows mapped back and written at a time
 TAIL = 0.05  # how far beyond [0, 1] the network sees values (the rest goes bicubic)
 FILL_MARGIN = 32  # LR pixels read around a window so its inpainting sees valid pixels beyond
 FILL_DISTANCE = 64  # LR pixels fillnodata searches for valid pixels; further ones get the band mean
+
+
+def _check_compress(method: str) -> None:
+    """Refuse a COMPRESS value this GDAL does not write (it would write the file uncompressed,
+    with a warning at most): a tiny GeoTIFF in memory is written with it and read back."""
+    if method.upper() == "NONE":
+        return
+    with _quiet(), MemoryFile() as mem:
+        with mem.open(driver="GTiff", width=16, height=16, count=1, dtype="uint8", compress=method) as ds:
+            ds.write(np.zeros((1, 16, 16), np.uint8))
+        with mem.open() as ds:
+            applied = ds.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION", "NONE")
+    if applied.upper() != method.upper():
+        raise ArgumentError(
+            "{arg}: this GDAL does not write that compression; use e.g. DEFLATE, LZW, ZSTD or NONE",
+            "co",
+            f"COMPRESS={method}",
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,7 @@ class RasterOptions:
         for key, _ in self.creation_options:
             if not key or not key.replace("_", "").isalnum():
                 raise ArgumentError("{arg}: give GDAL creation options as KEY=VALUE", "co", key)
+        _check_compress(dict((k.upper(), v) for k, v in self.creation_options).get("COMPRESS", "NONE"))
         if self.value_range is not None and not all(map(math.isfinite, self.value_range)):
             raise ArgumentError("{arg}: give finite numbers", "value_range", self.value_range)
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:

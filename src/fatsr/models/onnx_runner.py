@@ -2,12 +2,15 @@
 called like :class:`~fatsr.models.wrapper.SRModel`, so the tiler runs it unchanged.
 
 The graph has a fixed tile size (and a free batch size); smaller inputs are padded by
-reflection to the tile and the output is cropped, as SRModel pads to what FAT needs.
+reflection to the tile and the output is cropped, as SRModel pads to what FAT needs. FAT's
+global attention sees that padding, so an input smaller than the tile comes out further from
+PyTorch's output than a full tile (``benchmarks/bench_onnx_sizes.py``; a warning says so).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -31,7 +34,9 @@ def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
     except ImportError:
-        raise FatsrError("onnxruntime is not installed; pip install onnx onnxruntime (or, in fatsr's folder, pip install '.[onnx]')") from None
+        raise FatsrError(
+            "onnxruntime is not installed; pip install onnx onnxruntime (or, in fatsr's folder, pip install '.[onnx]')"
+        ) from None
     return onnxruntime
 
 
@@ -66,6 +71,7 @@ class OnnxModel:
         self.tile = self._number("tile", 1, 4096)
         self.seed = self._number("seed", -(2**63), 2**63 - 1)
         self.providers: list[str] = session.get_providers()
+        self._warned = False
 
     def _number(self, key: str, low: int, high: int) -> int:
         """An integer metadata entry within [low, high] (FatsrError naming it otherwise)."""
@@ -108,6 +114,15 @@ class OnnxModel:
                 "use {arg} or less, or export again with a larger tile",
                 "tile",
                 self.tile,
+            )
+        if (height, width) != (self.tile, self.tile) and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"a {width}x{height} input is padded to the {self.tile}x{self.tile} tile of this ONNX model; FAT's "
+                "global attention sees the padding, so the output can differ from PyTorch's by tens of 8-bit levels "
+                "at single pixels (about one on average); for PyTorch's output to a few levels, export with --tile the "
+                "image's side rounded up to a multiple of 12 (8 for window-4 models)",
+                stacklevel=2,
             )
         x = pad_reflect(x.detach().float().cpu(), self.tile - height, self.tile - width)
         y = self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0]
