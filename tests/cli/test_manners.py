@@ -175,3 +175,20 @@ def test_exit_codes_usage_and_input_2_machine_1(tmp_path, capsys, model_file, mo
     code, _, err = run(capsys, "upscale", src, "-o", tmp_path / "m.png", "--model", model_file)
     assert_one_line_error(code, err, "out of memory", exit_code=1)
     assert not (tmp_path / "m.png").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_quiet_keeps_error_lines_only(tmp_path, capsys, model_file):
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for k in range(2):
+        Image.fromarray(np.random.default_rng(k).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(hr / f"{k}.png")
+    code, out, err = run(capsys, "evaluate", hr, "--model", "bicubic", "--scale", 2, "-o", tmp_path / "ev")
+    assert code == 0 and "wrote" in err and out  # normally: the scores and what was written
+    code, out, err = run(capsys, "-q", "evaluate", hr, "--model", "bicubic", "--scale", 2, "-o", tmp_path / "ev2")
+    assert (code, out, err) == (0, "", "") and (tmp_path / "ev2").is_dir()
+    # a batch with a damaged file: its error line and the summary pass, nothing else
+    (hr / "2.png").write_bytes(b"not a png")
+    code, out, err = run(capsys, "upscale", hr, "-o", tmp_path / "up", "--model", model_file, "-q")
+    lines = err.splitlines()
+    assert code == 2 and out == "" and len(lines) == 2 and all(line.startswith("error: ") for line in lines), err
+    assert "2.png" in lines[0] and "(skipped)" in lines[0] and "1 of 3 inputs failed" in lines[1]

@@ -7,12 +7,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import io
 import os
+import re
 import signal
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from fatsr.errors import ArgumentError, FatsrError, SystemFailure, os_error_class
 
@@ -140,6 +142,34 @@ def _command_of(argv: list[str]) -> str | None:
     return word if word in COMMANDS else None
 
 
+class _ErrorsOnly(io.TextIOBase):
+    """stderr under -q: lines that start with ``error:`` pass; progress, notes and warnings do not."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.line = ""  # the current line while it may still be an error line
+        self.dropping = False  # the current line is not one
+
+    def write(self, text: str) -> int:
+        for part in re.split(r"(\n)", text):
+            if part == "\n":
+                if self.line.startswith("error:"):
+                    self.stream.write(self.line + "\n")
+                self.line, self.dropping = "", False
+            elif not self.dropping:
+                self.line += part
+                self.dropping = not ("error:".startswith(self.line) or self.line.startswith("error:"))
+                if self.dropping:
+                    self.line = ""
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:  # no progress bars
+        return False
+
+
 @contextlib.contextmanager
 def _output(verbosity: int) -> Iterator[None]:
     """Messages at ``verbosity`` (0 quiet: errors only; 1 normal; 2 verbose)."""
@@ -151,7 +181,12 @@ def _output(verbosity: int) -> Iterator[None]:
         if verbosity > 0:
             yield
             return
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+        with (
+            open(os.devnull, "w") as devnull,
+            contextlib.redirect_stdout(devnull),
+            contextlib.redirect_stderr(_ErrorsOnly(sys.stderr)),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
