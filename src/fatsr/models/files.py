@@ -217,6 +217,11 @@ def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
                 else (text.splitlines()[0][:200] if text else type(exc).__name__)
             )
             raise FatsrError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+        if isinstance(obj, dict) and obj.get("format") == "fatsr-train-checkpoint":
+            raise FatsrError(
+                f"{path}: a `fatsr train` checkpoint (to resume a run), not a model; give its run folder "
+                f"{path.parent} (its model.safetensors, best.safetensors or last.safetensors)"
+            )
         network = from_official_state_dict(obj)
         metadata = {"architecture": ARCHITECTURE, "name": path.stem, "config": json.dumps(network.config.to_dict())}
     return network.eval(), metadata
