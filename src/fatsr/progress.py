@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 import time
 
+from tqdm import tqdm
+
 LOG_SECONDS = 30.0
 VERBOSITY = 1  # 0: errors only (-q); 1: normal; 2: a line per update and per finished job (-v)
 
@@ -21,8 +23,6 @@ class Progress:
     """Counts ``total`` units of ``label``'s work; shows nothing when ``label`` is None."""
 
     def __init__(self, total: int, label: str | None, unit: str = "tile") -> None:
-        from tqdm import tqdm
-
         self.label = label if VERBOSITY > 0 else None
         self.total, self.unit = total, unit
         self.verbose = VERBOSITY > 1 and self.label is not None
