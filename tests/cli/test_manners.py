@@ -66,6 +66,7 @@ def test_every_command_is_listed_with_its_own_help_and_common_options():
         assert {"-q", "--quiet", "-v", "--verbose"} <= set(sub._option_string_actions), name
         if name in ("upscale", "evaluate", "compare", "lam", "export", "train"):
             assert "--threads" in sub._option_string_actions, name
+        assert "2 bad usage or bad input" in " ".join(sub.format_help().split()), name
     assert "1 a failure that is not the input's fault" in " ".join(parser.format_help().split())
 
 

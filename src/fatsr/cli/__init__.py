@@ -130,7 +130,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, text in COMMANDS.items():
         if command is None or name == command:
             importlib.import_module(f"fatsr.cli.{name}").add_parser(sub)
-            add_common_options(sub.choices[name], threads=name in MODEL_COMMANDS)
+            command_parser = sub.choices[name]
+            add_common_options(command_parser, threads=name in MODEL_COMMANDS)
+            command_parser.epilog = f"{command_parser.epilog}\n{EXIT_CODES}" if command_parser.epilog else EXIT_CODES
         else:
             sub.add_parser(name, help=text)
     return parser
