@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "export": "write a model as an ONNX graph (onnxruntime), checked against PyTorch",
     "models": "list the built-in models",
     "info": "print a model file's metadata",
+    "qgis": "install the QGIS plugin (Processing algorithms fatsr:upscale, fatsr:compare) or build its zip",
 }
 MODEL_COMMANDS = ("upscale", "evaluate", "compare", "lam", "export")  # they run a model: --threads
 EXIT_CODES = """\

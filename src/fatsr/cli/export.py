@@ -13,12 +13,16 @@ The LSH rotations of --seed become constants of the graph, so it computes what
 codes are ordered by position (ONNX has no other sort). Before the file is written,
 onnxruntime runs the graph on a random tile and its output is compared with PyTorch's.
 Run it with `fatsr upscale --backend onnxruntime --model OUT.onnx --tile TILE` (or less).
+With --deepness the graph takes one tile at a time ((1, C, TILE, TILE) in [0, 1] in,
+(1, C, scale*TILE, scale*TILE) in [0, 1] out) and carries the metadata of a
+super-resolution model for the Deepness QGIS plugin (docs/qgis.md).
 """
 
 EXAMPLES = """\
 examples:
   fatsr export -o fatsr-x4.onnx                         (the built-in default model)
   fatsr export my_model.safetensors -o my_model.onnx --tile 96 --seed 0
+  fatsr export fatsr-x4 -o fatsr-x4-deepness.onnx --tile 96 --deepness
 """
 
 
@@ -45,6 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, 14 to 20 (default: {DEFAULT_OPSET})"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
+    parser.add_argument(
+        "--deepness",
+        action="store_true",
+        help="for the Deepness QGIS plugin: batch 1 and its super-resolution model metadata (docs/qgis.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         opset=args.opset,
         overwrite=args.overwrite,
+        deepness=args.deepness,
     )
     meta = onnx_metadata(path)
     tile, channels = meta["tile"], meta["channels"]

@@ -125,6 +125,9 @@ class OnnxModel:
                 stacklevel=2,
             )
         x = pad_reflect(x.detach().float().cpu(), self.tile - height, self.tile - width)
+        batch = self.session.get_inputs()[0].shape[0]  # 1 in a graph for Deepness (fatsr export --deepness)
+        if batch == 1 and x.shape[0] > 1:
+            return torch.cat([self(x[k : k + 1, :, :height, :width]) for k in range(x.shape[0])])
         y = self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0]
         s = self.scale
         expected = (x.shape[0], self.channels, s * self.tile, s * self.tile)
