@@ -89,7 +89,7 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
             )
         return layer.source()
 
-    def run(self, arguments: list[str], output: str, feedback) -> list[str]:
+    def run_command(self, arguments: list[str], output: str, feedback) -> list[str]:
         """Run ``fatsr ARGUMENTS`` with the progress bar, Cancel and fatsr's error message."""
         try:
             command = [runner.find_fatsr(ProcessingConfig.getSetting(COMMAND_SETTING)), *arguments]
@@ -159,7 +159,7 @@ class UpscaleAlgorithm(FatsrAlgorithm):
         tile = self.parameterAsInt(parameters, self.TILE, context)
         if tile:
             arguments += ["--tile", str(tile)]
-        self.run(arguments, output, feedback)
+        self.run_command(arguments, output, feedback)
         return {self.OUTPUT: output}
 
 
@@ -198,7 +198,7 @@ class CompareAlgorithm(FatsrAlgorithm):
         if parameters.get(self.POINT):
             point = self.parameterAsPoint(parameters, self.POINT, context, layer.crs())
             arguments += ["--region", repr(point.x()), repr(point.y())]
-        self.run(arguments, output, feedback)
+        self.run_command(arguments, output, feedback)
         if self.parameterAsBool(parameters, self.OPEN, context) and _desktop():
             webbrowser.open(Path(output).resolve().as_uri())
         return {self.OUTPUT: output}

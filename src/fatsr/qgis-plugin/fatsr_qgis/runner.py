@@ -72,8 +72,8 @@ def run_fatsr(
 ) -> list[str]:
     """Run ``command`` (a fatsr command line); report its progress lines as fractions and its
     stderr lines to ``log``; return its stdout lines. When ``cancelled()`` turns true, fatsr
-    is stopped (SIGTERM: it removes its temporary files) and ``output``, if this run made it,
-    is removed; :class:`Cancelled` is raised. A failure raises :class:`FatsrFailed`."""
+    is stopped (SIGTERM: it removes its temporary files), ``output`` is removed if this run made
+    it, and so is the resumable partial file fatsr keeps for a GeoTIFF; :class:`Cancelled` is raised. A failure raises :class:`FatsrFailed`."""
     existed = output is not None and output.exists()
     # QGIS's own Python settings are not for fatsr's Python
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
@@ -113,8 +113,8 @@ def run_fatsr(
         while process.poll() is None:
             if cancelled():
                 _stop(process)
-                if output is not None and not existed:
-                    output.unlink(missing_ok=True)
+                if output is not None:
+                    _remove_partial(output, existed)
                 raise Cancelled("cancelled; fatsr was stopped and no output was written")
             while reported < len(fractions):  # reported from this (the algorithm's) thread
                 progress(fractions[reported])
@@ -137,3 +137,11 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _remove_partial(output: Path, existed: bool) -> None:
+    """Remove what a stopped fatsr run leaves for ``output``: the output if this run made it,
+    and the hidden partial GeoTIFF and journal that would let the same command resume."""
+    made = [] if existed else [output]
+    for path in [*made, *(output.with_name(f".{output.name}.fatsr-partial{ext}") for ext in (".tif", ".json"))]:
+        path.unlink(missing_ok=True)
