@@ -74,8 +74,8 @@ def test_the_graph_under_deepness_contract_equals_fatsr_upscale(exported, tmp_pa
     assert y.shape == (1, 3, 2 * TILE, 2 * TILE) and 0.0 <= y.min() and y.max() <= 1.0
     got = np.round(y[0].transpose(1, 2, 0) * 255.0).astype(np.int16)
     for name, model_arg in (("onnx", graph), ("torch", model)):
-        out = tmp_path / f"{name}.png"
-        assert main(["upscale", str(tmp_path / "tile.png"), "-o", str(out), "--model", str(model_arg), "--tile", str(TILE)]) == 0
+        argv = ["upscale", str(tmp_path / "tile.png"), "-o", str(tmp_path / f"{name}.png"), "--tile", str(TILE)]
+        assert main([*argv, "--model", str(model_arg)]) == 0
     # the same graph through fatsr upscale's onnxruntime backend: the same pixels
     assert np.array_equal(np.asarray(Image.open(tmp_path / "onnx.png")), got)
     # the PyTorch model: equal hash codes are ordered by position in ONNX (fatsr export --help),

@@ -85,7 +85,7 @@ def run_install(args: argparse.Namespace) -> int:
     write_ini(ini, settings)
     print(f"installed the fatsr plugin in {target} and enabled it in {ini}")
     if command is None:
-        print("the fatsr command was not found; set its path in Processing > Options > Providers > fatsr")
+        print("the fatsr command was not found; set its path in Settings > Options > Processing > Providers > fatsr")
     else:
         print(f"the plugin runs {command}; start QGIS (or qgis_process) to use fatsr:upscale and fatsr:compare")
     return 0

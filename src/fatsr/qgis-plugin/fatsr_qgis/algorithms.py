@@ -118,7 +118,7 @@ class UpscaleAlgorithm(FatsrAlgorithm):
         return (
             "Upscales a raster with a fatsr model (fatsr upscale) into a Cloud-Optimized GeoTIFF: georeference "
             "rescaled to the new pixel size; nodata, mask, data type and every band kept. The model sets the "
-            "scale. Runs the fatsr command set in Processing > Options > Providers > fatsr (or on PATH)."
+            "scale. Runs the fatsr command set in Settings > Options > Processing > Providers > fatsr (or on PATH)."
         )
 
     def initAlgorithm(self, config=None) -> None:

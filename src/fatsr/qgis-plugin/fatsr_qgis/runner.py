@@ -31,7 +31,7 @@ def find_fatsr(setting: str | None) -> str:
     if setting:
         if not (os.path.isfile(setting) and os.access(setting, os.X_OK)):
             raise FatsrFailed(
-                f"the fatsr command {setting} set in Processing > Options > Providers > fatsr is not an executable file; "
+                f"the fatsr command {setting} set in Settings > Options > Processing > Providers > fatsr is not an executable file; "
                 "correct it, or empty it to use the fatsr on PATH"
             )
         return setting
@@ -39,7 +39,7 @@ def find_fatsr(setting: str | None) -> str:
     if found is None:
         raise FatsrFailed(
             "the fatsr command is not on PATH; pip install fatsr, then run `fatsr qgis install` or set its path "
-            "in Processing > Options > Providers > fatsr"
+            "in Settings > Options > Processing > Providers > fatsr"
         )
     return found
 

@@ -67,16 +67,16 @@ def test_run_reports_progress_logs_and_returns_stdout(tmp_path):
         """,
     )
     fractions, logged = [], []
-    out = runner.run_fatsr(
-        command, output=None, progress=fractions.append, cancelled=lambda: False, log=logged.append
-    )
+    out = runner.run_fatsr(command, output=None, progress=fractions.append, cancelled=lambda: False, log=logged.append)
     assert out == ["out.tif"]
     assert fractions == [0.25, 0.5, 1.0]
     assert logged == [f"seconds {runner.PROGRESS_SECONDS}"]
 
 
 def test_a_failure_raises_fatsrs_one_line_message(tmp_path):
-    command = fake_fatsr(tmp_path, 'import sys; print("error: in.tif: not a raster; give a GeoTIFF", file=sys.stderr); sys.exit(2)')
+    command = fake_fatsr(
+        tmp_path, 'import sys; print("error: in.tif: not a raster; give a GeoTIFF", file=sys.stderr); sys.exit(2)'
+    )
     with pytest.raises(runner.FatsrFailed, match=r"^in.tif: not a raster; give a GeoTIFF$"):
         runner.run_fatsr(command, output=None, progress=print, cancelled=lambda: False, log=print)
 

@@ -178,7 +178,9 @@ def test_cancel_through_the_feedback_stops_fatsr_and_leaves_no_output(home, tmp_
     output = tmp_path / "out.tif"
     plugins = home / ".local" / "share" / "QGIS" / "QGIS3" / "profiles" / "default" / "python" / "plugins"
     fatsr = str(Path(sys.executable).with_name("fatsr"))
-    script = CANCEL.format(plugins=str(plugins), fatsr=fatsr, scene=str(scene), model=str(model_file), output=str(output))
+    script = CANCEL.format(
+        plugins=str(plugins), fatsr=fatsr, scene=str(scene), model=str(model_file), output=str(output)
+    )
     assert QGIS_PYTHON is not None
     done = subprocess.run(
         [QGIS_PYTHON, "-c", textwrap.dedent(script)], env=qgis_env(home), capture_output=True, text=True, timeout=600
