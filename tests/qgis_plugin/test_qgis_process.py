@@ -174,7 +174,7 @@ except QgsProcessingException as exc:
 
 
 def test_cancel_through_the_feedback_stops_fatsr_and_leaves_no_output(home, tmp_path, model_file):
-    scene = write_scene(tmp_path / "scene.tif", 480)  # about 500 tiles: seconds of work to cancel
+    scene = write_scene(tmp_path / "scene.tif", 960)  # about 3000 tiles: seconds of work to cancel
     output = tmp_path / "out.tif"
     plugins = home / ".local" / "share" / "QGIS" / "QGIS3" / "profiles" / "default" / "python" / "plugins"
     fatsr = str(Path(sys.executable).with_name("fatsr"))
