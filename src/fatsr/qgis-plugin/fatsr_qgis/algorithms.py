@@ -92,7 +92,8 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
     def run_command(self, arguments: list[str], output: str, feedback) -> list[str]:
         """Run ``fatsr ARGUMENTS`` with the progress bar, Cancel and fatsr's error message."""
         try:
-            command = [runner.find_fatsr(ProcessingConfig.getSetting(COMMAND_SETTING)), *arguments]
+            # -v: a progress line per update, for the progress bar
+            command = [runner.find_fatsr(ProcessingConfig.getSetting(COMMAND_SETTING)), "-v", *arguments]
             feedback.pushCommandInfo(" ".join(command))
             return runner.run_fatsr(
                 command,

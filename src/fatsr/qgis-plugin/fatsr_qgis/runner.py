@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-# fatsr's progress line off a terminal: "scene.tif: 12/40 tiles (30%), 2.1 tiles/s, ETA 0:00:13"
+# fatsr's progress line off a terminal, one per update with -v: "scene.tif: 12/40 tiles (30%), 2.1 tiles/s, ETA 0:00:13"
 PROGRESS_LINE = re.compile(r": (\d+)/(\d+) \S+ \(\d+%\)")
-PROGRESS_SECONDS = "0.5"  # how often fatsr prints that line for the plugin (FATSR_PROGRESS_SECONDS)
 STOP_SECONDS = 30.0  # after Cancel, the time fatsr gets to remove its temporary files before it is killed
 
 
@@ -70,14 +69,14 @@ def run_fatsr(
     cancelled: Callable[[], bool],
     log: Callable[[str], None],
 ) -> list[str]:
-    """Run ``command`` (a fatsr command line); report its progress lines as fractions and its
+    """Run ``command`` (a fatsr command line, with -v for a progress line per update); report
+    its progress lines as fractions and its
     stderr lines to ``log``; return its stdout lines. When ``cancelled()`` turns true, fatsr
     is stopped (SIGTERM: it removes its temporary files), ``output`` is removed if this run made
     it, and so is the resumable partial file fatsr keeps for a GeoTIFF; :class:`Cancelled` is raised. A failure raises :class:`FatsrFailed`."""
     existed = output is not None and output.exists()
     # QGIS's own Python settings are not for fatsr's Python
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    env["FATSR_PROGRESS_SECONDS"] = PROGRESS_SECONDS
     with subprocess.Popen(
         list(command),
         stdout=subprocess.PIPE,
