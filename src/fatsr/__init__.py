@@ -50,6 +50,10 @@ def upscale(
     bands: tuple[int, ...] | None = None,
     tta: bool = False,
     denoise: float | None = None,
+    window: tuple[int, int, int, int] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    bbox_crs: str = "EPSG:4326",
+    assets: tuple[str, ...] | list[str] | None = None,
     **raster_options,
 ):
     """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels (default:
@@ -69,6 +73,13 @@ def upscale(
         with ``output``, the written COG's path; without, ``(array, profile)``: the CHW array
         and the rasterio profile (georeference rescaled) of the output. ``bands`` and
         ``raster_options`` (see :class:`fatsr.inference.raster.RasterOptions`) apply.
+      * a path or URL GDAL reads remotely (``https://``, ``s3://``, ``gs://``, ``/vsicurl/``,
+        ``/vsis3/`` ...): a raster, read block by block (see :mod:`fatsr.inference.sources`).
+      * a STAC item (a .json file or URL) with ``assets`` (asset keys or ``eo:bands`` common
+        names, stacked in that order): a raster (needs ``pip install 'fatsr[stac]'``).
+    ``window=(col, row, width, height)`` in source pixels, or ``bbox=(west, south, east,
+    north)`` in ``bbox_crs``: a raster's output covers only that area (clipped to the raster
+    with a warning), with the same pixels as the whole-scene output there.
     ``model``: a model object, or what :func:`load_model` takes (None: the shipped model).
     ``seed``: the LSH rotations' seed (default 0; an ONNX graph's own).
     ``device``: where the model runs ("cpu", "cuda", ...; a model object is moved there);
@@ -107,24 +118,33 @@ def upscale(
             job.model, image, job.tiling, layout=layout, bands=bands, device=job.device, autocast=job.autocast
         )
     from fatsr.inference.raster import RasterOptions, is_raster
+    from fatsr.inference.sources import is_remote
+    from fatsr.inference.windows import BBox, PixelWindow
 
-    source = Path(image)
-    if output is not None and Path(output).resolve() == source.resolve():
+    if window is not None and bbox is not None:
+        raise FatsrError("give window= or bbox=, not both")
+    area = PixelWindow(*window) if window is not None else BBox(*bbox, crs=bbox_crs) if bbox is not None else None
+    remote = is_remote(image) or assets is not None
+    source = str(image) if remote else Path(image)
+    if not remote and output is not None and Path(output).resolve() == Path(source).resolve():
         raise FatsrError(f"{source}: output= would replace this input; choose another output")
-    if is_raster(source):
+    if remote or is_raster(source):
         options = RasterOptions(bands=tuple(bands) if bands is not None else None, **raster_options)
+        chosen = tuple(assets) if assets is not None else None
         if output is not None:
-            return job.raster_file(source, Path(output), options=options, overwrite=overwrite)
+            return job.file(source, Path(output), options=options, overwrite=overwrite, window=area, assets=chosen)
         import rasterio
 
         with tempfile.TemporaryDirectory(prefix="fatsr-") as folder:
-            written = Path(folder) / f"{source.stem}.tif"
-            job.raster_file(source, written, options=options)
+            written = Path(folder) / "output.tif"
+            job.file(source, written, options=options, window=area, assets=chosen)
             with rasterio.open(written) as ds:
                 return ds.read(), ds.profile
-    if raster_options or bands is not None or layout is not None:
+    if raster_options or bands is not None or layout is not None or area is not None:
         given = [
             *raster_options,
+            *(["window"] if window is not None else []),
+            *(["bbox"] if bbox is not None else []),
             *(["bands"] if bands is not None else []),
             *(["layout"] if layout is not None else []),
         ]
@@ -133,4 +153,4 @@ def upscale(
         from fatsr.io import read_image
 
         return job.picture(read_image(source))
-    return job.picture_file(source, Path(output), overwrite=overwrite)
+    return job.picture_file(Path(source), Path(output), overwrite=overwrite)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +51,11 @@ inpainted for the network and put back. Palette/thematic rasters (class codes) a
 refused. A scene that is interrupted resumes where it stopped when the same command is
 run again (progress is kept in a hidden .NAME.fatsr-partial.tif beside the output).
 
+Inputs may also be remote rasters (https://, s3://, gs://, /vsicurl/, /vsis3/ ...; only
+the blocks needed are read; credentials through GDAL's environment variables), @LIST.txt
+(one path or URL a line), and STAC item JSON files or URLs with --assets. --window or
+--bbox upscales only that area, with the same pixels as the whole-scene output there.
+
 A file that cannot be upscaled is reported on one line and skipped; the others are
 done, and the exit code is 2 with a summary at the end.
 
@@ -66,6 +72,8 @@ examples:
   fatsr upscale tiles/ 'extra/*.tif' -o upscaled/ --model m.safetensors
   fatsr upscale lr.png -o sr.tif --model m.safetensors --device cuda --fp16
   fatsr upscale landsat.tif --bands 4,3,2 --compress zstd
+  fatsr upscale https://example.com/scene.tif --bbox 11.25 43.76 11.27 43.78 -o aoi.tif
+  fatsr upscale item.json --assets red,green,blue --window 5000 5000 512 512
 """
 
 
@@ -199,6 +207,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="shift each scale x scale output block so that its mean equals its input pixel (exact radiometry, "
         "at the price of faint block steps where the network disagreed with the input)",
     )
+    area = geo.add_mutually_exclusive_group()
+    area.add_argument(
+        "--window",
+        type=int,
+        nargs=4,
+        metavar=("COL", "ROW", "WIDTH", "HEIGHT"),
+        help="upscale only this window of source pixels (clipped to the raster with a warning)",
+    )
+    area.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("WEST", "SOUTH", "EAST", "NORTH"),
+        help="upscale only this area, in --bbox-crs, snapped outward to whole source pixels",
+    )
+    geo.add_argument(
+        "--bbox-crs", default="EPSG:4326", metavar="CRS", help="CRS of --bbox (default: EPSG:4326, longitude/latitude)"
+    )
+    geo.add_argument(
+        "--assets",
+        type=lambda text: tuple(text.split(",")),
+        metavar="A,B,C",
+        help="for a STAC item input: the assets (keys or eo:bands common names) stacked in this order",
+    )
     geo.add_argument(
         "--no-cog",
         dest="cog",
@@ -218,7 +250,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Upscale every input image; return the exit code."""
     options = _raster_options(args)  # checked before anything is done
-    inputs = collect_inputs([*args.inputs, *args.test_img])
+    area = _area(args)
+    inputs = _inputs([*args.inputs, *args.test_img], args.assets)
     rank, world = shard()
     device = resolve_device(args.device, rank)
     target = _output_target(args.output, args.save_dir)
@@ -242,12 +275,22 @@ def run(args: argparse.Namespace) -> int:
     )
     _prepare_folders([dst for _, dst in jobs])
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
-    failed: list[Path] = []
+    failed: list[Path | str] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
         if args.skip_existing and dst.exists():  # written meanwhile by another run over the same folder
             continue
         try:
-            job.file(src, dst, options=options, overwrite=args.overwrite, progress=src.name)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                job.file(
+                    src,
+                    dst,
+                    options=options,
+                    overwrite=args.overwrite,
+                    progress=_name(src),
+                    window=area,
+                    assets=args.assets if isinstance(src, str) else None,
+                )
         except FatsrError as exc:
             if args.skip_existing and (isinstance(exc, Busy) or dst.exists()):
                 tqdm.write(f"{dst}: another run is writing it (skipped)", file=sys.stderr)
@@ -259,11 +302,60 @@ def run(args: argparse.Namespace) -> int:
             continue
         tqdm.write(str(dst), file=sys.stdout)
     if failed:
-        names = ", ".join(p.name for p in failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+        names = ", ".join(_name(p) for p in failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
         raise FatsrError(
             f"{len(failed)} of {len(jobs)} inputs failed ({names}, see above); the other {len(jobs) - len(failed)} were written"
         )
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def _area(args: argparse.Namespace):
+    """The --window or --bbox (None: the whole scene)."""
+    from fatsr.inference.windows import BBox, PixelWindow
+
+    if args.window is not None:
+        return PixelWindow(*args.window)
+    if args.bbox is not None:
+        west, south, east, north = args.bbox
+        return BBox(west, south, east, north, args.bbox_crs)
+    return None
+
+
+def _inputs(specs: list[str], assets: tuple[str, ...] | None) -> list[Path | str]:
+    """Local files, folders and patterns expanded (:func:`~fatsr.inputs.collect_inputs`);
+    remote rasters and STAC items kept as the strings they are; ``@LIST`` files read."""
+    from fatsr.inference.sources import expand_lists, is_remote, public
+    from fatsr.inference.stac import is_item
+
+    specs = expand_lists(specs)
+    if not specs:
+        collect_inputs(specs)  # its error: no input given
+    items = [spec for spec in specs if is_item(spec)]
+    if items and assets is None:
+        raise FatsrError(
+            f"{public(items[0])}: a STAC item; choose its assets with --assets, e.g. --assets red,green,blue"
+        )
+    if assets is not None and len(items) < len(specs):
+        other = next(spec for spec in specs if not is_item(spec))
+        raise FatsrError(f"{public(other)}: --assets is for STAC items (.json); give items only, or drop --assets")
+    found: dict[Path | str, Path | str] = {}
+    for spec in specs:
+        if is_remote(spec) or is_item(spec):
+            found.setdefault(spec, spec)
+        else:
+            for path in collect_inputs([spec]):
+                found.setdefault(path.resolve(), path)
+    return list(found.values())
+
+
+def _name(src: Path | str) -> str:
+    from fatsr.inference.sources import public
+
+    return public(src) if isinstance(src, str) else src.name
 
 
 def shard() -> tuple[int, int]:
@@ -339,39 +431,47 @@ def _output_target(output: str | None, save_dir: str | None) -> tuple[Path, bool
 
 
 def plan_outputs(
-    inputs: list[Path],
+    inputs: list[Path | str],
     target: tuple[Path, bool] | None,
     scale: int,
     *,
     overwrite: bool = False,
     skip_existing: bool = False,
     shard: tuple[int, int] = (0, 1),
-) -> list[tuple[Path, Path]]:
+) -> list[tuple[Path | str, Path]]:
     """Pair each input with its output path; refuse clashes before any work is done.
     With ``skip_existing``, pairs whose output exists are left out. ``shard=(rank, world)``
     keeps every world-th pair from the rank-th (torchrun); all pairs are checked for clashes."""
-    suffixes = [".tif" if is_raster(src) else ".png" for src in inputs]
-    if target is None:
-        outputs = [src.with_name(f"{src.stem}_x{scale}{ext}") for src, ext in zip(inputs, suffixes)]
+    from fatsr.inference.sources import stem
+
+    suffixes = [".tif" if isinstance(src, str) or is_raster(src) else ".png" for src in inputs]
+    stems = [stem(src) if isinstance(src, str) else src.stem for src in inputs]
+    if target is None:  # next to each input; a remote one's in the current folder
+        outputs = [
+            Path(f"{name}_x{scale}{ext}") if isinstance(src, str) else src.with_name(f"{name}_x{scale}{ext}")
+            for src, name, ext in zip(inputs, stems, suffixes)
+        ]
         if skip_existing:  # resuming an in-place batch: its own outputs are no inputs
             own = {dst.resolve() for dst in outputs}
-            kept = [k for k, src in enumerate(inputs) if src.resolve() not in own]
+            kept = [k for k, src in enumerate(inputs) if isinstance(src, str) or src.resolve() not in own]
             inputs, outputs = [inputs[k] for k in kept], [outputs[k] for k in kept]
     elif target[1]:
-        outputs = [target[0] / f"{src.stem}{ext}" for src, ext in zip(inputs, suffixes)]
+        outputs = [target[0] / f"{name}{ext}" for name, ext in zip(stems, suffixes)]
     elif len(inputs) == 1:
         outputs = [target[0]]
     else:
         raise FatsrError(f"-o {target[0]} names one file but there are {len(inputs)} input images; give a folder to -o")
-    sources = {src.resolve(): src for src in inputs}
-    claimed: dict[Path, Path] = {}
+    sources = {src.resolve(): src for src in inputs if isinstance(src, Path)}
+    claimed: dict[Path, Path | str] = {}
     for src, dst in zip(inputs, outputs):
         key = dst.resolve()
         if key in sources:
             victim = "this input" if sources[key] == src else f"the input {sources[key]}"
             raise FatsrError(f"{src}: its output {dst} would replace {victim}; choose another -o")
         if key in claimed:
-            raise FatsrError(f"{claimed[key]} and {src} would both be written to {dst}; upscale them separately")
+            raise FatsrError(
+                f"{_name(claimed[key])} and {_name(src)} would both be written to {dst}; upscale them separately"
+            )
         claimed[key] = src
     mine = list(zip(inputs, outputs))[shard[0] :: shard[1]]
     for _, dst in mine:

@@ -87,7 +87,7 @@ def rgb_roles(ds: DatasetReader) -> Roles:
     return Roles(cast("tuple[int, int, int]", tuple(pick[:3])), False) if len(pick) >= 3 else Roles(None, False)
 
 
-def choose_bands(ds: DatasetReader, src: Path, options: RasterOptions, channels: int) -> RasterOptions:
+def choose_bands(ds: DatasetReader, src: Path | str, options: RasterOptions, channels: int) -> RasterOptions:
     """``options`` with the network's bands and the other bands' treatment filled in from the
     file (printing a one-line notice where the colour order is a guess): for a 3-channel
     model without ``bands``, red, green, blue by :func:`rgb_roles`; ``other_bands`` None

@@ -135,8 +135,13 @@ class Upscaler:
                 ) from None
         return output
 
-    def raster_file(self, source: Path, output: Path, *, options=None, overwrite: bool = False) -> Path:
-        """A GDAL raster upscaled window by window into a COG (see :mod:`fatsr.inference.raster`)."""
+    def raster_file(
+        self, source: Path | str, output: Path, *, options=None, overwrite: bool = False, window=None, tags=None
+    ) -> Path:
+        """A GDAL raster (a file, or a path or URL GDAL reads remotely) upscaled window by
+        window into a COG (see :mod:`fatsr.inference.raster`); ``window``: a
+        :class:`~fatsr.inference.windows.PixelWindow` or :class:`~fatsr.inference.windows.BBox`
+        of it only; ``tags``: provenance tags to add."""
         from fatsr.inference.raster import RasterOptions, upscale_raster
 
         upscale_raster(
@@ -148,18 +153,38 @@ class Upscaler:
             options=RasterOptions() if options is None else options,
             autocast=self.autocast,
             overwrite=overwrite,
+            window=window,
+            tags=tags,
         )
         return output
 
     def file(
-        self, source: Path, output: Path, *, options=None, overwrite: bool = False, progress: str | None = None
+        self,
+        source: Path | str,
+        output: Path,
+        *,
+        options=None,
+        overwrite: bool = False,
+        progress: str | None = None,
+        window=None,
+        assets: tuple[str, ...] | None = None,
     ) -> Path:
-        """A picture or a raster file (by :func:`~fatsr.inference.raster.is_raster`) upscaled into ``output``."""
+        """A picture, a raster (by :func:`~fatsr.inference.raster.is_raster`; a remote path or
+        URL always is one) or a STAC item (with ``assets``) upscaled into ``output``;
+        ``window`` (rasters only) as :meth:`raster_file` takes it."""
         from fatsr.inference.raster import is_raster
+        from fatsr.inference.sources import is_remote
 
-        if is_raster(source):
-            return self.raster_file(source, output, options=options, overwrite=overwrite)
-        return self.picture_file(source, output, overwrite=overwrite, progress=progress)
+        if assets is not None:
+            from fatsr.inference.stac import item_raster
+
+            with item_raster(str(source), assets) as (vrt, tags):
+                return self.raster_file(vrt, output, options=options, overwrite=overwrite, window=window, tags=tags)
+        if is_remote(source) or is_raster(source):
+            return self.raster_file(source, output, options=options, overwrite=overwrite, window=window)
+        if window is not None:
+            raise FatsrError(f"{source}: a window or bbox is for rasters (GeoTIFF, ...); this is a plain picture")
+        return self.picture_file(Path(source), output, overwrite=overwrite, progress=progress)
 
 
 def check_format(output: Path, image: np.ndarray) -> None:

@@ -52,9 +52,11 @@ from rasterio.windows import Window
 from torch import Tensor, nn
 
 from fatsr.errors import ArgumentError, FatsrError, SystemFailure, within
+from fatsr.inference import sources
 from fatsr.inference.bands import alpha_as_data, choose_bands
 from fatsr.inference.bitdepth import BackProjection, nbits, value_bounds
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
+from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
 from fatsr.io import MAX_PICTURE_PIXELS, atomic_write, locked_file, private_temporary
 from fatsr.models.contract import ModelInfo, Resampler, info_of
 
@@ -281,10 +283,15 @@ def upscale_raster(
     autocast: torch.dtype | None = None,
     overwrite: bool = False,
     checkpoint_seconds: float = 60.0,
+    window: PixelWindow | BBox | None = None,
+    tags: dict[str, str] | None = None,
 ) -> None:
     """Write ``dst``, a Cloud-Optimized GeoTIFF (``options.cog``; else a plain tiled one):
     ``src`` super-resolved by ``model`` (an ``SRModel``), read and written one panel block at
-    a time.
+    a time. ``src``: a file, or a path or URL GDAL reads over the network (see
+    :mod:`fatsr.inference.sources`). ``window``: only that part of the scene (see
+    :mod:`fatsr.inference.windows`), with the same pixels as the whole-scene output there;
+    ``tags``: provenance tags to add.
 
     The work goes to a hidden partial tiled GeoTIFF beside ``dst``; at the end it is copied
     into a COG (GDAL's COG driver: overviews, then the image, in cloud-optimized order) that
@@ -293,8 +300,10 @@ def upscale_raster(
     again with the same source, model and settings. A run that fails before its first
     checkpoint leaves nothing.
     """
-    src, dst = Path(src), Path(dst)
-    if dst.resolve() == src.resolve():
+    remote = sources.is_remote(src)
+    src, dst = str(src) if remote else Path(src), Path(dst)
+    name = sources.public(str(src)) if remote else str(src)
+    if not remote and dst.resolve() == Path(src).resolve():
         raise FatsrError(f"{src}: its output {dst} would replace this input; choose another output")
     if dst.exists() and not overwrite:
         raise ArgumentError(f"{dst} exists; pass {{arg}} to replace it", "overwrite", True)
@@ -309,10 +318,11 @@ def upscale_raster(
             raise FatsrError(
                 f"{dst}: {dst.suffix or 'a file without suffix'} {what}; give an output ending in .tif (a Cloud-Optimized GeoTIFF)"
             )
+        area = scene_window(ds, window, name) if window is not None else None
         if options.alpha_as_data:
             ds = alpha_as_data(ds)
-        options, fixed = _trained_bands(ds, src, model, options)
-        options = choose_bands(ds, src, options, getattr(model, "channels", 3))
+        options, fixed = _trained_bands(ds, name, model, options)
+        options = choose_bands(ds, name, options, getattr(model, "channels", 3))
         groups = _band_groups(ds, options, getattr(model, "channels", 3))
         bits = nbits(ds)
         mapping, fills = _value_mapping(ds, options.value_range, fixed, bits)
@@ -322,7 +332,9 @@ def upscale_raster(
             "bicubic": Bicubic(model.scale),
             "nearest": Nearest(model.scale),
         }
-        tags = _provenance(model, model_file, tiling, mapping, groups)
+        tags = _provenance(model, model_file, tiling, mapping, groups) | (tags or {})
+        if area is not None:
+            tags["FATSR_WINDOW"] = f"{area.describe()} (source column, row, width, height)"
         if options.back_project:
             tags["FATSR_BACK_PROJECT"] = (
                 "each scale x scale output block's mean = its input pixel (to rounding; what clips at the range's "
@@ -331,6 +343,8 @@ def upscale_raster(
         profile = _output_profile(ds, model.scale, options.compress)
         if bits is not None:  # libtiff's predictor takes whole bytes only
             profile.update(nbits=bits, predictor=1)
+        if area is not None:
+            profile = window_profile(profile, area, model.scale)
         if options.cog:  # the partial file is read once, by the COG copy: the fastest compression
             profile.update(compress="zstd", zstd_level=1)
         else:
@@ -360,7 +374,8 @@ def upscale_raster(
                         tiling,
                         autocast=autocast,
                         resume=resume,
-                        progress=f"{src.name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
+                        progress=f"{Path(name).name} band{'s' * (len(indexes) > 1)} {','.join(map(str, indexes))}",
+                        window=None if area is None else area.area,
                     )
                     limits = mapping.unit_limits(indexes, np.dtype(ds.dtypes[0]), ds.nodata)
                     project = BackProjection(read, model.scale, limits) if options.back_project else None
@@ -377,6 +392,7 @@ def upscale_raster(
                                 model.scale,
                                 mask=g == 0,
                                 project=project,
+                                origin=(0, 0) if area is None else (area.row, area.col),
                             )
                             writer.progress(g, block.panel, block.top + block.data.shape[1])
                 with _libtiff_quiet():
@@ -390,7 +406,7 @@ def upscale_raster(
                         raise
                     writer.restart(f"it cannot be completed ({_reason(exc)})")
                     write_all()
-                _report_unmatched(src, unmatched)
+                _report_unmatched(name, unmatched)
             except (RasterioError, WriteFailed, OSError) as exc:
                 writer.discard()
                 raise SystemFailure(_write_failure(dst, exc)) from None
@@ -406,7 +422,7 @@ def upscale_raster(
                 writer.release()
 
 
-def _report_unmatched(src: Path, projections: dict[tuple[int, ...], BackProjection]) -> None:
+def _report_unmatched(src: str, projections: dict[tuple[int, ...], BackProjection]) -> None:
     """Warn about output blocks whose mean cannot equal their input pixel (an input value
     outside the declared bit depth's range)."""
     for indexes, projection in projections.items():
@@ -654,13 +670,16 @@ def _read_back(path: Path) -> None:
         raise WriteFailed(f"the written file does not read back ({_reason(exc)})") from None
 
 
-def _job(src: Path, tags: dict[str, str], tiling: Tiling, options: RasterOptions, autocast: torch.dtype | None) -> dict:
-    """What a partial output was made from: a resumed run must match it exactly."""
-    stat = src.stat()
+def _job(
+    src: Path | str, tags: dict[str, str], tiling: Tiling, options: RasterOptions, autocast: torch.dtype | None
+) -> dict:
+    """What a partial output was made from: a resumed run must match it exactly (a remote
+    source by its URL)."""
+    stat = src.stat() if isinstance(src, Path) else None
     return {
-        "source": str(src.resolve()),
-        "bytes": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
+        "source": str(src.resolve()) if isinstance(src, Path) else src,
+        "bytes": stat.st_size if stat else None,
+        "mtime_ns": stat.st_mtime_ns if stat else None,
         "tags": tags,
         "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel],
         "compress": options.compress,
@@ -700,14 +719,19 @@ def _quiet() -> Iterator[None]:
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[DatasetReader]:
+def _open(src: Path | str) -> Iterator[DatasetReader]:
     """Open a raster fatsr can upscale, or raise FatsrError saying why not."""
-    if not path.is_file():
-        raise FatsrError(f"{path}: no such file")
+    if isinstance(src, Path) and not src.is_file():
+        raise FatsrError(f"{src}: no such file")
+    path = src if isinstance(src, Path) else sources.public(src)
+    # no listing of a remote folder to look for sidecar files (a COG has none)
+    listing = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR" if isinstance(src, str) else "FALSE")
     try:
-        with _quiet():
-            ds = rasterio.open(path)
+        with _quiet(), rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=listing):
+            ds = rasterio.open(src)
     except RasterioError as exc:
+        if isinstance(src, str):
+            raise sources.failure(src, str(exc)) from None
         raise FatsrError(f"{path}: not a readable raster ({str(exc).splitlines()[0]}); give a GeoTIFF") from None
     with ds:
         if ds.count == 0:
@@ -739,6 +763,8 @@ def _read_source(ds: DatasetReader, *args, **kwargs) -> np.ndarray:
     try:
         return ds.read(*args, **kwargs)
     except RasterioError as exc:
+        if sources.is_remote(ds.name):
+            raise sources.failure(ds.name, str(exc)) from None
         raise FatsrError(
             f"{ds.name}: cannot read the raster ({_reason(exc)}); the file is damaged or truncated: replace it"
         ) from None
@@ -775,7 +801,7 @@ def valid_mask(
 
 
 def _trained_bands(
-    ds: DatasetReader, src: Path, model: Resampler, options: RasterOptions
+    ds: DatasetReader, src: str, model: Resampler, options: RasterOptions
 ) -> tuple[RasterOptions, dict[int, tuple[float, float]]]:
     """A multispectral model (trained with ``--bands``) brings its bands and value mapping:
     its bands are the default ``bands`` and keep the training's (low, high) unless ``--range``
@@ -853,7 +879,7 @@ def _read_bands(
     ones around them (``fillnodata``, reading ``FILL_MARGIN`` more pixels on each side), and
     those beyond ``FILL_DISTANCE`` of any set to the band's mean. ``fill=False``: left as read."""
 
-    def read(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    def read(top: int, bottom: int, left: int, right: int, strip: tuple[int, int] | None = None) -> np.ndarray:
         m = FILL_MARGIN if fill else 0
         t, b, l, r = max(top - m, 0), min(bottom + m, ds.height), max(left - m, 0), min(right + m, ds.width)
         window = Window(l, t, r - l, b - t)
@@ -861,6 +887,9 @@ def _read_bands(
         unit = mapping.to_unit(data, indexes)
         if fill:
             valid = valid_mask(ds, indexes, data, window)
+            inside = valid[:, top - t : top - t + bottom - top, left - l : left - l + right - left]
+            if strip is not None and not inside.all():  # inpainted pixels: as the whole-scene run's strip makes them
+                return read(top, bottom, *strip)[:, :, left - strip[0] : right - strip[0]]
             for k, band_valid in enumerate(valid):
                 if band_valid.all():
                     continue
@@ -888,20 +917,23 @@ def _write_block(
     scale: int,
     mask: bool = False,
     project: BackProjection | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> None:
     """Map a finished block back to the dtype, put nodata (and non-finite values) back where
     the input had them, write it (in chunks of ``WRITE_ROWS`` LR rows, so the temporaries
     stay small); with ``mask``, also the dataset mask of an input that has one. ``project``:
-    the back-projection of these bands."""
+    the back-projection of these bands. ``origin``: the LR (row, column) of the output's
+    pixel (0, 0) (a window's)."""
     dtype = np.dtype(out.dtypes[0])
     cols = block.data.shape[2]
     floating = np.issubdtype(dtype, np.floating)
     for first in range(0, block.data.shape[1], WRITE_ROWS * scale):
         unit, top = block.data[:, first : first + WRITE_ROWS * scale], block.top + first
+        t, l = origin[0] + top // scale, origin[1] + block.left // scale
         if project is not None:
-            unit = project(unit, top // scale, block.left // scale)
+            unit = project(unit, t, l)
         values = mapping.from_unit(unit, indexes, dtype)
-        window = Window(block.left // scale, top // scale, cols // scale, unit.shape[1] // scale)
+        window = Window(l, t, cols // scale, unit.shape[1] // scale)
         out_window = Window(block.left, top, cols, unit.shape[1])
         if ds.nodata is not None or floating:
             lr = _read_source(ds, list(indexes), window=window)

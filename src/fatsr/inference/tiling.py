@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypedDict, TypeVar
 
 import numpy as np
 import torch
@@ -41,9 +41,18 @@ Key = TypeVar("Key")
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing's from Python 3.11
 
-ReadWindow = Callable[
-    [int, int, int, int], np.ndarray
-]  # LR (top, bottom, left, right) -> (C, rows, cols) float32 [0, 1]
+Area = tuple[int, int, int, int]  # LR (top, bottom, left, right): a window of the scene
+
+
+class ReadWindow(Protocol):
+    """LR (top, bottom, left, right) -> (C, rows, cols) float32 [0, 1]. In a window run, a read
+    narrower than the whole-scene run's strip of these rows gets that strip's LR columns as
+    ``strip``: a reader whose pixels depend on their neighbours (inpainting) makes them as it
+    would in that strip."""
+
+    def __call__(
+        self, top: int, bottom: int, left: int, right: int, strip: tuple[int, int] | None = None
+    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,7 @@ def upscale_blocks(
     autocast: torch.dtype | None = None,
     resume: tuple[int, int] = (0, 0),
     progress: str | None = None,
+    window: Area | None = None,
 ) -> Iterator[Block]:
     """Yield the output as blocks, panel by panel and top to bottom within a panel; each
     ``data`` is valid until the next block is asked for. The blocks tile the output exactly.
@@ -220,16 +230,38 @@ def upscale_blocks(
     rows are neither computed nor yielded). ``progress``: the label of the tile progress on
     stderr (a bar on a terminal, else a line at least every 30 s; see :mod:`fatsr.progress`).
     ``tiling.workers``: tile batches computed at once (see :func:`tile_runner`).
+
+    ``window``: only this part of the ``height`` x ``width`` scene; the tiles, panels and tile
+    batches stay those of the whole scene (its grid, anchored at its pixel (0, 0)), and only
+    the batches touching the window are computed, so its pixels are those of the whole-scene
+    output, bit for bit. Block coordinates, panel indices and ``resume`` then count from the
+    window's output origin and its first panel.
     """
     check_tiling(tiling, model, height, width)
+    top, bottom, left, right = window or (0, height, 0, width)
+    if not (0 <= top < bottom <= height and 0 <= left < right <= width):
+        raise FatsrError(f"window rows {top}:{bottom}, columns {left}:{right}: not inside the {width}x{height} scene")
     device = device or model_device(model)
     grid = _Grid.of(height, width, tiling, model.scale)
-    panels = []
-    for p, (c0, c1) in enumerate(panel_columns(width, tiling, model.scale)):
-        if p >= resume[0]:
-            cols = [j for j, x in enumerate(grid.xs) if x * grid.s < c1 and (x + grid.tw) * grid.s > c0]
-            panels.append(_Panel(p, c0, c1, cols, resume[1] if p == resume[0] else 0))
-    total = sum(len(panel.cols) * sum((y + grid.th) * grid.s > panel.first_row for y in grid.ys) for panel in panels)
+    s = grid.s
+    panels: list[_Panel] = []
+    index = -1
+    for c0, c1 in panel_columns(width, tiling, s):
+        touching = [j for j, x in enumerate(grid.xs) if x * s < c1 and (x + grid.tw) * s > c0]
+        c0, c1 = max(c0, left * s), min(c1, right * s)
+        if c0 >= c1:
+            continue
+        index += 1
+        first = top * s + (resume[1] if index == resume[0] else 0)
+        # the whole-scene run's tile batches of this panel that touch the window's columns
+        batches = [touching[k : k + tiling.batch] for k in range(0, len(touching), tiling.batch)]
+        cols = [
+            j for b in batches if any(grid.xs[j] * s < c1 and (grid.xs[j] + grid.tw) * s > c0 for j in b) for j in b
+        ]
+        strip = (grid.xs[touching[0]], grid.xs[touching[-1]] + grid.tw)
+        if index >= resume[0]:
+            panels.append(_Panel(index, c0, c1, cols, first, bottom * s, (top * s, left * s), strip))
+    total = sum(len(panel.cols) * len(panel.tile_rows(grid)) for panel in panels)
     with Progress(total, progress) as bar, tile_runner(model, device, autocast, tiling.workers) as run:
         for panel in panels:
             yield from _panel_blocks(run, read, grid, panel, tiling.batch, bar.update)
@@ -318,14 +350,25 @@ class _Grid:
 
 @dataclass(frozen=True)
 class _Panel:
-    """A column panel: its index, output columns [c0, c1), the tile columns touching it, and
-    the first output row to make."""
+    """A column panel: its index, output columns [c0, c1), the tile columns computed for it
+    (whole tile batches), the output rows [first_row, end_row) to make, the output (row,
+    column) that block coordinates count from (all output indices are the scene's), and the
+    LR columns [left, right) of the whole-scene run's tiles of this panel."""
 
     index: int
     c0: int
     c1: int
     cols: list[int]
     first_row: int
+    end_row: int
+    origin: tuple[int, int]
+    strip: tuple[int, int]  # LR columns the whole-scene run reads for this panel
+
+    def tile_rows(self, grid: _Grid) -> list[int]:
+        """The tile rows that touch the panel's output rows."""
+        return [
+            i for i, y in enumerate(grid.ys) if (y + grid.th) * grid.s > self.first_row and y * grid.s < self.end_row
+        ]
 
 
 def _panel_blocks(
@@ -340,11 +383,14 @@ def _panel_blocks(
     output) in order; ``tiles_done(k)`` after each batch of k tiles."""
     s, th, tw, xs = grid.s, grid.th, grid.tw, grid.xs
     left, right = xs[panel.cols[0]], xs[panel.cols[-1]] + tw  # LR columns the panel reads
-    rows = [i for i, y0 in enumerate(grid.ys) if (y0 + th) * s > panel.first_row]
+    rows = panel.tile_rows(grid)
 
     def batches() -> Iterator[tuple[list[int], np.ndarray]]:  # ([tile row, tile columns...], tiles)
         for i in rows:
-            strip = read(grid.ys[i], grid.ys[i] + th, left, right)
+            if (left, right) == panel.strip:
+                strip = read(grid.ys[i], grid.ys[i] + th, left, right)
+            else:
+                strip = read(grid.ys[i], grid.ys[i] + th, left, right, strip=panel.strip)
             for first in range(0, len(panel.cols), batch_size):
                 batch = panel.cols[first : first + batch_size]
                 yield [i, *batch], np.stack([strip[:, :, xs[j] - left : xs[j] - left + tw] for j in batch])
@@ -363,14 +409,48 @@ def _panel_blocks(
             continue
         y0 = grid.ys[i]
         end = (grid.ys[i + 1] - y0) * s if i + 1 < len(grid.ys) else th * s  # band rows finished after this tile row
-        skip = max(0, panel.first_row - y0 * s)
-        if skip < end:
-            yield Block(
-                panel.index, y0 * s + skip, panel.c0, band[:, skip:end, panel.c0 - left * s : panel.c1 - left * s]
-            )
+        skip, stop = max(0, panel.first_row - y0 * s), min(end, panel.end_row - y0 * s)
+        if skip < stop:
+            data = band[:, skip:stop, panel.c0 - left * s : panel.c1 - left * s]
+            yield Block(panel.index, y0 * s + skip - panel.origin[0], panel.c0 - panel.origin[1], data)
         for row in range(band.shape[1] - end):  # move the unfinished rows up, row by row: no copy of the band
             band[:, row] = band[:, end + row]
         band[:, band.shape[1] - end :] = 0
+
+
+def array_reader(image: np.ndarray) -> ReadWindow:
+    """A :class:`ReadWindow` of a (C, H, W) float32 [0, 1] array."""
+
+    def read(top: int, bottom: int, left: int, right: int, strip: tuple[int, int] | None = None) -> np.ndarray:
+        return image[:, top:bottom, left:right]
+
+    return read
+
+
+def upscale_window(
+    model: Resampler,
+    read: ReadWindow,
+    height: int,
+    width: int,
+    window: Area,
+    tiling: Tiling = DEFAULT_TILING,
+    **run: Unpack[TileRun],
+) -> np.ndarray:
+    """The upscaled pixels (C, rows * scale, cols * scale) of ``window`` = LR (top, bottom,
+    left, right) of a ``height`` x ``width`` scene that ``read`` reads: exactly those of the
+    whole scene's output (same tile grid, same tile batches), computed from the tiles that
+    touch the window and read with their halo (clipped at the scene's edges, as the tiles are)."""
+    top, bottom, left, right = window
+    out: np.ndarray | None = None
+    for block in upscale_blocks(model, read, height, width, tiling, window=window, **run):
+        if out is None:
+            out = np.empty(
+                (block.data.shape[0], (bottom - top) * model.scale, (right - left) * model.scale), np.float32
+            )
+        rows, cols = block.data.shape[1:]
+        out[:, block.top : block.top + rows, block.left : block.left + cols] = block.data
+    assert out is not None  # the blocks tile the window's output
+    return out
 
 
 def upscale_tiled(
@@ -383,7 +463,7 @@ def upscale_tiled(
     if height <= tiling.tile and width <= tiling.tile:
         return _forward(model, image[None], run.get("device") or model_device(model), run.get("autocast"))[0]
     out: np.ndarray | None = None
-    for block in upscale_blocks(model, lambda t, b, l, r: image[:, t:b, l:r], height, width, tiling, **run):
+    for block in upscale_blocks(model, array_reader(image), height, width, tiling, **run):
         if out is None:
             out = np.empty((block.data.shape[0], height * model.scale, width * model.scale), np.float32)
         rows, cols = block.data.shape[1:]
