@@ -230,3 +230,22 @@ def test_messages_never_show_credentials():
     assert public("/vsicurl/https://me:pw@host.org:8080/a/b.tif?X-Amz-Signature=s3cr3t") == "/vsicurl/https://host.org:8080/a/b.tif?..."
     text = str(failure("https://me:pw@host.org/b.tif?sig=s3cr3t", "HTTP error for https://me:pw@host.org/b.tif?sig=s3cr3t: 500"))
     assert text == "https://host.org/b.tif?...: cannot read the remote raster: the server answered HTTP 500; try again later"
+
+
+def test_api_remote_window_gives_array_and_profile(served, whole):
+    import fatsr
+
+    _, server = served
+    data, profile = fatsr.upscale(f"{server.url}/api/scene.tif", "bicubic", tile=96, window=(2000, 150, 200, 200))
+    assert np.array_equal(data, cut(whole[0], 2000, 150, 200, 200))
+    assert profile["transform"] == TRANSFORM @ Affine.translation(2000, 150) @ Affine.scale(1 / SCALE)
+
+
+def test_stac_input_needs_assets_and_assets_need_an_item(capsys, tmp_path, served):
+    _, server = served
+    item = item_json(tmp_path / "item.json", f"{server.url}/needs", {"B04": "red.tif"})
+    code, _, err = cli(capsys, item, *RUN, "-o", tmp_path / "out.tif")
+    assert_one_line_error(code, err, "item.json: a STAC item; choose its assets with --assets, e.g. --assets red,green,blue")
+    code, _, err = cli(capsys, f"{server.url}/needs/red.tif", *RUN, "--assets", "red", "-o", tmp_path / "out.tif")
+    assert_one_line_error(code, err, "/needs/red.tif: not a readable STAC item (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["item.json"]

@@ -327,7 +327,8 @@ def _area(args: argparse.Namespace):
 
 def _inputs(specs: list[str], assets: tuple[str, ...] | None) -> list[Path | str]:
     """Local files, folders and patterns expanded (:func:`~fatsr.inputs.collect_inputs`);
-    remote rasters and STAC items kept as the strings they are; ``@LIST`` files read."""
+    remote rasters and STAC items (every input, with ``assets``) kept as the strings they are;
+    ``@LIST`` files read."""
     from fatsr.inference.sources import expand_lists, is_remote, public
     from fatsr.inference.stac import is_item
 
@@ -339,12 +340,9 @@ def _inputs(specs: list[str], assets: tuple[str, ...] | None) -> list[Path | str
         raise FatsrError(
             f"{public(items[0])}: a STAC item; choose its assets with --assets, e.g. --assets red,green,blue"
         )
-    if assets is not None and len(items) < len(specs):
-        other = next(spec for spec in specs if not is_item(spec))
-        raise FatsrError(f"{public(other)}: --assets is for STAC items (.json); give items only, or drop --assets")
     found: dict[Path | str, Path | str] = {}
     for spec in specs:
-        if is_remote(spec) or is_item(spec):
+        if assets is not None or is_remote(spec) or is_item(spec):  # with --assets, every input is a STAC item
             found.setdefault(spec, spec)
         else:
             for path in collect_inputs([spec]):
