@@ -90,6 +90,7 @@ def test_window_reads_a_fraction_and_is_the_local_whole_scene_output(capsys, tmp
     assert np.array_equal(got, cut(whole[0], col, row, width, height))
     assert transform == TRANSFORM @ Affine.translation(col, row) @ Affine.scale(1 / SCALE)
     assert tags["FATSR_WINDOW"].startswith("2000 150 200 200")
+    assert {path for path in server.asked if path.startswith("/window/")} == {"/window/scene.tif"}  # no sidecar probes
     from rio_cogeo.cogeo import cog_validate
 
     assert cog_validate(tmp_path / "aoi.tif", quiet=True)[0]
@@ -151,6 +152,8 @@ def test_stac_item_stacks_assets_in_order(capsys, tmp_path, served, by):
     counts = server.sent
     sent = sum(counts[f"/stac-{by.replace(' ', '')}/{n}.tif"] for n in ("red", "green", "blue"))
     assert sent > 0
+    prefix = f"/stac-{by.replace(' ', '')}/"
+    assert {path for path in server.asked if path.startswith(prefix)} == {f"{prefix}{n}.tif" for n in ("red", "green", "blue")}
     assert sent < sum((root / f"{n}.tif").stat().st_size for n in ("red", "green", "blue")) / 3
     # the same as the local stack of the three bands, whole scene, cut to the window
     stack = tmp_path / "stack.tif"

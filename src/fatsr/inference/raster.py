@@ -724,10 +724,8 @@ def _open(src: Path | str) -> Iterator[DatasetReader]:
     if isinstance(src, Path) and not src.is_file():
         raise FatsrError(f"{src}: no such file")
     path = src if isinstance(src, Path) else sources.public(src)
-    # no listing of a remote folder to look for sidecar files (a COG has none)
-    listing = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR" if isinstance(src, str) else "FALSE")
     try:
-        with _quiet(), rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=listing):
+        with _quiet(), sources.remote_env() if isinstance(src, str) else contextlib.nullcontext():
             ds = rasterio.open(src)
     except RasterioError as exc:
         if isinstance(src, str):

@@ -12,9 +12,17 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import rasterio
+
 from fatsr.errors import FatsrError
 
 REMOTE_SCHEMES = ("http://", "https://", "s3://", "gs://", "az://", "/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/")
+
+
+def remote_env() -> rasterio.Env:
+    """GDAL settings for remote reads: no listing of the remote folder to look for sidecar files
+    (a COG has none; each listing or probe is a request), unless the environment says otherwise."""
+    return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"))
 
 
 def is_remote(spec: str | os.PathLike) -> bool:

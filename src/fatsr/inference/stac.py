@@ -59,8 +59,11 @@ def item_raster(spec: str, assets: tuple[str, ...]) -> Iterator[tuple[Path, dict
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
         raise FatsrError(f"{where}: not a readable STAC item ({reason}); give a STAC Item JSON file or URL") from None
     bands = [_band(item, key, where) for key in assets]
-    xml = _vrt(bands, item.id)
-    with tempfile.TemporaryDirectory(prefix="fatsr-stac-") as folder:
+    with (
+        sources.remote_env(),
+        tempfile.TemporaryDirectory(prefix="fatsr-stac-") as folder,
+    ):  # GDAL opens the assets lazily
+        xml = _vrt(bands, item.id)
         vrt = Path(folder) / f"{item.id}.vrt"
         vrt.write_text(xml)
         yield vrt, {"FATSR_STAC_ITEM": item.id, "FATSR_STAC_ASSETS": ",".join(assets)}
