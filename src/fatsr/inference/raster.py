@@ -756,10 +756,11 @@ def _open(src: Path | str) -> Iterator[DatasetReader]:
             yield ds
 
 
-def _read_source(ds: DatasetReader, *args, **kwargs) -> np.ndarray:
-    """``ds.read``; a damaged or truncated source raises FatsrError."""
+def _read_source(ds: DatasetReader, *args, how: str = "read", **kwargs) -> np.ndarray:
+    """``ds.read`` (or ``ds.read_masks``, ``ds.dataset_mask`` by ``how``); a damaged or
+    truncated source, or a failed remote read, raises FatsrError."""
     try:
-        return ds.read(*args, **kwargs)
+        return getattr(ds, how)(*args, **kwargs)
     except RasterioError as exc:
         if sources.is_remote(ds.name):
             raise sources.failure(ds.name, str(exc)) from None
@@ -794,7 +795,9 @@ def valid_mask(
     out_shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """True where a pixel holds data: GDAL's mask (nodata, the dataset mask, alpha) and finite."""
-    masks = ds.read_masks(list(indexes), window=window, out_shape=out_shape, resampling=Resampling.nearest)
+    masks = _read_source(
+        ds, list(indexes), how="read_masks", window=window, out_shape=out_shape, resampling=Resampling.nearest
+    )
     return (masks > 0) & np.isfinite(data)
 
 
@@ -946,7 +949,7 @@ def _write_block(
                 values[big] = lr.repeat(scale, axis=1).repeat(scale, axis=2)[big]
         out.write(values, indexes=list(indexes), window=out_window)
         if mask and _has_dataset_mask(ds):
-            lr_mask = ds.dataset_mask(window=window)
+            lr_mask = _read_source(ds, how="dataset_mask", window=window)
             out.write_mask(lr_mask.repeat(scale, axis=0).repeat(scale, axis=1), window=out_window)
 
 
