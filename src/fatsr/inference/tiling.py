@@ -8,6 +8,9 @@ is handed out as soon as the next tile row no longer touches it. On a CPU, worke
 compute several tile batches at once (:func:`tile_runner`). Memory holds a few tile batches
 per worker and one panel-wide row-band, whatever the image size. A panel recomputes the tiles that
 straddle its edges, so every output pixel sums exactly the tiles it would sum untiled.
+A window of the scene (:func:`upscale_window`, ``upscale_blocks(..., window=...)``) keeps the
+whole scene's tiles, panels and tile batches and computes those that touch it: its pixels are
+the whole-scene output's, bit for bit.
 """
 
 from __future__ import annotations
