@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -281,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         try:
             with warnings.catch_warnings():
-                warnings.showwarning = _show_warning
+                warnings.showwarning = _show_warning(warnings.showwarning)
                 job.file(
                     src,
                     dst,
@@ -309,8 +310,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    tqdm.write(f"warning: {message}", file=sys.stderr)
+def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints a clipped area as one ``warning:`` line and hands
+    other warnings to ``show``."""
+    from fatsr.inference.windows import AreaClipped
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, AreaClipped):
+            tqdm.write(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return one_line
 
 
 def _area(args: argparse.Namespace):

@@ -25,6 +25,10 @@ from fatsr.errors import FatsrError
 SNAP = 1e-6  # pixel fractions this close to a pixel edge count as on it (float round-off of bounds)
 
 
+class AreaClipped(UserWarning):
+    """A window or bbox reached outside the raster and was clipped to it."""
+
+
 @dataclass(frozen=True)
 class PixelWindow:
     """A rectangle of source pixels: first column and row, width and height."""
@@ -81,7 +85,9 @@ def scene_window(ds: DatasetReader, area: PixelWindow | BBox, name: str) -> Pixe
     clipped = PixelWindow(col0, row0, col1 - col0, row1 - row0)
     if clipped != window:
         warnings.warn(
-            f"{name}: the {what} reaches outside the raster; clipped to the window {clipped.describe()}", stacklevel=2
+            f"{name}: the {what} reaches outside the raster; clipped to the window {clipped.describe()}",
+            AreaClipped,
+            stacklevel=2,
         )
     return clipped
 
