@@ -432,6 +432,12 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
             f"* In the smoothest third of pixels it is {gain(ev, 'psnr_low'):+.2f} dB against bicubic (val, "
             "table above): flat areas come out worse than plain bicubic."
         )
+    lines += [
+        "",
+        "## Test-time ensemble, other domains, denoise strength",
+        "Its figures with `--tta` (the x8 self-ensemble), on forest and satellite crops, and for "
+        "`--denoise` strengths: [ensembles](../ensembles.md) (`benchmarks/eval_tta_denoise.sh`).",
+    ]
     lines += ["", "## Licence", f"{info.get('licence', '?')}."]
     return "\n".join(lines) + "\n"
 
