@@ -109,6 +109,21 @@ def test_qgis_process_upscale_equals_fatsr_upscale(home, tmp_path, model_file):
     assert files(tmp_path) == ["cli.tif", "qgis.tif", "scene.tif"]
 
 
+def test_qgis_process_upscale_of_an_extent_equals_fatsr_upscale_bbox(home, tmp_path, model_file):
+    scene = write_scene(tmp_path / "scene.tif", 40)  # x 400000..400520, y 3299600..3300000 (EPSG:32617)
+    box = ("400105.0", "3299702.0", "400333.0", "3299898.0")  # inside pixels: snapped outward by both
+    done = qgis_process(
+        home, "run", "fatsr:upscale", "--", f"INPUT={scene}", f"MODEL_FILE={model_file}", "DEVICE=cpu", "TILE=24",
+        f"EXTENT={box[0]},{box[2]},{box[1]},{box[3]} [EPSG:32617]", f"OUTPUT={tmp_path / 'qgis.tif'}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    options = ["--model", str(model_file), "--device", "cpu", "--tile", "24", "--bbox", *box, "--bbox-crs", "EPSG:32617"]
+    assert main(["upscale", str(scene), "-o", str(tmp_path / "cli.tif"), *options]) == 0
+    assert (tmp_path / "qgis.tif").read_bytes() == (tmp_path / "cli.tif").read_bytes()
+    with rasterio.open(tmp_path / "cli.tif") as ds:  # the area, snapped outward to whole 10 m pixels, at x2
+        assert (ds.width, ds.height) == (2 * 24, 2 * 20) and ds.transform.c == 400100 and ds.transform.f == 3299900
+
+
 def test_qgis_process_shows_fatsrs_error_and_writes_nothing(home, tmp_path, model_file):
     scene = write_scene(tmp_path / "scene.tif", 40)
     done = qgis_process(

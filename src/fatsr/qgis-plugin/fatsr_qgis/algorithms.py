@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -107,7 +108,7 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
 
 
 class UpscaleAlgorithm(FatsrAlgorithm):
-    BANDS, BACK_PROJECT = "BANDS", "BACK_PROJECT"
+    BANDS, BACK_PROJECT, EXTENT = "BANDS", "BACK_PROJECT", "EXTENT"
 
     def name(self) -> str:
         return "upscale"
@@ -117,13 +118,19 @@ class UpscaleAlgorithm(FatsrAlgorithm):
 
     def shortHelpString(self) -> str:
         return (
-            "Upscales a raster with a fatsr model (fatsr upscale) into a Cloud-Optimized GeoTIFF: georeference "
-            "rescaled to the new pixel size; nodata, mask, data type and every band kept. The model sets the "
+            "Upscales a raster, or the area of interest of it, with a fatsr model (fatsr upscale) into a "
+            "Cloud-Optimized GeoTIFF: georeference rescaled to the new pixel size; nodata, mask, data type and every "
+            "band kept. The pixels of an area are those of the whole raster's output there. The model sets the "
             "scale. Runs the fatsr command set in Settings > Options > Processing > Providers > fatsr (or on PATH)."
         )
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
+        self.addParameter(
+            QgsProcessingParameterExtent(
+                self.EXTENT, "Area of interest (empty: the whole raster; snapped outward to whole pixels)", optional=True
+            )
+        )
         self.add_model_parameters()
         self.addParameter(
             QgsProcessingParameterBand(
@@ -152,6 +159,11 @@ class UpscaleAlgorithm(FatsrAlgorithm):
         if Path(output).suffix.lower() not in (".tif", ".tiff"):
             raise QgsProcessingException(f"{output}: fatsr writes a GeoTIFF; give an output file ending in .tif")
         arguments = ["upscale", source, "-o", output, "--overwrite", *self.model_arguments(parameters, context)]
+        if parameters.get(self.EXTENT):  # fatsr upscale --bbox, in the layer's CRS
+            crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
+            box = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
+            arguments += ["--bbox", *(repr(v) for v in (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()))]
+            arguments += ["--bbox-crs", crs.authid() or crs.toWkt()]
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         if bands:
             arguments += ["--bands", ",".join(str(b) for b in bands)]
