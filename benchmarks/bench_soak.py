@@ -5,7 +5,9 @@
    runs, the process's resident memory is sampled (``/proc/PID/status``, every 20 ms) and the
    moment each output line appears is noted. Reported: peak RSS of the first and last tenth of
    the files and their ratio (target: within 10%), the median time per file in both tenths and
-   their ratio (flat), and that every output reads back with four times the input's size.
+   their ratio (flat), the same for the CPU time per file (``/proc/PID/stat``; with one thread,
+   the default, it does not depend on what else runs), and that every output reads back with
+   four times the input's size.
 2. Under ``prlimit --as`` (address space, default 2 GiB): a 12000x12000 GeoTIFF upscaled by
    bicubic x4 (read and written window by window) must complete, and a 20000x20000 PNG
    (read whole) must be refused with one line and exit code 2.
@@ -218,6 +220,13 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=12000, help="side of the GeoTIFF upscaled under the limit")
     parser.add_argument("--bomb", type=int, default=20000, help="side of the PNG refused under the limit")
     parser.add_argument("--limit-gib", type=float, default=2.0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the batch runs (default 1: CPU time per file is then "
+        "not inflated by threads spinning while they wait for a core on a busy machine)",
+    )
     parser.add_argument("--parts", nargs="+", default=["batch", "limits"], choices=["batch", "limits"])
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
@@ -235,7 +244,7 @@ def main() -> None:
                 folder, out = work / name, work / f"{name}-out"
                 shutil.rmtree(out, ignore_errors=True)
                 make(folder, count)
-                result = soak(folder, out, args.model, [])
+                result = soak(folder, out, args.model, ["--threads", str(args.threads)])
                 report(f"{name} ({args.model})", result, check_outputs(folder, result["outputs"], 4), yard.seconds)
         if "limits" in args.parts:
             limit = int(args.limit_gib * (1 << 30))
