@@ -128,7 +128,9 @@ class UpscaleAlgorithm(FatsrAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.addParameter(
             QgsProcessingParameterExtent(
-                self.EXTENT, "Area of interest (empty: the whole raster; snapped outward to whole pixels)", optional=True
+                self.EXTENT,
+                "Area of interest (empty: the whole raster; snapped outward to whole pixels)",
+                optional=True,
             )
         )
         self.add_model_parameters()
@@ -162,7 +164,10 @@ class UpscaleAlgorithm(FatsrAlgorithm):
         if parameters.get(self.EXTENT):  # fatsr upscale --bbox, in the layer's CRS
             crs = self.parameterAsRasterLayer(parameters, self.INPUT, context).crs()
             box = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
-            arguments += ["--bbox", *(repr(v) for v in (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()))]
+            arguments += [
+                "--bbox",
+                *(repr(v) for v in (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum())),
+            ]
             arguments += ["--bbox-crs", crs.authid() or crs.toWkt()]
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         if bands:
