@@ -319,3 +319,28 @@ def test_a_title_holding_the_templates_placeholders_is_filled_escaped_once(title
     assert "</script><img" not in page  # the file name stays inside the JSON block
     block = page.split('id="fatsr-data">', 1)[1].split("</script>", 1)[0]
     assert json.loads(block) == data
+
+
+def test_a_picture_budget_that_is_not_a_number_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from test_nothing_lost import src_path
+
+    png(tmp_path / "in.png")
+    env = {**os.environ, "PYTHONPATH": src_path(), "FATSR_MAX_PICTURE_PIXELS": "90M"}
+    done = subprocess.run(
+        [sys.executable, "-m", "fatsr", "evaluate", str(tmp_path / "in.png"), "--sr", str(tmp_path / "in.png"), "--scale", "1"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert_one_line_error(done.returncode, done.stderr, "FATSR_MAX_PICTURE_PIXELS='90M'", "whole number")
+
+
+def test_model_settings_are_checked_before_any_tensor_is_read(capsys, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("tensors were read before the settings were checked")
+
+    monkeypatch.setattr("fatsr.models.files.load_file", refuse)
+    model = tiny_model(tmp_path, {"dim": 10**9})
+    code, _, err = run(capsys, "upscale", png(tmp_path / "in.png"), "-o", tmp_path / "o.png", "--model", model)
+    assert_one_line_error(code, err, "dim=1000000000")

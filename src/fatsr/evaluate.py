@@ -217,7 +217,10 @@ def _to_array(x: Tensor, dtype: np.dtype, values: ValueScale | None = None) -> n
     y = x[0].clamp(0, 1).permute(1, 2, 0).cpu()
     if values is not None:
         out = y.double().numpy() * (values.high - values.low) + values.low
-        return out.astype(np.float32) if np.dtype(dtype).kind == "f" else np.rint(out).astype(dtype)
+        if np.dtype(dtype).kind == "f":
+            return out.astype(np.float32)
+        limits = np.iinfo(dtype)
+        return np.clip(np.rint(out), limits.min, limits.max).astype(dtype)  # a range wider than the dtype
     if np.dtype(dtype).kind == "f":
         return y.numpy().astype(np.float32)
     return y.mul(_peak(dtype)).round().numpy().astype(dtype)

@@ -217,7 +217,8 @@ def remove_stale_parts(folder: Path, names: list[str] | None = None) -> list[Pat
     return removed
 
 
-MAX_PICTURE_PIXELS = int(os.environ.get("FATSR_MAX_PICTURE_PIXELS", 89_478_485))
+_BUDGET = os.environ.get("FATSR_MAX_PICTURE_PIXELS", "89478485")
+MAX_PICTURE_PIXELS = int(_BUDGET) if _BUDGET.strip().isdigit() else 89_478_485
 """The most pixels a picture read whole may have (Pillow's own default, made a hard limit; the
 environment variable FATSR_MAX_PICTURE_PIXELS changes it). A header claiming more (a
 decompression bomb, or just a huge PNG) is refused in one line before anything is allocated;
@@ -227,6 +228,10 @@ Image.MAX_IMAGE_PIXELS = MAX_PICTURE_PIXELS  # Pillow's guard, wherever else it 
 
 def check_picture_size(path: str | os.PathLike, height: int, width: int) -> None:
     """FatsrError (one line) when a picture of ``height`` x ``width`` is over the budget."""
+    if not _BUDGET.strip().isdigit():
+        raise FatsrError(
+            f"FATSR_MAX_PICTURE_PIXELS={_BUDGET!r} is not a whole number of pixels; unset it or give e.g. 200000000"
+        )
     if height * width > MAX_PICTURE_PIXELS:
         raise _too_big(path, f"{width}x{height} pixels ({height * width / 1e6:.0f} Mpx)")
 

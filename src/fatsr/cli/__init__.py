@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         with _sigterm_as_interrupt(), _output(verbosity):
             return int(args.func(args) or 0)
     except SystemFailure as exc:
-        print(f"error: {message(exc, args.command)}", file=sys.stderr)
+        print(f"error: {one_line(message(exc, args.command))}", file=sys.stderr)
         return 1
     except FatsrError as exc:
         print(f"error: {one_line(message(exc, args.command))}", file=sys.stderr)

@@ -79,11 +79,14 @@ def _check_compress(method: str) -> None:
     with a warning at most): a tiny GeoTIFF in memory is written with it and read back."""
     if method.upper() == "NONE":
         return
-    with _quiet(), MemoryFile() as mem:
-        with mem.open(driver="GTiff", width=16, height=16, count=1, dtype="uint8", compress=method) as ds:
-            ds.write(np.zeros((1, 16, 16), np.uint8))
-        with mem.open() as ds:
-            applied = ds.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION", "NONE")
+    try:
+        with _quiet(), MemoryFile() as mem:  # 3 bands of uint8: what WEBP and JPEG need
+            with mem.open(driver="GTiff", width=16, height=16, count=3, dtype="uint8", compress=method) as ds:
+                ds.write(np.zeros((3, 16, 16), np.uint8))
+            with mem.open() as ds:
+                applied = ds.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION", "NONE")
+    except RasterioError:
+        applied = "NONE"
     if applied.upper() != method.upper():
         raise ArgumentError(
             "{arg}: this GDAL does not write that compression; use e.g. DEFLATE, LZW, ZSTD or NONE",
@@ -677,7 +680,7 @@ def _job(
     source by its URL)."""
     stat = src.stat() if isinstance(src, Path) else None
     return {
-        "source": str(src.resolve()) if isinstance(src, Path) else src,
+        "source": str(src.resolve()) if isinstance(src, Path) else sources.public(src),  # no credentials on disk
         "bytes": stat.st_size if stat else None,
         "mtime_ns": stat.st_mtime_ns if stat else None,
         "tags": tags,

@@ -102,6 +102,10 @@ def _vrt(bands: list[Band], item_id: str) -> str:
     for band in bands:
         try:
             with rasterio.open(band.path) as ds:
+                if not 1 <= band.band <= ds.count:
+                    raise FatsrError(
+                        f"STAC asset {band.name}: band {band.band} of a file with {ds.count}; check the item's eo:bands"
+                    )
                 grids[band.name] = (
                     ds.crs,
                     ds.transform,

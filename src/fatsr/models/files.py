@@ -194,14 +194,15 @@ def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
             raise FatsrError(
                 f"architecture {architecture!r} is not supported; fatsr runs {' and '.join(CLASSES)} models"
             )
+        cls = CLASSES[architecture or ARCHITECTURE]
+        config = checked_config(cls, metadata["config"]) if "config" in metadata else None
+        if config is not None:
+            check_tensors(path, cls, config)  # from the header: before any tensor is read
         try:
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
-        if "config" in metadata:
-            cls = CLASSES[architecture or ARCHITECTURE]
-            config = checked_config(cls, metadata["config"])
-            check_tensors(path, cls, config)
+        if config is not None:
             network = cls(**config)
             load_strict(network, tensors)
         else:  # a bare state dict in the official layout
