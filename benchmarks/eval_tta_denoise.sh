@@ -27,7 +27,9 @@ score() {  # LABEL HR_DIR fatsr-evaluate-options...
   out=$( { /usr/bin/time -f "cpu %U %S" fatsr evaluate "$hr" "$@" 2>&1; } )
   end=$(date +%s.%N)
   local psnr gain cpu
-  psnr=$(awk '/^model /{for(i=1;i<=NF;i++) if ($i ~ /^[0-9]+\.[0-9]+$/) {print $i; exit}}' <<<"$out")
+  # PSNR-Y: counted from the end of the model's row, as many columns back as in the header
+  psnr=$(awk '/^mean of .*PSNR-Y/ {for (i = 1; i <= NF; i++) if ($i == "PSNR-Y") back = NF - i}
+              /^model / {print $(NF - back); exit}' <<<"$out")
   gain=$(awk '/^gain /{print $2; exit}' <<<"$out")
   cpu=$(awk '/^cpu /{printf "%.0f", $2 + $3}' <<<"$out")
   printf '%-44s PSNR-Y %6s  gain %6s  wall %5.0f s  cpu %5s s\n' "$label" "$psnr" "$gain" "$(echo "$end - $start" | bc)" "$cpu"

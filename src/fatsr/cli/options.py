@@ -44,6 +44,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--denoise",
         type=float,
         metavar="S",
-        help="0..1: the weights of the built-in fatsr-x4 (0, clean imagery) and fatsr-real-x4 (1, blur, noise "
-        "and JPEG) mixed in that proportion; for mildly degraded imagery try 0.5",
+        help="0..1: the weights of the built-in fatsr-x4 (0, clean imagery) and fatsr-real-x4 (1, heavy blur, "
+        "noise and JPEG) mixed in that proportion (figures for each strength: docs/ensembles.md)",
     )
