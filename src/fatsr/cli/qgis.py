@@ -146,7 +146,13 @@ def install_plugin(plugins: Path) -> Path:
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{PLUGIN}.old.", dir=plugins))
                 target.rename(old / PLUGIN)
-            staging.rename(target)
+            try:
+                staging.rename(target)
+            except OSError:
+                if old is not None:  # put the earlier install back
+                    (old / PLUGIN).rename(target)
+                    old.rmdir()
+                raise
             if old is not None:
                 shutil.rmtree(old)
         finally:
