@@ -103,9 +103,6 @@ def choose_bands(ds: DatasetReader, src: Path | str, options: RasterOptions, cha
     other = options.other_bands
     if other is None:
         other = "bicubic" if bands is not None else SINGLE_BAND
-        if bands is None and other == "bicubic" and any(band_role(ds, i) != "alpha" for i in ds.indexes):
-            print(f"note: {src}: no red, green and blue bands; each band is upsampled bicubically "
-                  "(--other-bands network runs it through the RGB network as grey)", file=sys.stderr)  # fmt: skip
     if not options.alpha_as_data:
         for index, levels in data_like_alphas(ds):
             print(f"warning: {src}: band {index} is tagged alpha but holds {levels} distinct values; it may be a "

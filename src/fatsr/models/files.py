@@ -157,20 +157,20 @@ def _config_class(cls: type) -> Any:
 def check_tensors(path: Path, cls: type, config: dict[str, Any]) -> None:
     """The file's tensors (from its header: names, shapes, dtypes) are exactly the network's
     (built on the meta device, so nothing is allocated) and floating point."""
-    from safetensors import safe_open
+    from fatsr.models.zoo import safetensors_header
 
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in cls(**config).state_dict().items()}
-    with safe_open(str(path), "pt") as f:
-        for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-            dtype = f.get_slice(key).get_dtype()
-            if dtype not in FLOATS:
-                raise FatsrError(f"weight {key} is stored as {dtype}; model weights must be floating point")
-            shape = tuple(f.get_slice(key).get_shape())
-            if key in expected and shape != expected[key]:
-                raise FatsrError(
-                    f"weight {key} has shape {list(shape)} where the configuration needs {list(expected[key])}"
-                )
+    for key, entry in safetensors_header(path).items():
+        if key == "__metadata__":
+            continue
+        if entry["dtype"] not in FLOATS:
+            raise FatsrError(f"weight {key} is stored as {entry['dtype']}; model weights must be floating point")
+        shape = tuple(entry["shape"])
+        if key in expected and shape != expected[key]:
+            raise FatsrError(
+                f"weight {key} has shape {list(shape)} where the configuration needs {list(expected[key])}"
+            )
 
 
 def load_network(path: str | os.PathLike) -> tuple[FAT | ResidualCNN, dict[str, str]]:

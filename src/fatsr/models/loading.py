@@ -191,7 +191,8 @@ def _blend(spec: str | os.PathLike | None, strength: float, device: torch.device
     if None in files:
         raise FatsrError(f"denoise needs the built-in models {' and '.join(DENOISE)}, which this build lacks")
     (clean, _), (real, metadata) = (load_network(f) for f in files if f is not None)
-    mixed = {k: torch.lerp(v, real.state_dict()[k], float(strength)) for k, v in clean.state_dict().items()}
+    ends = real.state_dict()
+    mixed = {k: torch.lerp(v, ends[k], float(strength)) for k, v in clean.state_dict().items()}
     real.load_state_dict(mixed)
     name = f"{DENOISE[1]} denoise {strength:g}"
     return SRModel(real, name=name, seed=seed, metadata={**metadata, "denoise": f"{strength:g}"}).to(device).eval()
