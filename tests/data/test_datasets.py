@@ -249,3 +249,28 @@ def test_folder_errors(tmp_path, hr_folder):
     write_image(hr_folder / "bad.png", random_image((8, 8, 3), 0))
     with pytest.raises(FatsrError, match="keep one image per name"):
         ValDataset(hr_folder, 2)
+
+
+def test_scale_augment_shrinks_half_the_images_by_a_drawn_factor(tmp_path):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    smooth = np.stack([*np.meshgrid(np.arange(96), np.arange(96), indexing="ij"), np.zeros((96, 96))], axis=2)
+    image = (smooth * 2.5).astype(np.uint8)  # a ramp: a shrunk copy differs from every crop of the original
+    write_image(folder / "ramp.png", image)
+    shrunk_items = 0
+    for epoch in range(12):
+        data = TrainDataset(folder, 2, patch_size=12, augment=False, seed=3, scale_augment=4.0)
+        data.set_epoch(epoch)
+        rng = np.random.default_rng([3, epoch, 0])
+        expected = image
+        if rng.random() >= 0.5:  # the first draw decides, the second gives the factor
+            shrunk_items += 1
+            factor = float(np.exp(rng.uniform(0.0, np.log(96 / 24))))  # at most down to the 24x24 HR crop
+            side = max(round(96 / factor), 24)
+            expected = np.asarray(Image.fromarray(image).resize((side, side), Image.BICUBIC))
+        top, left = (int(rng.integers(0, expected.shape[0] // 2 - 12 + 1)) for _ in range(2))
+        crop = expected[top * 2 : top * 2 + 24, left * 2 : left * 2 + 24]
+        assert torch.equal(data[0]["hr"], to_tensor(crop))
+    assert 0 < shrunk_items < 12
+    off = TrainDataset(folder, 2, patch_size=12, augment=False, seed=3, scale_augment=1.0)
+    assert torch.equal(off[0]["hr"], TrainDataset(folder, 2, patch_size=12, augment=False, seed=3)[0]["hr"])

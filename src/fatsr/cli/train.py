@@ -86,6 +86,8 @@ HELP: dict[str, str] = {
     "patch_size": "LR crop side in pixels, or the LR shorter side with --sampling resize (a multiple of 12 "
     "for the presets)",
     "augment": "random flips and 90-degree rotations",
+    "scale_augment": "F > 1: half of the HR images are first shrunk by a random factor in [1, F] (log-uniform, "
+    "Pillow bicubic), so one ground sample distance also teaches coarser ones (HR-only data); 1 = off",
     "cache": "keep decoded training images in memory",
     "workers": "data loading processes (default: half the usable CPUs, at most 8; 0 = in the training process)",
     "degradation": "make each batch's LR on the training device from HR crops with this degradation "

@@ -238,6 +238,9 @@ class TrainDataset(Dataset):
     exactly repeatable; call :meth:`set_epoch` each epoch. ``cache`` keeps decoded images in memory.
     ``hr_only``: items hold no ``"lr"`` (made later, e.g. by a batched degradation) and LR
     files are not read; the HR crops are the same as without it.
+    ``scale_augment`` > 1 (HR-only data): half of the items first shrink their whole HR image by
+    a factor drawn log-uniformly from [1, ``scale_augment``] (Pillow bicubic, antialiased; at
+    most down to the HR crop size), so one ground sample distance also teaches coarser ones.
     """
 
     def __init__(
@@ -251,13 +254,14 @@ class TrainDataset(Dataset):
         hr_only: bool = False,
         mapping: BandMapping | None = None,
         resize: bool = False,
+        scale_augment: float = 1.0,
     ) -> None:
         if patch_size < 1 or seed < 0:
             raise FatsrError(f"patch size must be >= 1 and seed >= 0, got {patch_size} and {seed}")
         self.roots = [Path(root)] if isinstance(root, (str, os.PathLike)) else [Path(r) for r in root]
         self.scale, self.patch_size = scale, patch_size
         self.augment, self.seed, self.epoch, self.hr_only, self.resize = augment, seed, 0, hr_only, resize
-        self.mapping = mapping
+        self.mapping, self.scale_augment = mapping, scale_augment
         self.pairs = [pair for folder in self.roots for pair in _scan(folder, scale)]
         self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
         if resize:
@@ -342,6 +346,8 @@ class TrainDataset(Dataset):
             return {**patches, "name": self.pairs[index].name}
         hr, lr = self._arrays(index)
         s, p = self.scale, self.patch_size
+        if self.scale_augment > 1 and (lr is None or self.hr_only):
+            hr = _shrunk(hr, p * s, self.scale_augment, rng)
         top = int(rng.integers(0, hr.shape[0] // s - p + 1))
         left = int(rng.integers(0, hr.shape[1] // s - p + 1))
         patches = {"hr": _to_tensor(hr[top * s : (top + p) * s, left * s : (left + p) * s])}
@@ -353,6 +359,17 @@ class TrainDataset(Dataset):
             hflip, vflip, transpose = (bool(f) for f in rng.integers(0, 2, size=3))
             patches = {k: _dihedral(v, hflip, vflip, transpose) for k, v in patches.items()}
         return {**patches, "name": self.pairs[index].name}
+
+
+def _shrunk(hr: np.ndarray, crop: int, most: float, rng: np.random.Generator) -> np.ndarray:
+    """``hr`` shrunk by a factor drawn log-uniformly from [1, ``most``] (no more than its shorter
+    side allows for a ``crop`` x ``crop`` crop), for half of the draws; else ``hr`` itself."""
+    if rng.random() < 0.5:
+        return hr
+    most = min(most, min(hr.shape[:2]) / crop)
+    factor = float(np.exp(rng.uniform(0.0, np.log(most)))) if most > 1 else 1.0
+    height, width = (max(round(side / factor), crop) for side in hr.shape[:2])
+    return hr if (height, width) == hr.shape[:2] else pillow_resize(hr, height, width, "bicubic")
 
 
 def _to_array(x: Tensor, dtype: np.dtype) -> np.ndarray:

@@ -46,6 +46,7 @@ class TrainConfig:
     sampling: str = "crop"  # crop: random aligned crops; resize: whole images resized (published)
     patch_size: int = 48  # LR patch side (crop), or the LR shorter side (resize)
     augment: bool = True
+    scale_augment: float = 1.0  # > 1: half the HR images shrunk by a random factor up to this first
     cache: bool = False
     workers: int | None = None  # data loading processes; None = by the machine's CPUs (default_workers)
     degradation: str | None = None  # preset name or YAML: LR made per batch from HR crops on the device
@@ -117,6 +118,7 @@ class TrainConfig:
             "l1_weight",
             "perceptual_weight",
             "lev_weight",
+            "scale_augment",
         ):
             if not math.isfinite(getattr(self, name)):
                 raise ArgumentError("{arg}: must be a finite number", name, getattr(self, name))
@@ -125,6 +127,8 @@ class TrainConfig:
         for name in ("l1_weight", "perceptual_weight", "lev_weight"):
             if getattr(self, name) < 0:
                 raise ArgumentError("{arg}: must be >= 0", name, getattr(self, name))
+        if not self.scale_augment >= 1:
+            raise ArgumentError("{arg}: must be >= 1 (1 = off)", "scale_augment", self.scale_augment)
         if not self.gamma > 0:
             raise ArgumentError("{arg}: must be > 0", "gamma", self.gamma)
         positive = ("scale", "patch_size", "batch_size", "val_every", "save_every", "log_every")

@@ -368,7 +368,7 @@ class Trainer:
         self.train_set = TrainDataset(
             config.data_dir, config.scale, patch_size=config.patch_size, augment=config.augment,
             cache=config.cache, seed=config.seed, hr_only=self.degrader is not None, mapping=self.mapping,
-            resize=config.sampling == "resize",
+            resize=config.sampling == "resize", scale_augment=config.scale_augment,
         )  # fmt: skip
         for side in set(self.train_set.lr_size):
             check_patch_size(self.network, side)
