@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The figures of --tta and --denoise: PSNR-Y of the built-in models with and without the x8
 # self-ensemble on UC Merced val (bicubic LR) and the per-domain splits, and fatsr-real-x4 at
-# each denoise strength on clean, mild and fat-degraded val. Each line: the set, the model and
+# each denoise strength (and auto, its default) on clean, mild and fat-degraded val. Each line: the set, the model and
 # options, PSNR-Y, its gain over Pillow bicubic of the same LR, and the run's wall and CPU time.
 #
 #   benchmarks/eval_tta_denoise.sh [VAL_DIR] [SPLITS_DIR] [WORK_DIR]
 #
 # VAL_DIR: UC Merced val (default ../shared/data/ucmerced/val); SPLITS_DIR: made by
-# scripts/domain_splits.py (default: made in WORK_DIR); the degraded LR sets are made in WORK_DIR
-# by `fatsr degrade --preset mild|fat --seed 0`.
+# scripts/domain_splits.py (default: made in WORK_DIR, satellite only; see the script for the
+# sentinel2-10m split); the degraded LR sets are made in WORK_DIR by
+# `fatsr degrade --preset mild|fat --seed 0`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 val="${1:-$here/../shared/data/ucmerced/val}"
@@ -38,7 +39,8 @@ score() {  # LABEL HR_DIR fatsr-evaluate-options...
 for model in fatsr-x4 fatsr-real-x4 fatsr-x2; do
   for tta in "" --tta; do
     score "val $model $tta" "$val" --model "$model" $tta
-    for split in forest satellite; do
+    for split in satellite sentinel2-10m; do
+      [ -d "$splits/$split" ] || continue
       score "$split $model $tta" "$splits/$split" --model "$model" $tta
     done
   done
@@ -47,7 +49,7 @@ score "val-fat fatsr-real-x4 --tta" "$val" --model fatsr-real-x4 --tta --lr "$wo
 for set in clean mild fat; do
   lr=(); [ "$set" = clean ] || lr=(--lr "$work/$set")
   score "val-$set fatsr-x4" "$val" --model fatsr-x4 "${lr[@]}"
-  for s in 0.25 0.5 0.75 1; do
+  for s in 0.25 0.5 0.75 1 auto; do
     score "val-$set denoise $s" "$val" --denoise "$s" --model fatsr-real-x4 "${lr[@]}"
   done
 done

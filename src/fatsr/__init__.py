@@ -23,7 +23,7 @@ def load_model(
     device: str = "cpu",
     seed: int | None = None,
     tta: bool = False,
-    denoise: float | None = None,
+    denoise: float | str | None = None,
 ):
     """A ready model (eval mode): ``spec`` is None (the shipped model), ``"bicubic"``, a fatsr
     ``.safetensors`` model file, a published ``.pth`` checkpoint or a ``.onnx`` graph from
@@ -49,7 +49,7 @@ def upscale(
     layout: str | None = None,
     bands: tuple[int, ...] | None = None,
     tta: bool = False,
-    denoise: float | None = None,
+    denoise: float | str | None = None,
     window: tuple[int, int, int, int] | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     bbox_crs: str = "EPSG:4326",

@@ -172,7 +172,7 @@ def load_models(
     device: torch.device,
     seed: int = 0,
     tta: bool = False,
-    denoise: float | None = None,
+    denoise: float | str | None = None,
 ) -> list[tuple[str, Model]]:
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
     model file; names made unique; all must share one scale. ``tta`` and ``denoise`` apply to

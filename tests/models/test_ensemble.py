@@ -13,6 +13,7 @@ from checks import assert_one_line_error
 from fatsr.cli import main
 from fatsr.models.ensemble import SelfEnsemble
 from fatsr.models.loading import load_model
+from fatsr.models.strength import BLURRED, SHARP, AutoDenoise, sharpness, strength
 from fatsr.models.zoo import builtin_models
 
 
@@ -110,7 +111,7 @@ def test_denoise_mixes_the_weights_of_the_two_built_in_models():
         torch.testing.assert_close(mixed, (1 - strength) * wa + strength * wb, rtol=0, atol=1e-7)
     x = torch.rand(1, 3, 24, 24)
     with torch.inference_mode():
-        assert torch.equal(load_model(denoise=1.0)(x), load_model("fatsr-real-x4")(x))
+        assert torch.equal(load_model(denoise=1.0)(x), load_model(real)(x))  # the file: no mixing
         assert torch.equal(load_model(denoise=0.0)(x), load_model("fatsr-x4")(x))
 
 
@@ -133,3 +134,52 @@ def test_evaluate_refuses_tta_without_a_model(capsys, tmp_path):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "hr.png")
     code = main(["evaluate", str(tmp_path / "hr.png"), "--sr", str(tmp_path / "hr.png"), "--scale", "1", "--tta"])
     assert_one_line_error(code, capsys.readouterr().err, "--tta and --denoise are for --model")
+
+
+def test_sharpness_against_numpy_and_the_strength_it_gives():
+    rng = np.random.default_rng(0)
+    image = rng.random((2, 3, 20, 24)).astype(np.float32)
+    grey = image.mean(axis=1)
+    first = (np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2))) / 2
+    second = np.abs(np.diff(np.diff(grey, 2, axis=1), 2, axis=2)).mean(axis=(1, 2))
+    np.testing.assert_allclose(sharpness(torch.from_numpy(image)).numpy(), second / first, rtol=1e-5)
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    assert sharpness(flat).item() == 0
+    sharp = torch.from_numpy(image)  # white noise: sharpness about 3
+    ramp = torch.linspace(0, 1, 24).expand(1, 3, 20, 24) ** 2  # smooth: second differences vanish
+    assert strength(sharp).tolist() == [0.0, 0.0]
+    assert strength(ramp).tolist() == [1.0]
+    assert strength(flat).tolist() == [1.0]  # nothing left to keep sharp
+    assert BLURRED < SHARP
+
+
+@needs_both
+def test_auto_denoise_runs_each_image_at_its_own_strength():
+    sharp = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    blurred = F.avg_pool2d(F.interpolate(sharp, scale_factor=4, mode="bilinear"), 4, stride=1)[..., :24, :24]
+    blurred = F.avg_pool2d(blurred, 5, stride=1, padding=2)
+    assert strength(sharp).item() == 0 and strength(blurred).item() == 1
+    auto = load_model("fatsr-real-x4")  # by its name: the strength of each input
+    assert isinstance(auto, AutoDenoise) and auto.info.metadata["denoise"] == "auto"
+    assert load_model("fatsr-real-x4", denoise="auto").name == auto.name
+    with torch.inference_mode():
+        got = auto(torch.cat([sharp, blurred, sharp]))  # one batch, two strengths
+        ends = {s: load_model(denoise=s) for s in (0.0, 1.0)}
+        for y, x, s in ((got[0:1], sharp, 0.0), (got[1:2], blurred, 1.0)):  # equal up to batched float sums
+            torch.testing.assert_close(y, ends[s](x), rtol=0, atol=1e-5)
+            assert (y - ends[1 - s](x)).abs().max() > 1e-3  # and not the other strength's output
+        torch.testing.assert_close(got[2:3], got[0:1], rtol=0, atol=0)
+        assert torch.equal(auto(blurred), got[1:2])  # the same input gives the same output
+
+
+@needs_both
+def test_denoise_auto_on_the_command_line(capsys, tmp_path):
+    picture = (np.random.default_rng(2).random((24, 24, 3)) * 255).astype(np.uint8)  # sharp: strength 0
+    Image.fromarray(picture).save(tmp_path / "in.png")
+    for argv, name in ((["--denoise", "auto"], "auto.png"), (["--model", "fatsr-x4"], "clean.png")):
+        assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / name), "-q", *argv]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "auto.png")), np.asarray(Image.open(tmp_path / "clean.png")))
+    with pytest.raises(SystemExit) as stop:
+        main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--denoise", "high"])
+    assert stop.value.code == 2 and not (tmp_path / "o.png").exists()
+    assert "--denoise: give a number from 0 to 1 or auto, not 'high'" in capsys.readouterr().err

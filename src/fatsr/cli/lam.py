@@ -99,7 +99,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(
-    spec: str | None, flag: str, *, scale: int | None, device: torch.device, seed: int, tta: bool, denoise: float | None
+    spec: str | None,
+    flag: str,
+    *,
+    scale: int | None,
+    device: torch.device,
+    seed: int,
+    tta: bool,
+    denoise: float | str | None,
 ) -> Model:
     """The model ``spec`` names, if gradients flow through it (an ONNX graph gives none)."""
     path = model_path(spec)

@@ -42,8 +42,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--denoise",
-        type=float,
+        type=_strength,
         metavar="S",
         help="0..1: the weights of the built-in fatsr-x4 (0, clean imagery) and fatsr-real-x4 (1, heavy blur, "
-        "noise and JPEG) mixed in that proportion (figures for each strength: docs/ensembles.md)",
+        "noise and JPEG) mixed in that proportion; auto (fatsr-real-x4's default): chosen for each tile from how "
+        "blurred it looks (figures for each strength: docs/ensembles.md)",
     )
+
+
+def _strength(text: str) -> float | str:
+    """--denoise's value: auto or a number (its range is checked where the models are mixed)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a number from 0 to 1 or auto, not {text!r}") from None

@@ -59,7 +59,7 @@ class Upscaler:
         precision: str = "float32",
         channels_last: bool = False,
         tta: bool = False,
-        denoise: float | None = None,
+        denoise: float | str | None = None,
     ) -> Upscaler:
         """``model``: a model object, or what :func:`~fatsr.models.loading.load_model` takes
         (None: the shipped model). ``device``: where it runs (a model object is moved there;

@@ -94,7 +94,7 @@ def load_model(
     seed: int | None = None,
     scale: int | None = None,
     tta: bool = False,
-    denoise: float | None = None,
+    denoise: float | str | None = None,
 ) -> Model:
     """A ready model (eval mode, on ``device``) from ``spec``:
 
@@ -109,6 +109,8 @@ def load_model(
     input, averaged (:class:`~fatsr.models.ensemble.SelfEnsemble`, 8 times the work).
     ``denoise``: 0..1, the built-in ``fatsr-x4`` (0) and ``fatsr-real-x4`` (1) weights mixed in
     that proportion (one network, no extra work); ``spec`` must be None or one of the two.
+    ``"auto"`` (``fatsr-real-x4``'s default): the strength chosen for each input tile from how
+    blurred it looks (:mod:`fatsr.models.strength`).
     """
     model = _load(spec, device=device, seed=seed, scale=scale, denoise=denoise)
     if tta:
@@ -124,13 +126,15 @@ def _load(
     device: str | torch.device,
     seed: int | None,
     scale: int | None,
-    denoise: float | None,
+    denoise: float | str | None,
 ) -> Model:
     if scale is not None and scale < 1:
         raise ArgumentError("{arg}: the scale must be at least 1", "scale", scale)
     import torch
 
     model: Model
+    if denoise is None and spec == DENOISE[1]:
+        denoise = "auto"  # fatsr-real-x4 by its name: the strength that suits each input
     if denoise is not None:
         model = _blend(spec, denoise, torch.device(device), 0 if seed is None else seed)
     elif spec == "bicubic":
@@ -170,16 +174,19 @@ def _load_network(path: Path, device: torch.device, seed: int) -> Model:
 DENOISE = ("fatsr-x4", "fatsr-real-x4")  # built-in models of one architecture: clean (0) and real imagery (1)
 
 
-def _blend(spec: str | os.PathLike | None, strength: float, device: torch.device, seed: int) -> Model:
-    """The network whose every weight is (1 - strength) * fatsr-x4's + strength * fatsr-real-x4's."""
+def _blend(spec: str | os.PathLike | None, strength: float | str, device: torch.device, seed: int) -> Model:
+    """The network whose every weight is (1 - strength) * fatsr-x4's + strength * fatsr-real-x4's
+    (``"auto"``: :class:`~fatsr.models.strength.AutoDenoise`)."""
     import torch
 
     from fatsr.models import zoo
     from fatsr.models.files import load_network
     from fatsr.models.wrapper import SRModel
 
-    if not (isinstance(strength, (int, float)) and 0 <= strength <= 1):
-        raise ArgumentError("{arg}: give a strength from 0 (fatsr-x4) to 1 (fatsr-real-x4)", "denoise", strength)
+    if strength != "auto" and not (isinstance(strength, (int, float)) and 0 <= strength <= 1):
+        raise ArgumentError(
+            "{arg}: give a strength from 0 (fatsr-x4) to 1 (fatsr-real-x4), or auto", "denoise", strength
+        )
     if spec not in (None, *BUILTIN, *DENOISE):
         raise ArgumentError(
             f"{{arg}} mixes the built-in {DENOISE[0]} and {DENOISE[1]}; drop {{model}} or name one of them",
@@ -191,6 +198,12 @@ def _blend(spec: str | os.PathLike | None, strength: float, device: torch.device
     if None in files:
         raise FatsrError(f"denoise needs the built-in models {' and '.join(DENOISE)}, which this build lacks")
     (clean, _), (real, metadata) = (load_network(f) for f in files if f is not None)
+    if strength == "auto":
+        from fatsr.models.strength import AutoDenoise
+
+        wrapped = SRModel(real, name=DENOISE[1], seed=seed, metadata=metadata).to(device).eval()
+        return AutoDenoise(wrapped, {k: v.to(device) for k, v in clean.state_dict().items()}).eval()
+    assert not isinstance(strength, str)
     ends = real.state_dict()
     mixed = {k: torch.lerp(v, ends[k], float(strength)) for k, v in clean.state_dict().items()}
     real.load_state_dict(mixed)
