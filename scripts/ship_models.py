@@ -435,7 +435,7 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
     lines += [
         "",
         "## Test-time ensemble, other domains, denoise strength",
-        "Its figures with `--tta` (the x8 self-ensemble), on forest and satellite crops, and for "
+        "Its figures with `--tta` (the x8 self-ensemble), on satellite (300 m) and Sentinel-2 (10 m) tiles, and for "
         "`--denoise` strengths: [ensembles](../ensembles.md) (`benchmarks/eval_tta_denoise.sh`).",
     ]
     lines += ["", "## Licence", f"{info.get('licence', '?')}."]
