@@ -78,7 +78,7 @@ def main() -> None:
         import torch
 
         from fatsr.models.files import save_model
-        from fatsr.models.presets import build_network
+        from fatsr.models.registry import build_network
 
         torch.manual_seed(0)
         save_model(model, build_network("compact", 4), name="compact (random)")

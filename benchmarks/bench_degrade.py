@@ -60,7 +60,7 @@ def step_overhead(degrader: BatchDegrader, hr: torch.Tensor, repeats: int) -> No
     """Compact x4 training step, batch 8 of 48x48 LR, on bicubic LR and with the degradation."""
     from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
-    from fatsr.models.presets import build_network
+    from fatsr.models.registry import build_network
 
     torch.set_num_threads(2)
     torch.manual_seed(0)

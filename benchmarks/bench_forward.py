@@ -19,7 +19,7 @@ import time
 import torch
 from yardstick import Yardstick
 
-from fatsr.models.presets import build_network
+from fatsr.models.registry import build_network
 from fatsr.models.runtime import runtime
 
 

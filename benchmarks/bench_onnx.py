@@ -24,7 +24,7 @@ import fatsr
 from fatsr.export import export_onnx, onnx_metadata
 from fatsr.models.files import save_model
 from fatsr.models.onnx_runner import load_onnx_model
-from fatsr.models.presets import build_network
+from fatsr.models.registry import build_network
 
 
 def median_seconds(run: Callable[[], object], runs: int) -> tuple[float, float]:

@@ -128,7 +128,7 @@ def main() -> None:
 
     from fatsr.models import zoo
     from fatsr.models.files import save_model
-    from fatsr.models.presets import build_network
+    from fatsr.models.registry import build_network
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.model:

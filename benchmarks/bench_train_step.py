@@ -27,7 +27,7 @@ def measure(preset: str, steps: int, warmup: int, threads: int, batch: int) -> d
 
     from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
-    from fatsr.models.presets import build_network
+    from fatsr.models.registry import build_network
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

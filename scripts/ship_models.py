@@ -48,7 +48,7 @@ from ship_model import WEIGHTS, evaluation, ship  # noqa: E402
 
 from fatsr.models import zoo  # noqa: E402
 from fatsr.models.files import load_network, read_metadata  # noqa: E402
-from fatsr.models.presets import PRESETS  # noqa: E402
+from fatsr.models import registry  # noqa: E402
 
 DEGRADE_SEED = 0
 SPEED_THREADS = 2
@@ -225,7 +225,7 @@ def val_curve(run_dir: Path | None) -> list[tuple[int, float, float]]:
 
 def grown_text(config: dict) -> str:
     """How the network differs from the `compact` preset (a grown model: more layers, wider MLP)."""
-    preset = PRESETS["compact"].to_dict()
+    preset = registry.presets()["compact"][1].config.to_dict()
     changed = [
         f"{k} {config[k]}" for k in ("num_layers", "mlp_ratio", "dim", "num_blocks") if config.get(k) != preset[k]
     ]
@@ -525,8 +525,9 @@ def main() -> None:
         if sha256(snapshot) != digest:
             sys.exit(f"error: {weights} changed while it was copied (a validation of its run?); run again")
         network, _ = load_network(snapshot)
-        if network.scale != spec.scale or network.architecture != "FAT":
-            sys.exit(f"error: {weights} is a x{network.scale} {network.architecture} network, not {spec.name}'s")
+        kind = registry.of(network).name
+        if network.scale != spec.scale or kind != "FAT":
+            sys.exit(f"error: {weights} is a x{network.scale} {kind} network, not {spec.name}'s")
         sources[spec.name] = (snapshot, run_dir.resolve() if run_dir else None)
         print(f"{spec.name}: {weights} (sha256 {digest[:12]}), measured and shipped from {snapshot}")
 

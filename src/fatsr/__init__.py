@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__version__ = "0.1.0"
+from fatsr.version import __version__
 
 __all__ = ["__version__", "default_model_path", "load_model", "upscale"]
 
 
 def default_model_path() -> Path | None:
     """The model shipped in the package, or None when this build has none."""
-    from fatsr.models.loading import default_model_path as shipped
+    from fatsr.models.zoo import default_model_path as shipped
 
     return shipped()
 

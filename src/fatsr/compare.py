@@ -177,7 +177,8 @@ def load_models(
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
     model file; names made unique; all must share one scale. ``tta`` and ``denoise`` apply to
     every model but bicubic (see :func:`~fatsr.models.loading.load_model`)."""
-    from fatsr.models.loading import BUILTIN, builtin_names, load_model
+    from fatsr.models.loading import load_model
+    from fatsr.models.zoo import BUILTIN, builtin_names
 
     builtin = builtin_names()
     models: list[tuple[str, Model]] = []
@@ -192,7 +193,7 @@ def load_models(
                     "{arg}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)", "specs", spec
                 )
             model = load_model(spec, device=device, seed=seed, tta=tta, denoise=denoise)
-        name = str(getattr(model, "name", Path(spec).stem))
+        name = model.info.name
         if name in ("LR", "HR") or any(name == n for n, _ in models):
             name = f"{name} ({Path(spec).name})"
         models.append((name, model))

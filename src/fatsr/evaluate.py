@@ -32,7 +32,7 @@ from torch import Tensor
 
 from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
-from fatsr.data.datasets import BandMapping
+from fatsr.data.datasets import read_mapped
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import ArgumentError, FatsrError, within
 from fatsr.inference.bitdepth import nbits
@@ -40,6 +40,7 @@ from fatsr.io import PILLOW_SUFFIXES, atomic_write, check_picture_size, read_ima
 from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
 from fatsr.models.contract import Model
+from fatsr.values import ValueMapping
 
 COLUMNS = (
     "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas", "lr_psnr",
@@ -144,12 +145,12 @@ def pair_files(hr: str | os.PathLike, *, sr: str | os.PathLike | None = None,
     return [Pair(h.stem, h, s, lr_) for h, s, lr_ in zip(hr_files, srs, lrs, strict=True)]
 
 
-def _read(path: Path, mapping: BandMapping | None = None) -> np.ndarray:
+def _read(path: Path, mapping: ValueMapping | None = None) -> np.ndarray:
     """HWC image (uint8/uint16; from a raster also int16, float, ...: see :func:`value_scale`)
     with any alpha channel dropped; with a multispectral model's ``mapping``, its bands mapped
     to [0, 1]."""
     if mapping is not None:
-        return mapping.read(path)
+        return read_mapped(path, mapping)
     image = read_image(path, any_dtype=True)
     if image.dtype.kind not in "uif":
         raise FatsrError(f"{path}: {image.dtype} values; evaluate scores integer or float rasters")
@@ -271,7 +272,7 @@ def _load_pair(
     pair: Pair,
     scale: int,
     downscale: str = "pillow",
-    mapping: BandMapping | None = None,
+    mapping: ValueMapping | None = None,
     value_range: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Masks, ValueScale]:
     """(HR cropped to a multiple of ``scale``, LR from its file or made from the HR by the
@@ -394,7 +395,9 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: Model | None 
         raise FatsrError(f"unknown downscale {downscale!r}; use one of {', '.join(DOWNSCALES)}")
     for pair in pairs:
         try:
-            mapping = getattr(model, "mapping", None)  # a multispectral model reads its bands, as upscale does
+            mapping = (
+                model.info.mapping if model is not None else None
+            )  # a multispectral model reads its bands, as upscale does
             hr, lr, masks, values = _load_pair(pair, scale, downscale, mapping, value_range)
             sr, sr_valid = _sr_image(pair, hr, lr, model, device, values)
             left_out = 0 if masks.hr is None else int((~masks.hr).sum())

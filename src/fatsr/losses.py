@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import ArgumentError, FatsrError
+from fatsr.models.vgg import vgg_layers
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
@@ -91,20 +92,6 @@ class LEVLoss(nn.Module):
         with torch.no_grad():
             targets = lev_maps(hr)
         return _sum(F.l1_loss(a, b) for a, b in zip(lev_maps(sr), targets, strict=True))
-
-
-def vgg_layers(widths: tuple[int | str, ...], inplace_relu: bool = False) -> list[nn.Module]:
-    """The torchvision VGG ``features`` stack ("M" = 2x2 max pool), so its state-dict keys
-    ``features.N.weight/bias`` load unchanged."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in widths:
-        if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=inplace_relu)]
-            channels = int(item)
-    return layers
 
 
 def _vgg19_layers(last_index: int) -> list[nn.Module]:

@@ -199,7 +199,7 @@ def test_unavailable_cuda_and_fp16_on_cpu(capsys, rgb_png):
 def test_missing_default_model_says_to_pass_model(capsys, rgb_png, monkeypatch):
     import fatsr.models.loading
 
-    monkeypatch.setattr(fatsr.models.loading, "default_model_path", lambda: None)  # a build without weights
+    monkeypatch.setattr(fatsr.models.zoo, "default_model_path", lambda: None)  # a build without weights
     code, _, err = upscale(capsys, rgb_png)
     assert_user_error(code, err, "--model PATH")
     assert not (rgb_png.parent / "rgb_x2.png").exists()

@@ -17,7 +17,7 @@ from fatsr.models import zoo
 from fatsr.models.cnn import ResidualCNN
 from fatsr.models.fat import FAT
 from fatsr.models.files import INFO_KEYS, load_network, read_metadata, save_model
-from fatsr.models.loading import builtin_names
+from fatsr.models.zoo import builtin_names
 
 
 def test_resolve_names_paths_and_the_default(tmp_path, model_file):

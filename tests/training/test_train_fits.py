@@ -13,7 +13,7 @@ from PIL import Image
 
 from fatsr.cli import main
 from fatsr.data import TrainDataset
-from fatsr.models.zoo import safetensors_header
+from fatsr.models.header import safetensors_header
 from fatsr.training import train
 from fatsr.training.config import default_workers
 from fatsr.training.train import data_record

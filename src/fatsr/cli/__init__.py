@@ -119,7 +119,7 @@ def add_common_options(parser: argparse.ArgumentParser, threads: bool = False) -
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with ``command``, only that command's module is imported
     and its parser built in full (the others are listed by name and help; "": none is built)."""
-    from fatsr import __version__
+    from fatsr.version import __version__
 
     parser = Parser(
         prog="fatsr", description="Remote-sensing super-resolution with FAT.", epilog=EXIT_CODES,

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(f"--crop-size must be at least 1, got {crop_size}")
     progress = tqdm(total=len(pairs), desc="evaluate", unit="image", file=sys.stderr, disable=None)
     results, items = [], []
-    sr_name = getattr(model, "name", "SR") if model is not None else "SR"
+    sr_name = model.info.name if model is not None else "SR"
 
     def keep(name, lr, sr, hr, masks):  # the page's layers, made while the arrays are at hand
         items.append(image_item(name, lr, [(sr_name, sr)], hr, scale=scale, border=border, masks=masks).encode())

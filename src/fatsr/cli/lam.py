@@ -22,7 +22,8 @@ from fatsr.lam import (
     write_json,
 )
 from fatsr.models.contract import Model
-from fatsr.models.loading import load_model, model_path
+from fatsr.models.loading import load_model
+from fatsr.models.zoo import model_path
 
 DESCRIPTION = """\
 Which input pixels does a model use to reconstruct a window of its output?

@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
+from fatsr.models import registry
 from fatsr.training.config import (
-    CHOICES,
     FIELDS,
     TrainConfig,
+    choices,
     field_type,
     load_yaml,
     recipe_defaults,
@@ -96,8 +97,6 @@ HELP: dict[str, str] = {
     "the network gets as many channels; the bands and value mapping are saved in the model for upscale",
     "value_range": "with --bands: values mapped to 0..1 (default: the dtype range of 8/16-bit data; "
     "needed for int16/float)",
-    "preset": "network: fat (published, 10.2 M parameters), compact (FAT, 0.24 M) or rcnn "
-    "(not FAT: the plain residual CNN yardstick, 0.52 M) (default: fat on a GPU, compact on a CPU)",
     "network": "override a preset argument, e.g. --network dim=48 (repeatable)",
     "steps": "training steps (wins over --epochs)",
     "epochs": "training epochs when --steps is not given (default 100)",
@@ -165,7 +164,12 @@ def add_field(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
     base, _ = field_type(name)
     flags = [f"--{name.replace('_', '-')}"] + ([PUBLISHED_ALIASES[name]] if name in PUBLISHED_ALIASES else [])
     shown = f" (default: {default})" if default not in (None, {}, []) else ""
-    options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": HELP[name] + shown}
+    about = (
+        f"network: {registry.presets_help()} (default: fat on a GPU, compact on a CPU)"
+        if name == "preset"
+        else HELP[name]
+    )
+    options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": about + shown}
     if base is bool:
         options["action"] = argparse.BooleanOptionalAction
     elif base is tuple:
@@ -181,8 +185,8 @@ def add_field(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
     else:
         metavar = {int: "N", float: "X"}.get(base, "DIR" if name.endswith("_dir") else "PATH")
         options.update(type=base, metavar=METAVARS.get(name, metavar))
-        if name in CHOICES:
-            options.update(choices=CHOICES[name], metavar=None)
+        if name in choices():
+            options.update(choices=choices()[name], metavar=None)
     parser.add_argument(*flags, **options)
 
 

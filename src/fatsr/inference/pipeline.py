@@ -19,8 +19,9 @@ from torch import nn
 from fatsr.errors import ArgumentError, FatsrError, SystemFailure
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, check_tiling, model_device, upscale_image
 from fatsr.io import locked_file, part_path, read_image, write_image
-from fatsr.models.contract import Model, info_of
-from fatsr.models.loading import load_model, model_path
+from fatsr.models.contract import Model
+from fatsr.models.loading import load_model
+from fatsr.models.zoo import model_path
 
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -83,7 +84,7 @@ class Upscaler:
                 from fatsr.models.ensemble import SelfEnsemble
 
                 model = SelfEnsemble(model)
-        info = info_of(model)
+        info = model.info
         target = model_device(model) if isinstance(model, nn.Module) else torch.device(device or "cpu")
         autocast = PRECISIONS[precision]
         if autocast is not None and not (info.float16 if autocast == torch.float16 else info.bfloat16):

@@ -54,11 +54,12 @@ from torch import Tensor, nn
 from fatsr.errors import ArgumentError, FatsrError, SystemFailure, within
 from fatsr.inference import sources
 from fatsr.inference.bands import alpha_as_data, choose_bands
-from fatsr.inference.bitdepth import BackProjection, nbits, value_bounds
+from fatsr.inference.bitdepth import BackProjection, nbits
 from fatsr.inference.tiling import DEFAULT_TILING, Block, Tiling, upscale_blocks
 from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
 from fatsr.io import MAX_PICTURE_PIXELS, atomic_write, locked_file, private_temporary
-from fatsr.models.contract import ModelInfo, Resampler, info_of
+from fatsr.models.contract import Interpolation, ModelInfo, Resampler
+from fatsr.values import ValueMapping, value_bounds
 
 SUFFIXES = (".tif", ".tiff")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # plain pictures go through fatsr.io
@@ -132,53 +133,7 @@ class RasterOptions:
             raise ArgumentError("{arg}: LO must be below HI", "value_range", self.value_range)
 
 
-@dataclass(frozen=True)
-class ValueMapping:
-    """Per band: ``unit = (value - low) / (high - low)``; back, clipped to ``bounds`` (the
-    declared bit depth's range; None: the dtype's)."""
-
-    method: str
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-    bounds: tuple[float, float] | None = None
-
-    def to_unit(self, data: np.ndarray, indexes: tuple[int, ...]) -> np.ndarray:
-        low, span = self._params(indexes)
-        return ((data - low) / span).astype(np.float32)
-
-    def from_unit(self, unit: np.ndarray, indexes: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        low, span = self._params(indexes)
-        values = unit * span + low
-        bottom, top = self.bounds or value_bounds(dtype)
-        if np.issubdtype(dtype, np.integer):
-            return np.clip(np.rint(values), bottom, top).astype(dtype)
-        return np.clip(values, bottom, top).astype(dtype)
-
-    def unit_limits(
-        self, indexes: tuple[int, ...], dtype: np.dtype, nodata: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The (C, 1, 1) unit values that map to the ends of an integer output's range (None
-        for floats); a ``nodata`` at an end is left out (valid pixels never take it)."""
-        if not np.issubdtype(dtype, np.integer):
-            return None
-        low, span = self._params(indexes)
-        bottom, top = self.bounds or value_bounds(dtype)
-        bottom, top = bottom + (nodata == bottom), top - (nodata == top)
-        return (bottom - low) / span, (top - low) / span
-
-    def _params(self, indexes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        low = np.array([self.low[i - 1] for i in indexes])[:, None, None]
-        high = np.array([self.high[i - 1] for i in indexes])[:, None, None]
-        return low, high - low
-
-    def describe(self) -> str:
-        described = {"method": self.method, "unit": "(value - low) / (high - low)", "low": self.low, "high": self.high}
-        if self.bounds is not None:
-            described["clamp"] = list(self.bounds)
-        return json.dumps(described)
-
-
-class Bicubic(nn.Module):
+class Bicubic(Interpolation):
     """Bicubic interpolation with the :class:`~fatsr.models.wrapper.SRModel` calling convention."""
 
     def __init__(self, scale: int) -> None:
@@ -189,7 +144,7 @@ class Bicubic(nn.Module):
         return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
-class Nearest(nn.Module):
+class Nearest(Interpolation):
     """Nearest-neighbour enlargement (alpha bands)."""
 
     def __init__(self, scale: int) -> None:
@@ -218,11 +173,10 @@ class TailSafe(nn.Module):
         super().__init__()
         self.model = model
         self.scale: int = model.scale
-        self.channels: int = getattr(model, "channels", 3)
 
     @property
     def info(self) -> ModelInfo:
-        return info_of(self.model)
+        return self.model.info
 
     def forward(self, x: Tensor) -> Tensor:
         inside = soft_clip(x)
@@ -325,8 +279,8 @@ def upscale_raster(
         if options.alpha_as_data:
             ds = alpha_as_data(ds)
         options, fixed = _trained_bands(ds, name, model, options)
-        options = choose_bands(ds, name, options, getattr(model, "channels", 3))
-        groups = _band_groups(ds, options, getattr(model, "channels", 3))
+        options = choose_bands(ds, name, options, model.info.channels)
+        groups = _band_groups(ds, options, model.info.channels)
         bits = nbits(ds)
         mapping, fills = _value_mapping(ds, options.value_range, fixed, bits)
         runners: dict[str, Resampler] = {
@@ -811,8 +765,7 @@ def _trained_bands(
     its bands are the default ``bands`` and keep the training's (low, high) unless ``--range``
     is given; a raster they do not fit is refused. Bands outside the model go bicubic when it
     is not a 3-channel model (it cannot take one band alone)."""
-    trained = getattr(model, "mapping", None)
-    channels = getattr(model, "channels", 3)
+    trained, channels = model.info.mapping, model.info.channels
     if channels != 3 and options.other_bands == "network":
         options = replace(options, other_bands="bicubic")
     if trained is None:
@@ -1048,16 +1001,16 @@ def _provenance(
     mapping: ValueMapping,
     groups: list[tuple[tuple[int, ...], str]],
 ) -> dict[str, str]:
-    from fatsr import __version__
+    from fatsr.version import __version__
 
     return {
         "FATSR_VERSION": __version__,
-        "FATSR_MODEL": str(getattr(model, "name", type(model).__name__)),
+        "FATSR_MODEL": model.info.name,
         "FATSR_MODEL_SHA256": _sha256(Path(model_file)) if model_file is not None else "unknown",
         "FATSR_SCALE": str(model.scale),
         "FATSR_TILE": str(tiling.tile),
         "FATSR_OVERLAP": str(tiling.overlap),
-        "FATSR_SEED": str(getattr(model, "seed", "")),
+        "FATSR_SEED": "" if model.info.seed is None else str(model.info.seed),
         "FATSR_VALUE_MAPPING": mapping.describe(),
         "FATSR_BANDS": json.dumps({",".join(map(str, idx)): kind for idx, kind in groups}),
     }

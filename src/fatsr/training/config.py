@@ -16,16 +16,20 @@ import yaml
 
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write
-from fatsr.models.presets import PRESETS
+from fatsr.models import registry
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "recipe": ("fatsr", "published"),
     "sampling": ("crop", "resize"),
-    "preset": tuple(PRESETS),
     "optimizer": ("adam", "adamw"),
     "schedule": ("constant", "cosine", "multistep"),
     "amp": ("auto", "none", "bf16", "fp16"),
 }
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """The values each option with a fixed set takes (the presets: those of the architectures registered now)."""
+    return {**CHOICES, "preset": tuple(registry.presets())}
 
 
 @dataclass
@@ -106,7 +110,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`FatsrError` for values no run can use."""
-        for name, allowed in CHOICES.items():
+        for name, allowed in choices().items():
             if getattr(self, name) not in allowed and not (name == "preset" and self.preset is None):
                 raise ArgumentError(f"{{arg}}: must be one of {', '.join(allowed)}", name, getattr(self, name))
         for name in (
