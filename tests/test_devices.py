@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fatsr.cli import flag_of
+from fatsr.cli.flags import flag_of
 from fatsr.devices import resolve_device
 from fatsr.errors import ArgumentError
 

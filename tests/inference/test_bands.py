@@ -20,6 +20,7 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 
 import fatsr
+from fatsr.models.contract import ModelInfo
 from fatsr.cli import main
 from fatsr.inference.bands import name_role, rgb_roles
 from fatsr.inference.bitdepth import back_project
@@ -228,6 +229,7 @@ class Overshoot:
 
     scale = SCALE
     channels = 3
+    info = ModelInfo(name="overshoot", scale=SCALE, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (F.interpolate(x, scale_factor=SCALE, mode="nearest") - 0.5) * 1.5 + 0.5

@@ -16,6 +16,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 import fatsr
+from fatsr.models.contract import ModelInfo
 from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
 from fatsr.inference.raster import Bicubic, RasterOptions, is_raster, upscale_raster
@@ -67,6 +68,7 @@ class ChannelShift:
 
     scale = SCALE
     channels = 3
+    info = ModelInfo(name="channelshift", scale=SCALE, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shift = torch.tensor([0.0, 0.1, 0.2])[: x.shape[1]].view(1, -1, 1, 1)

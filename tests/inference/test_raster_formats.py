@@ -22,6 +22,7 @@ from rasterio.rpc import RPC
 from rasterio.transform import RPCTransformer
 
 import fatsr
+from fatsr.models.contract import ModelInfo
 from fatsr.cli import main
 from fatsr.inference.tiling import Tiling, upscale_image
 from fatsr.inference.raster import (
@@ -44,6 +45,7 @@ class Nearest:
 
     scale = SCALE
     channels = 3
+    info = ModelInfo(name="nearest", scale=SCALE, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE, mode="nearest")

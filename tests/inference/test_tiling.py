@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import fatsr
+from fatsr.models.contract import ModelInfo
 from fatsr.inference.tiling import (
     Tiling,
     axis_weights,
@@ -37,6 +38,7 @@ def osbs(top: int, left: int, size: int = 96) -> np.ndarray:
 
 class Nearest:
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE, mode="nearest")
@@ -47,6 +49,7 @@ class TileContext:
     plus a shift by the tile's mean, so hard-pasted tiles show steps."""
 
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)
@@ -156,6 +159,7 @@ class NaNUnderAutocast:
     """Bicubic, but NaN wherever it runs under CPU autocast."""
 
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)
@@ -259,6 +263,7 @@ def test_workers_read_at_most_one_tile_row_ahead():
 
 class NearestModule(torch.nn.Module):  # an nn.Module: worker threads copy it
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE, mode="nearest")
@@ -266,6 +271,7 @@ class NearestModule(torch.nn.Module):  # an nn.Module: worker threads copy it
 
 class NaNModule(torch.nn.Module):
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE) * float("nan")
@@ -364,6 +370,7 @@ def test_progress_bar_counts_every_tile_run(monkeypatch):
         return Nearest()(x)
 
     counting.scale = SCALE
+    counting.info = Nearest.info
     monkeypatch.setattr(fatsr.progress, "tqdm", Recording)
     image = osbs(0, 0, 100)
     read = lambda t, b, l, r: image[:, t:b, l:r]  # noqa: E731

@@ -10,6 +10,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from checks import assert_one_line_error
+from fatsr.models.contract import ModelInfo
 from fatsr.cli import main
 from fatsr.models.ensemble import SelfEnsemble
 from fatsr.models.loading import load_model
@@ -21,6 +22,7 @@ class Nearest:
     """Nearest x2: the same whichever way the input is turned."""
 
     scale, channels, name = 2, 3, "nearest"
+    info = ModelInfo(name="nearest", scale=2, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="nearest")

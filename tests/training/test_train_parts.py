@@ -208,12 +208,15 @@ def test_every_config_field_is_a_flag(capsys):
 
 
 def test_patch_size_error_names_the_argument_and_the_flag():
-    from types import SimpleNamespace
-
     from fatsr.cli import message
+    from fatsr.models.fat import FATConfig
     from fatsr.training.train import check_patch_size
 
+    rule = FATConfig(window_size=6).size_rule()  # multiples of 12, at least 24 (one LSH chunk of Fourier tokens)
+    check_patch_size(rule, 24)
     with pytest.raises(FatsrError) as err:
-        check_patch_size(SimpleNamespace(architecture="FAT", size_multiple=12), 30)  # type: ignore[arg-type]
-    assert str(err.value).startswith("patch_size=30 does not fit this network")
+        check_patch_size(rule, 30)
+    assert str(err.value) == (
+        "patch_size=30 does not fit this network: LR patches must be a multiple of 12 and at least 24 pixels; use e.g. 24"
+    )
     assert message(err.value).startswith("--patch-size 30 does not fit this network")

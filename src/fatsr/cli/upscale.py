@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fatsr.cli import message
+from fatsr.cli.flags import message
 from fatsr.cli.options import add_model_options
 from fatsr.devices import resolve_device, torchrun_layout
 from fatsr.errors import FatsrError
