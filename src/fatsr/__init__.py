@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from fatsr.version import __version__
 
@@ -24,7 +25,7 @@ def load_model(
     seed: int | None = None,
     tta: bool = False,
     denoise: float | str | None = None,
-):
+) -> Any:
     """A ready model (eval mode): ``spec`` is None (the shipped model), ``"bicubic"``, a fatsr
     ``.safetensors`` model file, a published ``.pth`` checkpoint or a ``.onnx`` graph from
     ``fatsr export``; ``tta``: the 8-fold self-ensemble of it; ``denoise``: 0..1, the mix of the
@@ -35,8 +36,8 @@ def load_model(
 
 
 def upscale(
-    image,
-    model=None,
+    image: Any,
+    model: Any = None,
     *,
     tile: int | None = None,
     overlap: int | None = None,
@@ -54,8 +55,8 @@ def upscale(
     bbox: tuple[float, float, float, float] | None = None,
     bbox_crs: str = "EPSG:4326",
     assets: tuple[str, ...] | list[str] | None = None,
-    **raster_options,
-):
+    **raster_options: Any,
+) -> Any:
     """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels (default:
     the model's advice, 192 for FAT) overlapping by ``overlap`` (default: a quarter of the tile,
     at most 24), ``batch`` tiles per forward pass (0: by the tile size, 1 for 192). On a CPU

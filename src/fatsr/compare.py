@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -338,7 +339,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int
     return scene, items
 
 
-def _scene_bands(ds, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+def _scene_bands(ds: Any, bands: tuple[int, ...] | None) -> tuple[int, ...]:
     """The bands shown (and fed to the models): ``bands``, else the first three that are not
     alpha, as ``fatsr upscale`` takes them, else the first one (grey)."""
     from rasterio.enums import ColorInterp
@@ -387,7 +388,7 @@ def _choose_cells(
     return {(-c, -r) for *_, r, c in ranked[:limit]}
 
 
-def _crs_name(crs) -> str:
+def _crs_name(crs: Any) -> str:
     """ "EPSG:32621" where the CRS has an authority code, else its PROJ string; "" for none."""
     if crs is None:
         return ""
@@ -395,12 +396,12 @@ def _crs_name(crs) -> str:
     return ":".join(authority) if authority else crs.to_string()
 
 
-def _bounds(ds) -> str:
+def _bounds(ds: Any) -> str:
     b = ds.bounds
     return f"x {b.left:g}..{b.right:g}, y {b.bottom:g}..{b.top:g}"
 
 
-def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int, size: int,
+def _region_item(ds: Any, read: Callable, bands: tuple[int, ...], col: int, row: int, size: int,
                  models: Sequence[tuple[str, Model]], scale: int, tiling: Tiling, device: torch.device) -> Item:  # fmt: skip
     """A region read as a window with a margin of context, upscaled, margin cropped."""
     from rasterio.windows import Window

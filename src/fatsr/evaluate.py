@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -164,7 +165,7 @@ def _has_alpha(path: Path) -> bool | None:
 
 
 @contextmanager
-def _raster(path: Path):
+def _raster(path: Path) -> Any:
     if path.suffix.lower() in PILLOW_SUFFIXES:
         yield None
         return
@@ -544,7 +545,7 @@ def write_crops(path: Path, results: list[ImageResult], *, overwrite: bool = Fal
     plt.close(fig)
 
 
-def _show(ax, image: np.ndarray) -> None:
+def _show(ax: Any, image: np.ndarray) -> None:
     """Display an HWC uint8/uint16 (or float [0, 1]) image: RGB, or the first three bands, or
     band 0 in grey."""
     unit = np.clip(np.nan_to_num(image.astype(np.float64) / _peak(image.dtype)), 0, 1)

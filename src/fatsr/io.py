@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -308,7 +309,7 @@ def read_image(path: str | os.PathLike, *, any_dtype: bool = False) -> np.ndarra
     return array
 
 
-def _open_raster(path: Path):
+def _open_raster(path: Path) -> Any:
     """The rasterio dataset of ``path``, or None where GDAL cannot read it."""
     import warnings
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -234,7 +235,7 @@ def write_figure(path: Path, lr: np.ndarray, results: list[LAMResult], window: W
     plt.close(fig)
 
 
-def _show(ax, image: np.ndarray) -> None:
+def _show(ax: Any, image: np.ndarray) -> None:
     """An HWC float image in [0, 1]: RGB, or band 0 in grey."""
     if image.shape[2] == 3:
         ax.imshow(image)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -161,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
     results, items = [], []
     sr_name = model.info.name if model is not None else "SR"
 
-    def keep(name, lr, sr, hr, masks):  # the page's layers, made while the arrays are at hand
+    def keep(
+        name: str, lr: Any, sr: Any, hr: Any, masks: Any
+    ) -> None:  # the page's layers, made while the arrays are at hand
         items.append(image_item(name, lr, [(sr_name, sr)], hr, scale=scale, border=border, masks=masks).encode())
 
     for result in evaluate(pairs, scale=scale, border=border, model=model, device=device, lpips=lpips,
@@ -183,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if outputs:
         written = []
 
-        def write(key: str, writer, *what, **options) -> None:
+        def write(key: str, writer: Callable[..., Any], *what: Any, **options: Any) -> None:
             if key in outputs:
                 writer(outputs[key], *what, overwrite=args.overwrite, **options)
                 written.append(outputs[key])

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -315,7 +316,9 @@ def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
     other warnings to ``show``."""
     from fatsr.inference.windows import AreaClipped
 
-    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    def one_line(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
         if issubclass(category, AreaClipped):
             tqdm.write(f"warning: {message}", file=sys.stderr)
         else:
@@ -324,7 +327,7 @@ def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
     return one_line
 
 
-def _area(args: argparse.Namespace):
+def _area(args: argparse.Namespace) -> Any:
     """The --window or --bbox (None: the whole scene)."""
     from fatsr.inference.windows import BBox, PixelWindow
 
@@ -410,7 +413,7 @@ def _band_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: give band numbers separated by commas, e.g. 3,2,1") from None
 
 
-def _raster_options(args: argparse.Namespace):
+def _raster_options(args: argparse.Namespace) -> Any:
     from fatsr.inference.raster import RasterOptions
 
     return RasterOptions(

@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -69,7 +69,7 @@ def read_mapped(path: Path, mapping: ValueMapping) -> np.ndarray:
     return np.ascontiguousarray(unit.transpose(1, 2, 0))
 
 
-def _raster(path: Path):
+def _raster(path: Path) -> Any:
     import warnings
 
     import rasterio

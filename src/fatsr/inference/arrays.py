@@ -15,6 +15,7 @@ any band count. Each comes back in its own layout, type and dtype.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,14 +47,14 @@ def band_axis(shape: tuple[int, ...], layout: str | None) -> str:
 
 def upscale_array(
     model: Resampler,
-    image,
+    image: Any,
     tiling: Tiling,
     *,
     layout: str | None = None,
     bands: tuple[int, ...] | None = None,
     device: torch.device | None = None,
     autocast: torch.dtype | None = None,
-):
+) -> Any:
     """``image`` (numpy or torch; 2-D, HWC or CHW) upscaled by ``model``, in the same form."""
     from fatsr.inference.raster import Bicubic, TailSafe
 

@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
@@ -140,7 +140,7 @@ class AlphaAsData:
         self._ds = ds
         self._alpha = [MaskFlags.alpha in flags for flags in ds.mask_flag_enums]
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._ds, name)
 
     @property
@@ -151,7 +151,7 @@ class AlphaAsData:
     def mask_flag_enums(self) -> list[list[MaskFlags]]:
         return [[MaskFlags.all_valid] if a else flags for a, flags in zip(self._alpha, self._ds.mask_flag_enums)]
 
-    def read_masks(self, indexes=None, **kwargs) -> np.ndarray:
+    def read_masks(self, indexes: int | list[int] | None = None, **kwargs: Any) -> np.ndarray:
         masks = self._ds.read_masks(indexes, **kwargs)
         chosen = self._ds.indexes if indexes is None else [indexes] if isinstance(indexes, int) else indexes
         for k, index in enumerate(chosen):
@@ -159,7 +159,7 @@ class AlphaAsData:
                 (masks[k] if masks.ndim == 3 else masks)[...] = 255
         return masks
 
-    def dataset_mask(self, **kwargs) -> np.ndarray:
+    def dataset_mask(self, **kwargs: Any) -> np.ndarray:
         return self.read_masks(**kwargs).min(axis=0)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,7 +138,14 @@ class Upscaler:
         return output
 
     def raster_file(
-        self, source: Path | str, output: Path, *, options=None, overwrite: bool = False, window=None, tags=None
+        self,
+        source: Path | str,
+        output: Path,
+        *,
+        options: Any = None,
+        overwrite: bool = False,
+        window: Any = None,
+        tags: dict[str, str] | None = None,
     ) -> Path:
         """A GDAL raster (a file, or a path or URL GDAL reads remotely) upscaled window by
         window into a COG (see :mod:`fatsr.inference.raster`); ``window``: a
@@ -164,10 +172,10 @@ class Upscaler:
         source: Path | str,
         output: Path,
         *,
-        options=None,
+        options: Any = None,
         overwrite: bool = False,
         progress: str | None = None,
-        window=None,
+        window: Any = None,
         assets: tuple[str, ...] | None = None,
     ) -> Path:
         """A picture, a raster (by :func:`~fatsr.inference.raster.is_raster`; a remote path or

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import rasterio
@@ -713,7 +713,7 @@ def _open(src: Path | str) -> Iterator[DatasetReader]:
             yield ds
 
 
-def _read_source(ds: DatasetReader, *args, how: str = "read", **kwargs) -> np.ndarray:
+def _read_source(ds: DatasetReader, *args: Any, how: str = "read", **kwargs: Any) -> np.ndarray:
     """``ds.read`` (or ``ds.read_masks``, ``ds.dataset_mask`` by ``how``); a damaged or
     truncated source, or a failed remote read, raises FatsrError."""
     try:
@@ -831,7 +831,7 @@ def _value_mapping(
 
 def _read_bands(
     ds: DatasetReader, indexes: tuple[int, ...], mapping: ValueMapping, fills: np.ndarray, fill: bool = True
-):
+) -> Callable[..., np.ndarray]:
     """A window reader for the tiler: bands in [0, 1]; invalid pixels inpainted from the valid
     ones around them (``fillnodata``, reading ``FILL_MARGIN`` more pixels on each side), and
     those beyond ``FILL_DISTANCE`` of any set to the band's mean. ``fill=False``: left as read."""
