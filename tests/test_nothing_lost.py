@@ -16,6 +16,7 @@ from fatsr.cli import main
 from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
 from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.models.contract import ModelInfo
 
 from checks import assert_one_line_error
 

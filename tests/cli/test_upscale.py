@@ -21,8 +21,9 @@ from PIL import Image
 
 from fatsr.cli import main
 from fatsr.cli.upscale import collect_inputs, plan_outputs
-from fatsr.inference.tiling import upscale_image
 from fatsr.errors import FatsrError
+from fatsr.inference.tiling import upscale_image
+from fatsr.models.contract import ModelInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 HARBOR = ROOT / "examples" / "harbor55.png"  # UC Merced val harbor55
@@ -146,9 +147,17 @@ def test_plan_outputs_refuses_clashes(tmp_path):
     assert plan_outputs([a], None, 2, overwrite=True) == [(a, tmp_path / "a_x2.png")]
 
 
-def nearest_plus(offset: float):
+class nearest_plus:  # noqa: N801 - called like the function it stands in for
     """A stand-in model: nearest-neighbour x2 plus a constant, in [0, 1] units."""
-    return lambda x: F.interpolate(x, scale_factor=2, mode="nearest") + offset
+
+    scale = 2
+    info = ModelInfo(name="nearest plus", scale=2, in_channels=0, out_channels=0)
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode="nearest") + self.offset
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

@@ -22,15 +22,21 @@ from rasterio.rpc import RPC
 from rasterio.transform import RPCTransformer
 
 import fatsr
-from fatsr.models.contract import ModelInfo
-from fatsr.cli import main
-from fatsr.inference.tiling import Tiling, upscale_image
-from fatsr.inference.raster import (
-    Bicubic, RasterOptions, TailSafe, _read_bands, _value_mapping, is_raster, soft_clip, upscale_raster,
-)
-
 from checks import assert_one_line_error
 from checks import upscale_cli as cli
+from fatsr.cli import main
+from fatsr.inference.raster import (
+    Bicubic,
+    RasterOptions,
+    TailSafe,
+    _read_bands,
+    _value_mapping,
+    is_raster,
+    soft_clip,
+    upscale_raster,
+)
+from fatsr.inference.tiling import Tiling, upscale_image
+from fatsr.models.contract import ModelInfo
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own writes
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
@@ -330,6 +336,7 @@ def test_tail_safe_sends_only_the_residual_through_bicubic():
         return F.interpolate(t, scale_factor=SCALE, mode="nearest") ** 2
 
     squaring.scale = SCALE
+    squaring.info = Nearest.info
     out = TailSafe(squaring)(x)
     inside = soft_clip(x)
     expected = squaring(inside) + F.interpolate(x - inside, scale_factor=SCALE, mode="bicubic", align_corners=False)
