@@ -65,7 +65,7 @@ def step_overhead(degrader: BatchDegrader, hr: torch.Tensor, repeats: int) -> No
     torch.set_num_threads(2)
     torch.manual_seed(0)
     network = build_network("compact", scale=4)
-    loss_fn = FATLoss(l1_weight=1.0, perceptual_weight=0.0, lev_weight=0.1)
+    loss_fn = FATLoss({"l1": 1.0, "perceptual": 0.0, "lev": 0.1})
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
     hr = hr[:8, :, :192, :192]
     bicubic = quantize(bicubic_downscale(hr, 4), 255)

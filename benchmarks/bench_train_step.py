@@ -32,7 +32,7 @@ def measure(preset: str, steps: int, warmup: int, threads: int, batch: int) -> d
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     network = build_network(preset, scale=4)
-    loss_fn = FATLoss(l1_weight=1.0, perceptual_weight=0.0, lev_weight=0.1)
+    loss_fn = FATLoss({"l1": 1.0, "perceptual": 0.0, "lev": 0.1})
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
     lr = torch.rand(batch, 3, 48, 48) * 2 - 1
     hr = torch.rand(batch, 3, 192, 192) * 2 - 1

@@ -184,7 +184,11 @@ def test_bad_config_files(tmp_path, content, message):
             "value_range=(9.0, 0.0): LO",
             "--value-range 9 0: LO must be below HI",
         ),
-        ({"bands": [1, 2]}, "add perceptual_weight=0", "add --perceptual-weight 0"),
+        (
+            {"bands": [1, 2]},
+            "the perceptual loss (VGG19 conv3_3 features; needs vgg19-dcbb9e9d.pth) needs 3 bands, not 2; add losses='perceptual=0'",
+            "needs 3 bands, not 2; add --losses perceptual=0",
+        ),
         ({"model_info": {"gsd": "1"}}, "model_info='gsd': not a model", "--model-info gsd: not a model"),
         ({"lr": 0.0}, "lr=0.0: must be > 0", "--lr 0.0: must be > 0"),
     ],

@@ -382,8 +382,7 @@ class Trainer:
             ValDataset(config.val_dir, config.scale, self.mapping) if config.val_dir and layout.main else None
         )
         self.loss_fn = FATLoss(
-            config.l1_weight, config.perceptual_weight, config.lev_weight,
-            vgg_weights=config.vgg_weights, published_normalization=config.published_normalization,
+            config.losses, vgg_weights=config.vgg_weights, published_normalization=config.published_normalization,
         ).to(self.device)  # fmt: skip
 
         self.optimizer = make_optimizer(self.network, config)
@@ -727,11 +726,11 @@ class Trainer:
             disable=not (self.layout.main and self.config.progress),
         )  # fmt: skip
         with StopRequest(self._say) as stop, bar:
-            while self.step < self.total_steps and not self._budget_spent():
+            while self.step < self.total_steps and not self._stops_here():
                 epoch, first = divmod(self.step, self.steps_per_epoch)
                 batches = self._batches(epoch, first)
                 for position in range(first, min(self.steps_per_epoch, first + self.total_steps - self.step)):
-                    if self._budget_spent():
+                    if self._stops_here():
                         break
                     started, cpu_started = time.perf_counter(), time.process_time()
                     try:
@@ -783,8 +782,11 @@ class Trainer:
             + validations
         )
 
-    def _budget_spent(self) -> bool:
-        """Whether ``cpu_budget_min`` is used up (on any process: all stop at the same step)."""
+    def _stops_here(self) -> bool:
+        """Whether the run stops at this step: ``stop_at`` reached, or ``cpu_budget_min`` used up
+        (on any process: all stop at the same step)."""
+        if self.config.stop_at is not None and self.step >= self.config.stop_at:
+            return True
         budget = self.config.cpu_budget_min
         spent = any_true(bool(budget) and self.train_cpu_seconds >= 60 * budget, self.layout)
         if spent and self.step < self.total_steps and not self._budget_said:
