@@ -240,7 +240,8 @@ def training_text(spec: Spec, weights: Path, config: dict, stand_in: str | None)
         text += (
             f"; this run: {config['steps']} steps, {config['schedule']} schedule, {config['warmup_steps']} warm-up, "
             f"Adam lr {config['lr']}, batch {config['batch_size']} of {config['patch_size']}x{config['patch_size']} "
-            f"LR crops, L1 + {config['lev_weight']} LEV, EMA {config['ema_decay']}"
+            f"LR crops, L1 + {(config.get('losses') or {}).get('lev', config.get('lev_weight'))} LEV, "
+            f"EMA {config['ema_decay']}"
             + (", continuing the weights of the recipe's earlier stages" if config.get("resume") else "")
         )
     if "step" in extra:
@@ -383,7 +384,8 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
         'UC Merced Land Use: Y. Yang and S. Newsam, "Bag-of-visual-words and spatial extensions for land-use '
         'classification", ACM SIGSPATIAL GIS 2010; images of the USGS National Map Urban Area Imagery.',
         f"* Degradation (how its LR images were made): {info.get('degradation', '?')}.",
-        f"* Recipe: `{spec.recipe}` (its comments give the stages of the training and their commands).",
+        f"* Recipe: `configs/recipes/{spec.name}.yaml` (every stage of the training, on `{spec.recipe}`; "
+        "`scripts/train_recipe.py` reruns them).",
         f"* Training: {training}.",
         "* Hardware: a shared 2-core AMD EPYC virtual machine, CPU only, one thread.",
     ]
