@@ -56,16 +56,9 @@ class SRModel(nn.Module):
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.name,
-            scale=self.scale,
-            in_channels=self.channels,
-            out_channels=self.network.config.out_channels,
-            size=self.size,
-            metadata=self.metadata,
-            mapping=self.mapping,
-            seed=self.seed,
-        )
+        config = self.network.config
+        return ModelInfo(self.name, self.scale, config.in_channels, config.out_channels, self.size,
+                         metadata=self.metadata, mapping=self.mapping, seed=self.seed)  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) in [0, 1], C in {1, 3, 4}
         n, c, height, width = x.shape
