@@ -163,10 +163,7 @@ def describe(network_config: dict | None) -> str:
     """A short text of a network configuration for error messages."""
     if not network_config:
         return "unknown"
-    keys: tuple[str, ...] = ("dim", "num_blocks", "num_layers", "num_heads", "window_size", "scale")
-    if "channels" in network_config:  # the residual CNN
-        keys = ("channels", "num_blocks", "scale")
-    return ", ".join(f"{k} {network_config.get(k)}" for k in keys)
+    return ", ".join(f"{k} {v}" for k, v in network_config.items() if k not in ("in_channels", "out_channels"))
 
 
 def check_patch_size(rule: SizeRule, patch_size: int) -> None:
