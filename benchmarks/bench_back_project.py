@@ -20,10 +20,9 @@ import rasterio
 import torch
 from inputs import DATA, existing
 
-from fatsr.inference import raster
 from fatsr.inference.raster import RasterOptions, upscale_raster
-from fatsr.values import ValueMapping
 from fatsr.models.loading import load_model
+from fatsr.values import ValueMapping
 
 NEON = DATA / "neon"
 
@@ -59,7 +58,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
     limits = ValueMapping.unit_limits
-    print("| input | valid pixels at 0 or the top | before: largest gap (DN), share > 0.5 DN | now: largest gap (DN), share > 0.5 DN |")
+    print(
+        "| input | valid pixels at 0 or the top | before: largest gap (DN), share > 0.5 DN | now: largest gap (DN), share > 0.5 DN |"
+    )
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         files = [existing(NEON / "OSBS_029.tif", "file", "(the data folder)"),

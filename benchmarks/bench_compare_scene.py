@@ -54,7 +54,9 @@ def run_one(scene: str, page: str, regions: int, threads: int, model: str) -> di
     from fatsr.cli import main
 
     start = time.perf_counter()
-    code = main(["compare", scene, "--model", "bicubic", "--model", model, "--regions", str(regions), "-o", page, "--overwrite"])
+    code = main(
+        ["compare", scene, "--model", "bicubic", "--model", model, "--regions", str(regions), "-o", page, "--overwrite"]
+    )
     seconds = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {"exit": code, "seconds": seconds, "peak_rss_gib": rss, "page_mb": Path(page).stat().st_size / 1e6}

@@ -25,9 +25,9 @@ def measure(preset: str, steps: int, warmup: int, threads: int, batch: int) -> d
     import torch
     from yardstick import Yardstick
 
-    from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
     from fatsr.models.registry import build_network
+    from fatsr.training.train import training_step
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -71,7 +71,9 @@ def main() -> None:
         print(json.dumps(measure(args.presets[0], args.steps, args.warmup, args.threads, args.batch)))
         return
     print(f"training step, batch {args.batch}, LR 48x48 -> 192x192, L1 + 0.1 LEV, Adam, {args.threads} threads, CPU")
-    print(f"{'preset':8} {'params':>10} {'first step':>11} {'median step':>12} {'range':>13} {'/yardstick':>10} {'peak RSS':>9}")
+    print(
+        f"{'preset':8} {'params':>10} {'first step':>11} {'median step':>12} {'range':>13} {'/yardstick':>10} {'peak RSS':>9}"
+    )
     for preset in args.presets:
         command = [sys.executable, __file__, "--child", "--presets", preset, "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--threads", str(args.threads), "--batch", str(args.batch)]  # fmt: skip

@@ -46,9 +46,8 @@ sys.path.insert(0, str(ROOT / "src"))  # this repository's fatsr, also in the co
 
 from ship_model import WEIGHTS, evaluation, ship  # noqa: E402
 
-from fatsr.models import zoo  # noqa: E402
+from fatsr.models import registry, zoo  # noqa: E402
 from fatsr.models.files import load_network, read_metadata  # noqa: E402
-from fatsr.models import registry  # noqa: E402
 
 DEGRADE_SEED = 0
 SPEED_THREADS = 2

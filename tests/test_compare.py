@@ -128,7 +128,9 @@ def test_scene_regions_are_windows_of_the_file() -> None:
         c, r = item.cell
         window = (slice(r * 32, min(r * 32 + 32, height)), slice(c * 32, min(c * 32 + 32, width)))
         lr = decode(item.layers[0].src)
-        np.testing.assert_array_equal(lr, np.rint(np.clip(unit[:, window[0], window[1]], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0))
+        np.testing.assert_array_equal(
+            lr, np.rint(np.clip(unit[:, window[0], window[1]], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+        )
         big = whole_bicubic[:, window[0].start * 2 : window[0].stop * 2, window[1].start * 2 : window[1].stop * 2]
         expected = np.rint(big.clamp(0, 1).numpy() * 255).astype(np.int16).transpose(1, 2, 0)
         assert np.abs(decode(item.layers[1].src).astype(np.int16) - expected).max() <= 1

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -87,7 +86,9 @@ def test_lev_extreme_means_and_gradients_equal_sorting_every_window():
     weights = torch.rand(2, 2, 3, 10, 14, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     sr = x.clone().requires_grad_()
     reference = sr.unfold(2, 4, 1).unfold(3, 4, 1).reshape(2, 3, 10, 14, 16).sort(dim=-1).values
-    expected = torch.autograd.grad((reference[..., 12:].mean(-1) * weights[0] + reference[..., :4].mean(-1) * weights[1]).sum(), sr)[0]
+    expected = torch.autograd.grad(
+        (reference[..., 12:].mean(-1) * weights[0] + reference[..., :4].mean(-1) * weights[1]).sum(), sr
+    )[0]
     _, top, bottom = lev_maps(sr)
     torch.testing.assert_close(top, windows[..., 12:].mean(-1), rtol=0, atol=1e-12)
     torch.testing.assert_close(bottom, windows[..., :4].mean(-1), rtol=0, atol=1e-12)
@@ -97,7 +98,9 @@ def test_lev_extreme_means_and_gradients_equal_sorting_every_window():
     flat = torch.ones(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
     _, top, _ = lev_maps(flat)
     assert top.item() == 1.0
-    torch.testing.assert_close(torch.autograd.grad(top.sum(), flat)[0], torch.full((1, 1, 4, 4), 1 / 16, dtype=torch.float64))
+    torch.testing.assert_close(
+        torch.autograd.grad(top.sum(), flat)[0], torch.full((1, 1, 4, 4), 1 / 16, dtype=torch.float64)
+    )
 
 
 def test_lev_map_shapes():

@@ -225,7 +225,10 @@ def test_help_documents_output_naming(capsys):
 def test_subprocess_exit_code_and_stderr(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "fatsr", "upscale", str(tmp_path / "absent.png")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: {tmp_path / 'absent.png'}: no such file or folder"]
@@ -432,8 +435,15 @@ def test_published_flags(capsys, tmp_path, rgb_png, model_file):
 def test_inference_shim(tmp_path, model_file):
     save(tmp_path / "test" / "a.png", harbor(12, 12))
     command = [
-        sys.executable, str(ROOT / "inference.py"), "--test_img", "test", "--model_path", str(model_file),
-        "--save_dir", "res", "--no-cuda",
+        sys.executable,
+        str(ROOT / "inference.py"),
+        "--test_img",
+        "test",
+        "--model_path",
+        str(model_file),
+        "--save_dir",
+        "res",
+        "--no-cuda",
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -452,7 +462,10 @@ def test_inference_shim_defaults(tmp_path, model_file):
     torch.save(net.state_dict(), tmp_path / "checkpoints" / "best.pth")
     save(tmp_path / "datasets" / "test" / "boats.png", harbor(12, 12))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "inference.py"), "--no-cuda"], capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, str(ROOT / "inference.py"), "--no-cuda"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         timeout=180,
     )
     assert result.returncode == 0, result.stderr
@@ -498,7 +511,10 @@ def test_torchrun_ranks_share_the_files(capsys, tmp_path, model_file, monkeypatc
     [
         ({"RANK": "1", "WORLD_SIZE": "2"}, "LOCAL_RANK, MASTER_ADDR, MASTER_PORT not set"),
         ({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "do not fit"),
-        ({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "not all integers"),
+        (
+            {"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"},
+            "not all integers",
+        ),
     ],
 )
 def test_stray_torchrun_variables_warn_and_run_as_one_process(capsys, tmp_path, model_file, monkeypatch, stray, why):

@@ -20,15 +20,14 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 
 import fatsr
-from fatsr.models.contract import ModelInfo
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 from fatsr.cli import main
 from fatsr.inference.bands import name_role, rgb_roles
 from fatsr.inference.bitdepth import back_project
 from fatsr.inference.raster import Bicubic, RasterOptions, upscale_raster
 from fatsr.inference.tiling import Tiling
-
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
+from fatsr.models.contract import ModelInfo
 
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
 SCALE = 2

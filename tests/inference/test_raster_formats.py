@@ -92,7 +92,9 @@ def assert_cog(path: Path) -> None:
 
 def test_jpeg2000_16bit_georeferenced(capsys, tmp_path, model_file):
     data = harbor()
-    src = write(tmp_path / "s2.jp2", data, driver="JP2OpenJPEG", crs=UTM, transform=PLACE, QUALITY=100, REVERSIBLE="YES")
+    src = write(
+        tmp_path / "s2.jp2", data, driver="JP2OpenJPEG", crs=UTM, transform=PLACE, QUALITY=100, REVERSIBLE="YES"
+    )
     with rasterio.open(src) as ds:
         np.testing.assert_array_equal(ds.read(), data)  # lossless
     assert is_raster(src)
@@ -426,7 +428,10 @@ def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
     config = json.loads(metadata["config"])
     assert config["in_channels"] == config["out_channels"] == 4
     assert json.loads(metadata["value_mapping"]) == {
-        "bands": [3, 2, 1, 4], "low": [0.0] * 4, "high": [65535.0] * 4, "method": "dtype range"
+        "bands": [3, 2, 1, 4],
+        "low": [0.0] * 4,
+        "high": [65535.0] * 4,
+        "method": "dtype range",
     }
 
     data = four_bands(120, 30, 40)

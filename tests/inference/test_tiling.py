@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import fatsr
-from fatsr.models.contract import ModelInfo
+from fatsr.errors import FatsrError
 from fatsr.inference.tiling import (
     Tiling,
     axis_weights,
@@ -24,7 +24,7 @@ from fatsr.inference.tiling import (
     upscale_image,
     upscale_tiled,
 )
-from fatsr.errors import FatsrError
+from fatsr.models.contract import ModelInfo
 
 NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files
 SCALE = 2
@@ -76,7 +76,9 @@ def test_tile_starts_cover_with_enough_overlap(length, tile, overlap):
         assert (len(starts) - 2) * (size - overlap) + size < length
 
 
-@pytest.mark.parametrize(("length", "tile", "overlap"), [(170, 96, 24), (400, 96, 24), (97, 96, 48), (130, 36, 12), (50, 24, 0)])
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(170, 96, 24), (400, 96, 24), (97, 96, 48), (130, 36, 12), (50, 24, 0)]
+)
 @pytest.mark.parametrize("scale", [1, 2, 4])
 def test_axis_weights_sum_to_one_without_ramps_at_the_borders(length, tile, overlap, scale):
     starts = tile_starts(length, tile, overlap)
@@ -144,7 +146,10 @@ def test_resume_yields_exactly_the_rest(model_file):
     read = lambda t, b, l, r: image[:, t:b, l:r]  # noqa: E731
     full = [(k.panel, k.top, k.left, k.data.copy()) for k in upscale_blocks(model, read, 100, 100, tiling)]
     panel, row = 1, 70  # mid-panel, not on a block boundary
-    rest = [(k.panel, k.top, k.left, k.data.copy()) for k in upscale_blocks(model, read, 100, 100, tiling, resume=(panel, row))]
+    rest = [
+        (k.panel, k.top, k.left, k.data.copy())
+        for k in upscale_blocks(model, read, 100, 100, tiling, resume=(panel, row))
+    ]
     expected = []
     for p, top, left, data in full:
         if (p, top + data.shape[1]) > (panel, row):
@@ -312,8 +317,11 @@ def test_upscale_image_keeps_dtype_and_rounds():
 
 @pytest.mark.parametrize(
     ("array", "needle"),
-    [(np.zeros((0, 5, 3), np.uint8), "nothing to upscale"), (np.zeros((4, 4, 3), np.complex64), "complex64"),
-     (np.zeros((4, 4), np.uint8), "HWC")],
+    [
+        (np.zeros((0, 5, 3), np.uint8), "nothing to upscale"),
+        (np.zeros((4, 4, 3), np.complex64), "complex64"),
+        (np.zeros((4, 4), np.uint8), "HWC"),
+    ],
 )
 def test_bad_arrays_are_user_errors(array, needle):
     with pytest.raises(FatsrError, match=needle):

@@ -15,14 +15,13 @@ from affine import Affine
 from rasterio.warp import transform_bounds
 
 import fatsr
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 from fatsr.errors import FatsrError
 from fatsr.inference.raster import RasterOptions, upscale_raster
 from fatsr.inference.tiling import Tiling, array_reader, upscale_tiled, upscale_window
 from fatsr.inference.windows import PixelWindow
 from fatsr.models.bicubic import BicubicModel
-
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
 
 RASTERS = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"
 OSBS = RASTERS / "OSBS_029.tif"  # 300x350 uint8 RGB, nodata 255 (saturated pixels), EPSG:32617
@@ -132,7 +131,10 @@ def test_window_partly_outside_is_clipped_with_a_warning(capsys, tmp_path, model
     code, _, err = cli(capsys, OSBS, "--model", model_file, "--tile", "24", "--overlap", "6",
                        "--window", 290, -5, 20, 15, "-o", dst)  # fmt: skip
     assert code == 0
-    assert "warning: " in err and "the window 290 -5 20 15 reaches outside the raster; clipped to the window 290 0 10 10" in err
+    assert (
+        "warning: " in err
+        and "the window 290 -5 20 15 reaches outside the raster; clipped to the window 290 0 10 10" in err
+    )
     with rasterio.open(dst) as out, rasterio.open(OSBS) as ds:
         assert (out.width, out.height) == (20, 20)
         assert out.transform == ds.transform @ Affine.translation(290, 0) @ Affine.scale(0.5)
