@@ -138,15 +138,9 @@ class Upscaler:
         return output
 
     def raster_file(
-        self,
-        source: Path | str,
-        output: Path,
-        *,
-        options: Any = None,
-        overwrite: bool = False,
-        window: Any = None,
-        tags: dict[str, str] | None = None,
-    ) -> Path:
+        self, source: Path | str, output: Path, *, options: Any = None, overwrite: bool = False,
+        window: Any = None, tags: dict[str, str] | None = None,
+    ) -> Path:  # fmt: skip
         """A GDAL raster (a file, or a path or URL GDAL reads remotely) upscaled window by
         window into a COG (see :mod:`fatsr.inference.raster`); ``window``: a
         :class:`~fatsr.inference.windows.PixelWindow` or :class:`~fatsr.inference.windows.BBox`
