@@ -32,7 +32,7 @@ SIX_BAND = FIXTURES / "rasters" / "LC08_232066_20190727_sr_int16_6band.tif"
 UINT16 = FIXTURES / "rasters" / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif"
 ONE = ["--threads", "1", "-q"]
 
-# (run name, argv after the output option is added: "{out}" is the run's folder)
+# (run name, argv): "{out}" stands for the run's folder, "{bbox}" for a bbox of the uint16 raster
 RUNS: list[tuple[str, list[str]]] = [
     ("upscale-x4-png", ["upscale", str(PNG), "--model", "fatsr-x4", "-o", "{out}"]),
     ("upscale-real-x4-png", ["upscale", str(PNG), "--model", "fatsr-real-x4", "-o", "{out}"]),
