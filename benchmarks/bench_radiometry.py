@@ -27,7 +27,9 @@ import torch
 from scipy import ndimage
 
 import fatsr
-from fatsr.inference.raster import Bicubic, RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.resample import Bicubic
 from inputs import DATA, existing
 
 NEON = DATA / "neon"

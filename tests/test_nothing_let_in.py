@@ -183,7 +183,7 @@ def test_a_png_claiming_100000_squared_pixels_is_refused_before_allocating(capsy
 
 
 def test_a_plain_tiff_over_the_budget_is_streamed_by_upscale_and_refused_by_evaluate(capsys, tmp_path):
-    from fatsr.inference.raster import is_raster
+    from fatsr.inference.reading import is_raster
 
     bomb = sparse_tiff(tmp_path / "bomb.tif", 100_000)
     assert bomb.stat().st_size < 4 << 20

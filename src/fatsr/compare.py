@@ -304,13 +304,13 @@ def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int
     import rasterio
     from rasterio.enums import Resampling
 
-    from fatsr.inference.raster import _open, _read_bands, _value_mapping, valid_mask
+    from fatsr.inference.reading import band_reader, open_raster, valid_mask, value_mapping
 
     if region_size < 8:
         raise ArgumentError("{arg}: give at least 8 LR pixels", "region_size", region_size)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE), _open(path) as ds:  # GDAL's block cache: 5% of RAM by default
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE), open_raster(path) as ds:  # GDAL's block cache: 5% of RAM by default
         shown = _scene_bands(ds, bands)
-        mapping, fills = _value_mapping(ds, value_range)
+        mapping, fills = value_mapping(ds, value_range)
         factor = max(1, math.ceil(max(ds.width, ds.height) / OVERVIEW_SIZE))
         shape = (len(shown), math.ceil(ds.height / factor), math.ceil(ds.width / factor))
         sample = ds.read(
@@ -328,7 +328,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int
         transform = tuple(ds.transform)[:6]
         scene = Scene(path.name, ds.width, ds.height, region_size, overview, _crs_name(ds.crs),
                       transform, shown, mapping.describe(), command)  # fmt: skip
-        read = _read_bands(ds, shown, mapping, fills)
+        read = band_reader(ds, shown, mapping, fills)
         items = []
         for col, row in tqdm(
             sorted(cells, key=lambda c: (c[1], c[0])), desc=path.name, unit="region", file=sys.stderr, disable=None
@@ -404,7 +404,8 @@ def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int,
     """A region read as a window with a margin of context, upscaled, margin cropped."""
     from rasterio.windows import Window
 
-    from fatsr.inference.raster import TailSafe, valid_mask
+    from fatsr.inference.reading import valid_mask
+    from fatsr.inference.resample import TailSafe
 
     left, top = col * size, row * size
     right, bottom = min(left + size, ds.width), min(top + size, ds.height)

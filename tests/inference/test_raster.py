@@ -18,7 +18,10 @@ from rasterio.windows import Window
 import fatsr
 from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import Bicubic, RasterOptions, is_raster, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.reading import is_raster
+from fatsr.inference.resample import Bicubic
 
 from checks import assert_one_line_error
 from checks import upscale_cli as cli

@@ -24,9 +24,10 @@ from rasterio.transform import RPCTransformer
 import fatsr
 from fatsr.cli import main
 from fatsr.inference.tiling import Tiling, upscale_image
-from fatsr.inference.raster import (
-    Bicubic, RasterOptions, TailSafe, _read_bands, _value_mapping, is_raster, soft_clip, upscale_raster,
-)
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.reading import band_reader, is_raster, value_mapping
+from fatsr.inference.resample import Bicubic, TailSafe, soft_clip
 
 from checks import assert_one_line_error
 from checks import upscale_cli as cli
@@ -343,8 +344,8 @@ def test_nodata_is_inpainted_from_its_neighbours_not_the_mean(tmp_path):
     ramp[:, :, 40:] = -9999  # the bright end is nodata
     src = write(tmp_path / "ramp.tif", ramp, crs=UTM, transform=PLACE, nodata=-9999)
     with rasterio.open(src) as ds:
-        mapping, fills = _value_mapping(ds, None)
-        unit = _read_bands(ds, (1,), mapping, fills)(0, 30, 0, 60)
+        mapping, fills = value_mapping(ds, None)
+        unit = band_reader(ds, (1,), mapping, fills)(0, 30, 0, 60)
     edge = mapping.to_unit(ramp[:, :, 39:40].astype(np.float64), (1,))
     np.testing.assert_allclose(unit[0, :, 40], edge[0, :, 0], atol=1e-6)  # continues where data ends
     mean = fills[0]

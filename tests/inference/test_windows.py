@@ -16,7 +16,8 @@ from rasterio.warp import transform_bounds
 
 import fatsr
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.inference.tiling import Tiling, array_reader, upscale_tiled, upscale_window
 from fatsr.inference.windows import PixelWindow
 from fatsr.models.bicubic import BicubicModel

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the page; return the exit code."""
     from fatsr.compare import compare_images, compare_scene, load_models, page_data, write_page
     from fatsr.devices import resolve_device
-    from fatsr.inference.raster import is_raster
+    from fatsr.inference.reading import is_raster
     from fatsr.inference.tiling import Tiling
     from fatsr.inputs import collect_inputs
 

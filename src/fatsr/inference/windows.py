@@ -114,7 +114,7 @@ def bbox_window(ds: DatasetReader, bbox: BBox, name: str) -> PixelWindow:
 
 
 def window_profile(profile: dict, window: PixelWindow, scale: int) -> dict:
-    """An output profile of the whole scene (:func:`fatsr.inference.raster._output_profile`)
+    """An output profile of the whole scene (:func:`fatsr.inference.georef.output_profile`)
     made that of ``window``: its size times ``scale``, the transform at the window's origin,
     GCPs and RPCs moved to its pixel grid."""
     profile = dict(profile, width=window.width * scale, height=window.height * scale)
