@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 
 from fatsr.cli import main
-
 from test_compare import SCENE, smooth_image  # tests/ is on sys.path (pytest rootdir-relative imports)
 
 FLAGS = [

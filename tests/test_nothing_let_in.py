@@ -309,7 +309,7 @@ def test_a_title_holding_the_templates_placeholders_is_filled_escaped_once(title
     import html
     import json
 
-    from fatsr.compare import render_page
+    from fatsr.evaluation.compare import render_page
 
     data = {"title": title, "items": [{"name": "</script><img src=x onerror=alert(1)>.png"}]}
     page = render_page(data)

@@ -22,15 +22,14 @@ from rasterio.rpc import RPC
 from rasterio.transform import RPCTransformer
 
 import fatsr
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 from fatsr.cli import main
-from fatsr.inference.tiling import Tiling, upscale_image
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.reading import band_reader, is_raster, value_mapping
 from fatsr.inference.resample import Bicubic, TailSafe, soft_clip
-
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
+from fatsr.inference.tiling import Tiling, upscale_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own writes
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
@@ -438,8 +437,8 @@ def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
 
     # evaluate reads the model's bands with its mapping, as upscale does, and scores all four
     from fatsr.data import bicubic_downscale
-    from fatsr.evaluate import evaluate, pair_files
-    from fatsr.metrics import psnr
+    from fatsr.evaluation.evaluate import evaluate, pair_files
+    from fatsr.evaluation.metrics import psnr
 
     (result,) = evaluate(pair_files(scene), scale=2, border=2, model=model)
     hr = torch.from_numpy(data[order].astype(np.float32) / 65535)
@@ -458,7 +457,7 @@ def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
 
 @pytest.mark.parametrize("how", ["nodata", "mask"])
 def test_evaluate_leaves_nodata_and_masked_pixels_out(tmp_path, how):
-    from fatsr.evaluate import evaluate, pair_files, score
+    from fatsr.evaluation.evaluate import evaluate, pair_files, score
 
     hr = harbor(48, 64, deep=False)
     rng = np.random.default_rng(0)
@@ -545,7 +544,7 @@ def test_train_says_what_int16_rasters_need(capsys, tmp_path):
 
 
 def test_evaluate_float_reflectance_with_nan_and_four_bands(tmp_path):
-    from fatsr.evaluate import evaluate, pair_files
+    from fatsr.evaluation.evaluate import evaluate, pair_files
 
     hr = four_bands(60, 60, 48).astype(np.float32) / 12000  # 4-band reflectance in [0, 1]
     hr[:, :6, :] = np.nan  # a strip without data

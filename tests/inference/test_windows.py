@@ -15,15 +15,14 @@ from affine import Affine
 from rasterio.warp import transform_bounds
 
 import fatsr
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 from fatsr.errors import FatsrError
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.tiling import Tiling, array_reader, upscale_tiled, upscale_window
 from fatsr.inference.windows import PixelWindow
 from fatsr.models.bicubic import BicubicModel
-
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
 
 RASTERS = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"
 OSBS = RASTERS / "OSBS_029.tif"  # 300x350 uint8 RGB, nodata 255 (saturated pixels), EPSG:32617

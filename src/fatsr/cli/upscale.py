@@ -26,6 +26,9 @@ from fatsr.inference.reading import is_raster
 from fatsr.inputs import collect_inputs
 from fatsr.io import IMAGE_SUFFIXES, Busy, remove_stale_parts
 
+# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+FLAGS = {"value_range": "--range"}
+
 DESCRIPTION = """\
 Upscale images with a FAT model.
 

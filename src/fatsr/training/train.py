@@ -267,7 +267,7 @@ def to_uint8(img: Tensor) -> np.ndarray:
 def evaluate(upscale: Callable[[Tensor], Tensor], samples: ValDataset, scale: int) -> dict[str, float]:
     """Mean PSNR-Y and SSIM-Y (border = scale, 8-bit rounded) of ``upscale`` (NCHW [0, 1] in
     and out) over validation samples."""
-    from fatsr.metrics import psnr, ssim
+    from fatsr.evaluation.metrics import psnr, ssim
 
     psnrs, ssims = [], []
     for i in range(len(samples)):

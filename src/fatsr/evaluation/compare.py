@@ -3,7 +3,7 @@ regions of a GeoTIFF scene) in one self-contained, offline HTML page.
 
 The Python side only prepares pictures and numbers: every layer of an item becomes an 8-bit
 PNG embedded as a data URI, with its scores where the HR is known (PSNR/SSIM-Y, gain over
-bicubic, PSNR-Y by texture thirds, from :func:`fatsr.evaluate.score`). The page itself, its
+bicubic, PSNR-Y by texture thirds, from :func:`fatsr.evaluation.evaluate.score`). The page itself, its
 swipe slider, synchronized zoom, magnifier, thumbnails and shortcuts, is plain
 HTML/CSS/JS in ``fatsr/page/`` filled in by :func:`render_page`.
 
@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError, within
-from fatsr.evaluate import (
+from fatsr.evaluation.evaluate import (
     BicubicModel,
     Masks,
     Pair,
@@ -139,7 +140,7 @@ def _gain(scores: dict[str, float], baseline: dict[str, float]) -> dict[str, flo
 def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarray]], hr: np.ndarray | None,
                *, scale: int, border: int, masks: Masks = Masks()) -> Item:  # fmt: skip
     """An item of an image: LR, bicubic, each named output and HR; scores where HR is known
-    (on the pixels of ``masks``, as :func:`fatsr.evaluate.score`). ``outputs`` may hold
+    (on the pixels of ``masks``, as :func:`fatsr.evaluation.evaluate.score`). ``outputs`` may hold
     "bicubic" itself; otherwise the bicubic layer is computed here."""
     bicubic = dict(outputs).get("bicubic")
     if bicubic is None:
@@ -251,6 +252,35 @@ def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | N
         except FatsrError as exc:
             raise within(exc, f"{name}: ") from None
     return items
+
+
+def comparison_page(inputs: Sequence[str], models: Sequence[tuple[str, Model]], *, hr: str | None = None,
+                    title: str | None = None, border: int | None = None, tiling: Tiling = DEFAULT_TILING,
+                    device: torch.device = torch.device("cpu"), region_size: int = 128, max_regions: int = 16,
+                    points: Sequence[tuple[float, float]] = (), bands: tuple[int, ...] | None = None,
+                    value_range: tuple[float, float] | None = None, command: str = "") -> dict:  # fmt: skip
+    """The data of ``fatsr compare``'s page (for :func:`write_page`): the LR images ``inputs``
+    (files, folders, globs; HR matched by name from ``hr``, or LR made from ``hr`` alone) by
+    :func:`compare_images`, or one GeoTIFF scene by :func:`compare_scene`; ``models`` as
+    :func:`load_models` gives them; ``title``: default the models, scale and image count."""
+    from fatsr.inference.reading import is_raster
+    from fatsr.inputs import collect_inputs
+
+    lr_files = collect_inputs(list(inputs)) if inputs else []
+    hr_files = collect_inputs([hr]) if hr else []
+    scenes = [p for p in lr_files if is_raster(p)]
+    if scenes and (len(lr_files) > 1 or hr_files):
+        raise ArgumentError("a GeoTIFF scene gets a page of its own; give one scene and no {arg}", "hr_files", None)
+    scale = cast(int, models[0][1].scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
+    names = ", ".join(n for n, _ in models)
+    if scenes:
+        scene, items = compare_scene(scenes[0], models, scale=scale, region_size=region_size, max_regions=max_regions,
+                                     points=points, bands=bands, value_range=value_range, tiling=tiling,
+                                     device=device, command=command)  # fmt: skip
+        return page_data(items, title=title or f"{scenes[0].name}: {names} x{scale}", scale=scale, scene=scene)
+    items = compare_images(lr_files, hr_files, models, scale=scale, border=border, tiling=tiling, device=device)
+    title = title or f"{names} x{scale}, {len(items)} image{'s' * (len(items) != 1)}"
+    return page_data(items, title=title, scale=scale, table=bool(hr_files) and len(items) > 1)
 
 
 def _pairs(
