@@ -79,15 +79,12 @@ def upscale_raster(
     a time. ``src``: a file, or a path or URL GDAL reads over the network (see
     :mod:`fatsr.inference.sources`). ``window``: only that part of the scene (see
     :mod:`fatsr.inference.windows`), with the same pixels as the whole-scene output there;
-    ``tags``: provenance tags to add.
-
-    The work goes to a hidden partial tiled GeoTIFF beside ``dst``; at the end it is copied
+    ``tags``: provenance tags to add. The work goes to a hidden partial tiled GeoTIFF beside ``dst``; at the end it is copied
     into a COG (GDAL's COG driver: overviews, then the image, in cloud-optimized order) that
     is renamed onto ``dst``. Every ``checkpoint_seconds`` the partial file is flushed and its
     progress recorded, so a run that crashes or is interrupted resumes there when started
     again with the same source, model and settings. A run that fails before its first
-    checkpoint leaves nothing.
-    """
+    checkpoint leaves nothing."""
     src, dst, name = _paths(src, dst, overwrite)
     with open_raster(src) as ds:
         _check_suffix(ds, dst)
