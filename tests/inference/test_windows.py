@@ -127,6 +127,17 @@ def test_bbox_in_the_raster_crs_and_in_lon_lat(capsys, tmp_path, model_file):
         assert b.top - inner[3] < 0.1  # 0.1 m: one source pixel
 
 
+def test_bbox_in_the_wrong_crs_is_one_line(capsys, tmp_path, model_file):
+    with rasterio.open(OSBS) as ds:
+        x0, y0 = ds.transform @ (40, 30)
+        x1, y1 = ds.transform @ (60, 40)
+    # projected metres given as longitude/latitude (the default --bbox-crs): no place on the Earth
+    code, _, err = cli(capsys, OSBS, "--model", model_file, "--bbox", x0, y1, x1, y0, "-o", tmp_path / "o.tif")
+    assert_one_line_error(code, err, f"cannot be placed in the raster's CRS (EPSG:32617) from EPSG:4326; "
+                                     "give its coordinates in EPSG:4326, or name the CRS they are in")  # fmt: skip
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_window_partly_outside_is_clipped_with_a_warning(capsys, tmp_path, model_file):
     dst = tmp_path / "clip.tif"
     code, _, err = cli(capsys, OSBS, "--model", model_file, "--tile", "24", "--overlap", "6",
