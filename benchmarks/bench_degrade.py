@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from inputs import DATA, existing
-from yardstick import Yardstick
 
 from fatsr.data import bicubic_downscale, quantize
 from fatsr.data.datasets import find_images
@@ -29,6 +27,9 @@ from fatsr.data.degrade import degrade, image_rng
 from fatsr.data.degrade_batch import BatchDegrader, degradation_rngs
 from fatsr.data.degrade_presets import load_preset
 from fatsr.io import read_image
+
+from inputs import DATA, existing
+from yardstick import Yardstick
 
 YARDSTICK = Yardstick()
 
@@ -57,9 +58,9 @@ def median_seconds(runs: list[Callable[[int], object]], repeats: int) -> list[fl
 
 def step_overhead(degrader: BatchDegrader, hr: torch.Tensor, repeats: int) -> None:
     """Compact x4 training step, batch 8 of 48x48 LR, on bicubic LR and with the degradation."""
+    from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
     from fatsr.models.presets import build_network
-    from fatsr.training.train import training_step
 
     torch.set_num_threads(2)
     torch.manual_seed(0)

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from inputs import DATA, existing
 from scipy import ndimage
 
 import fatsr
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.resample import Bicubic
+from inputs import DATA, existing
 
 NEON = DATA / "neon"
 FILES = [NEON / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif", NEON / "LC08_232066_20190727_sr_int16_6band.tif"]

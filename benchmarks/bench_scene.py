@@ -40,9 +40,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from inputs import DATA, existing
 from PIL import Image
 from rasterio.windows import Window
+
+from inputs import DATA, existing
 from yardstick import Yardstick
 
 TILES = DATA / "ucmerced" / "train"
@@ -72,9 +73,9 @@ def build_mosaic(path: Path, size: int, tiles: Path) -> None:
 
 def run_one(args: argparse.Namespace) -> None:
     """Child process: upscale one mosaic, print a JSON line with time and peak RSS."""
-    from dataclasses import replace
-
     import torch
+
+    from dataclasses import replace
 
     from fatsr.inference.pipeline import Upscaler
     from fatsr.inference.tiling import model_device, tile_workers

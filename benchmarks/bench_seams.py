@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from inputs import DATA, existing
-from yardstick import Yardstick
 
 import fatsr
 from fatsr.inference.tiling import Tiling, tile_borders, upscale_tiled
+
+from inputs import DATA, existing
+from yardstick import Yardstick
 
 IMAGE = DATA / "neon" / "OSBS_029.tif"
 

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from bench_seams import IMAGE, seam_ratio, to_8bit
-from inputs import DATA, existing
 from PIL import Image
-from yardstick import Yardstick
 
 import fatsr
-from fatsr.evaluation.metrics import psnr
+from bench_seams import IMAGE, seam_ratio, to_8bit
 from fatsr.inference.tiling import Tiling, upscale_tiled
+from fatsr.evaluation.metrics import psnr
+from inputs import DATA, existing
+from yardstick import Yardstick
 
 HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"
 VAL = DATA / "ucmerced" / "val"

@@ -25,9 +25,9 @@ def measure(preset: str, steps: int, warmup: int, threads: int, batch: int) -> d
     import torch
     from yardstick import Yardstick
 
+    from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
     from fatsr.models.presets import build_network
-    from fatsr.training.train import training_step
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

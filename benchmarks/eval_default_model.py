@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from inputs import DATA, existing
-from yardstick import Yardstick
 
 import fatsr
 from fatsr.data import ValDataset
 from fatsr.evaluation.metrics import psnr, ssim
+
+from inputs import DATA, existing
+from yardstick import Yardstick
 
 VAL = DATA / "ucmerced" / "val"
 

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fatsr.cli import main
-from fatsr.errors import FatsrError
 from fatsr.evaluation import metrics
+from fatsr.cli import main
 from fatsr.evaluation.compare import compare_images, compare_scene, load_models, page_data, render_page
+from fatsr.errors import FatsrError
 
 SCENE = Path(__file__).parent / "fixtures" / "rasters" / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif"
 

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from fatsr.cli import main
+
 from test_compare import SCENE, smooth_image  # tests/ is on sys.path (pytest rootdir-relative imports)
 
 FLAGS = [

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+
 import numpy as np
 import pytest
 import torch

@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 from rasterio.transform import from_origin
 
-from checks import assert_one_line_error
 from fatsr.cli import main
+from fatsr.inference.tiling import Tiling
+from fatsr.errors import FatsrError
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
-from fatsr.inference.tiling import Tiling
+
+from checks import assert_one_line_error
 
 TILING = Tiling(24, 6)
 

@@ -21,8 +21,8 @@ from PIL import Image
 
 from fatsr.cli import main
 from fatsr.cli.upscale import collect_inputs, plan_outputs
-from fatsr.errors import FatsrError
 from fatsr.inference.tiling import upscale_image
+from fatsr.errors import FatsrError
 
 ROOT = Path(__file__).resolve().parents[2]
 HARBOR = ROOT / "examples" / "harbor55.png"  # UC Merced val harbor55

@@ -20,8 +20,6 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 
 import fatsr
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
 from fatsr.cli import main
 from fatsr.inference.bands import name_role, rgb_roles
 from fatsr.inference.bitdepth import back_project
@@ -29,6 +27,9 @@ from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.resample import Bicubic
 from fatsr.inference.tiling import Tiling
+
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
 SCALE = 2

@@ -16,14 +16,15 @@ from affine import Affine
 from rasterio.windows import Window
 
 import fatsr
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
+from fatsr.inference.tiling import Tiling
 from fatsr.errors import FatsrError
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.reading import is_raster
 from fatsr.inference.resample import Bicubic
-from fatsr.inference.tiling import Tiling
+
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 
 NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files (fixtures/README.md)
 OSBS = NEON / "OSBS_029.tif"  # uint8 RGB, nodata 255 (saturated pixels)

@@ -22,14 +22,15 @@ from rasterio.rpc import RPC
 from rasterio.transform import RPCTransformer
 
 import fatsr
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
 from fatsr.cli import main
+from fatsr.inference.tiling import Tiling, upscale_image
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.reading import band_reader, is_raster, value_mapping
 from fatsr.inference.resample import Bicubic, TailSafe, soft_clip
-from fatsr.inference.tiling import Tiling, upscale_image
+
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own writes
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"

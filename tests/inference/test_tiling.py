@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 import fatsr
-from fatsr.errors import FatsrError
 from fatsr.inference.tiling import (
     Tiling,
     axis_weights,
@@ -24,6 +23,7 @@ from fatsr.inference.tiling import (
     upscale_image,
     upscale_tiled,
 )
+from fatsr.errors import FatsrError
 
 NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files
 SCALE = 2

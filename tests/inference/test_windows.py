@@ -15,14 +15,15 @@ from affine import Affine
 from rasterio.warp import transform_bounds
 
 import fatsr
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
 from fatsr.errors import FatsrError
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.tiling import Tiling, array_reader, upscale_tiled, upscale_window
 from fatsr.inference.windows import PixelWindow
 from fatsr.models.bicubic import BicubicModel
+
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 
 RASTERS = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"
 OSBS = RASTERS / "OSBS_029.tif"  # 300x350 uint8 RGB, nodata 255 (saturated pixels), EPSG:32617
@@ -133,7 +134,7 @@ def test_bbox_in_the_wrong_crs_is_one_line(capsys, tmp_path, model_file):
         x1, y1 = ds.transform @ (60, 40)
     # projected metres given as longitude/latitude (the default --bbox-crs): no place on the Earth
     code, _, err = cli(capsys, OSBS, "--model", model_file, "--bbox", x0, y1, x1, y0, "-o", tmp_path / "o.tif")
-    assert_one_line_error(code, err, f"cannot be placed in the raster's CRS (EPSG:32617) from EPSG:4326; "
+    assert_one_line_error(code, err, "cannot be placed in the raster's CRS (EPSG:32617) from EPSG:4326; "
                                      "give its coordinates in EPSG:4326, or name the CRS they are in")  # fmt: skip
     assert not (tmp_path / "o.tif").exists()
 

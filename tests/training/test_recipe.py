@@ -19,9 +19,9 @@ from PIL import Image
 from fatsr.cli import build_parser, main
 from fatsr.cli.train import resolve_config
 from fatsr.data import TrainDataset
+from fatsr.training.config import TrainConfig
 from fatsr.errors import FatsrError
 from fatsr.losses import VGG19_FILE, VGG19Features
-from fatsr.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "harbor55.png"

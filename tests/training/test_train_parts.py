@@ -14,12 +14,12 @@ from torch import nn
 
 from fatsr.cli import build_parser
 from fatsr.cli.train import resolve_config
-from fatsr.errors import FatsrError
 from fatsr.training import TrainConfig, checkpoint
 from fatsr.training.config import load_yaml, to_dict, updated, write_yaml
 from fatsr.training.distributed import BatchSampler, Dist
 from fatsr.training.ema import EMA
 from fatsr.training.train import LRFactor, training_step
+from fatsr.errors import FatsrError
 
 
 def test_lr_factor_warmup_cosine_multistep():
