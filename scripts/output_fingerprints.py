@@ -76,8 +76,8 @@ def _bbox_of_window(path: Path, col: int, row: int, width: int, height: int) -> 
     import rasterio
 
     with rasterio.open(path) as ds:
-        west, north = ds.transform * (col + 0.25, row + 0.25)
-        east, south = ds.transform * (col + width - 0.25, row + height - 0.25)
+        west, north = ds.transform @ (col + 0.25, row + 0.25)
+        east, south = ds.transform @ (col + width - 0.25, row + height - 0.25)
         crs = ds.crs.to_string()
     return [*(repr(float(v)) for v in (west, south, east, north)), "--bbox-crs", crs]
 
