@@ -20,7 +20,8 @@ import rasterio
 import torch
 from inputs import DATA, existing
 
-from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.models.loading import load_model
 from fatsr.values import ValueMapping
 

@@ -28,7 +28,9 @@ from inputs import DATA, existing
 from scipy import ndimage
 
 import fatsr
-from fatsr.inference.raster import Bicubic, RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.resample import Bicubic
 
 NEON = DATA / "neon"
 FILES = [NEON / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif", NEON / "LC08_232066_20190727_sr_int16_6band.tif"]

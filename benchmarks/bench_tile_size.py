@@ -29,8 +29,8 @@ from PIL import Image
 from yardstick import Yardstick
 
 import fatsr
+from fatsr.evaluation.metrics import psnr
 from fatsr.inference.tiling import Tiling, upscale_tiled
-from fatsr.metrics import psnr
 
 HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"
 VAL = DATA / "ucmerced" / "val"

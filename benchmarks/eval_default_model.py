@@ -20,7 +20,7 @@ from yardstick import Yardstick
 
 import fatsr
 from fatsr.data import ValDataset
-from fatsr.metrics import psnr, ssim
+from fatsr.evaluation.metrics import psnr, ssim
 
 VAL = DATA / "ucmerced" / "val"
 

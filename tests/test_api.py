@@ -15,7 +15,7 @@ from rasterio.crs import CRS
 
 import fatsr
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import Bicubic
+from fatsr.inference.resample import Bicubic
 
 HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"
 KW = {"tile": 24, "overlap": 6}

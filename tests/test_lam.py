@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from fatsr.cli import main
 from fatsr.errors import FatsrError
-from fatsr.lam import Window, blur, gini, lam_gini, local_attribution_map
+from fatsr.evaluation.lam import Window, blur, gini, lam_gini, local_attribution_map
 from fatsr.models.fat import FAT
 from fatsr.models.files import save_model
 from fatsr.models.wrapper import SRModel

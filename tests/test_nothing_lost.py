@@ -14,7 +14,8 @@ from rasterio.transform import from_origin
 
 from checks import assert_one_line_error
 from fatsr.cli import main
-from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.inference.tiling import Tiling
 from fatsr.models.contract import ModelInfo
 

@@ -70,10 +70,10 @@ def upscale(
         takes; the rest bicubic). Returns the same type, layout and dtype (see :mod:`fatsr.inference.arrays`).
       * a path of a picture (PNG, JPEG, plain TIFF) -> the HWC array; with ``output``, the
         written file's path.
-      * a path of a raster (GeoTIFF, JP2, VRT, ...; see :func:`fatsr.inference.raster.is_raster`) ->
+      * a path of a raster (GeoTIFF, JP2, VRT, ...; see :func:`fatsr.inference.reading.is_raster`) ->
         with ``output``, the written COG's path; without, ``(array, profile)``: the CHW array
         and the rasterio profile (georeference rescaled) of the output. ``bands`` and
-        ``raster_options`` (see :class:`fatsr.inference.raster.RasterOptions`) apply.
+        ``raster_options`` (see :class:`fatsr.inference.options.RasterOptions`) apply.
       * a path or URL GDAL reads remotely (``https://``, ``s3://``, ``gs://``, ``/vsicurl/``,
         ``/vsis3/`` ...): a raster, read block by block (see :mod:`fatsr.inference.sources`).
       * a STAC item (a .json file or URL) with ``assets`` (asset keys or ``eo:bands`` common
@@ -118,7 +118,8 @@ def upscale(
         return upscale_array(
             job.model, image, job.tiling, layout=layout, bands=bands, device=job.device, autocast=job.autocast
         )
-    from fatsr.inference.raster import RasterOptions, is_raster
+    from fatsr.inference.options import RasterOptions
+    from fatsr.inference.reading import is_raster
     from fatsr.inference.sources import is_remote
     from fatsr.inference.windows import BBox, PixelWindow
 

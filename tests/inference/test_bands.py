@@ -25,7 +25,9 @@ from checks import upscale_cli as cli
 from fatsr.cli import main
 from fatsr.inference.bands import name_role, rgb_roles
 from fatsr.inference.bitdepth import back_project
-from fatsr.inference.raster import Bicubic, RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.resample import Bicubic
 from fatsr.inference.tiling import Tiling
 from fatsr.models.contract import ModelInfo
 

@@ -19,7 +19,10 @@ import fatsr
 from checks import assert_one_line_error
 from checks import upscale_cli as cli
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import Bicubic, RasterOptions, is_raster, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.reading import is_raster
+from fatsr.inference.resample import Bicubic
 from fatsr.inference.tiling import Tiling
 from fatsr.models.contract import ModelInfo
 

@@ -18,7 +18,8 @@ import fatsr
 from checks import assert_one_line_error
 from checks import upscale_cli as cli
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.inference.tiling import Tiling, array_reader, upscale_tiled, upscale_window
 from fatsr.inference.windows import PixelWindow
 from fatsr.models.bicubic import BicubicModel
@@ -124,6 +125,17 @@ def test_bbox_in_the_raster_crs_and_in_lon_lat(capsys, tmp_path, model_file):
         assert b.left <= inner[0] and b.bottom <= inner[1] and b.right >= inner[2] and b.top >= inner[3]
         assert inner[0] - b.left < 0.1 and b.right - inner[2] < 0.1 and inner[1] - b.bottom < 0.1
         assert b.top - inner[3] < 0.1  # 0.1 m: one source pixel
+
+
+def test_bbox_in_the_wrong_crs_is_one_line(capsys, tmp_path, model_file):
+    with rasterio.open(OSBS) as ds:
+        x0, y0 = ds.transform @ (40, 30)
+        x1, y1 = ds.transform @ (60, 40)
+    # projected metres given as longitude/latitude (the default --bbox-crs): no place on the Earth
+    code, _, err = cli(capsys, OSBS, "--model", model_file, "--bbox", x0, y1, x1, y0, "-o", tmp_path / "o.tif")
+    assert_one_line_error(code, err, "cannot be placed in the raster's CRS (EPSG:32617) from EPSG:4326; "
+                                     "give its coordinates in EPSG:4326, or name the CRS they are in")  # fmt: skip
+    assert not (tmp_path / "o.tif").exists()
 
 
 def test_window_partly_outside_is_clipped_with_a_warning(capsys, tmp_path, model_file):

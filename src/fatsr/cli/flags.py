@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 from fatsr.errors import ArgumentError, FatsrError
 
-# Library arguments whose command-line flag is not ``--name value``: in every command, and in
-# one command (a positional argument, "", is spelled by its value alone).
+# Library arguments whose command-line flag is not ``--name value``: the precision, in every
+# command; the others in each command's module, as its ``FLAGS`` (a positional argument, "",
+# is spelled by its value alone).
 _PRECISION_FLAGS = {"float16": "--fp16", "bfloat16": "--bf16"}
-_FLAGS = {"specs": "--model", "hr_files": "--hr", "points": "--region"}
-_COMMAND_FLAGS = {
-    "upscale": {"value_range": "--range"},
-    "compare": {"value_range": "--range"},
-    "evaluate": {"weights_dir": "--lpips-weights", "value_range": "--range"},
-    "info": {"model": ""},
-}
+
+
+def _command_flags(command: str | None) -> dict[str, str]:
+    """The ``FLAGS`` of ``fatsr.cli.<command>`` (none for another name)."""
+    name = f"fatsr.cli.{command}"
+    if not command or not command.isidentifier() or importlib.util.find_spec(name) is None:
+        return {}
+    return getattr(importlib.import_module(name), "FLAGS", {})
 
 
 def flag_of(argument: str, value: object, command: str | None = None) -> str:
@@ -21,9 +26,9 @@ def flag_of(argument: str, value: object, command: str | None = None) -> str:
     in ``command`` (``fatsr <command>``)."""
     if argument == "precision" and value in _PRECISION_FLAGS:
         return _PRECISION_FLAGS[str(value)]
-    flag = _COMMAND_FLAGS.get(command or "", {}).get(argument)
+    flag = _command_flags(command).get(argument)
     if flag is None:
-        flag = _FLAGS.get(argument) or "--" + argument.replace("_", "-")
+        flag = "--" + argument.replace("_", "-")
     if isinstance(value, (tuple, list)):  # bands 4,3,2; other lists as nargs: LO HI
         value = ("," if argument == "bands" else " ").join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     if value is True or value is None:

@@ -23,9 +23,12 @@ from fatsr.cli.options import add_model_options
 from fatsr.devices import resolve_device, torchrun_layout
 from fatsr.errors import FatsrError
 from fatsr.inference.pipeline import Upscaler
-from fatsr.inference.raster import is_raster
+from fatsr.inference.reading import is_raster
 from fatsr.inputs import collect_inputs
 from fatsr.io import IMAGE_SUFFIXES, Busy, remove_stale_parts
+
+# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+FLAGS = {"value_range": "--range"}
 
 DESCRIPTION = """\
 Upscale images with a FAT model.
@@ -414,7 +417,7 @@ def _band_list(text: str) -> tuple[int, ...]:
 
 
 def _raster_options(args: argparse.Namespace) -> Any:
-    from fatsr.inference.raster import RasterOptions
+    from fatsr.inference.options import RasterOptions
 
     return RasterOptions(
         bands=args.bands,

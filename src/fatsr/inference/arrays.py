@@ -6,7 +6,7 @@ any band count. Each comes back in its own layout, type and dtype.
   (e.g. 3x64x3) HWC is assumed, with a warning that says so.
 * Values: uint8/uint16 by their full range (as image files), float as [0, 1] (returned
   unclipped), other integers (int16, ...) by a per-band 0.5-99.5 percentile stretch, with
-  values beyond it through bicubic (:class:`fatsr.inference.raster.TailSafe`), mapped back and rounded.
+  values beyond it through bicubic (:class:`fatsr.inference.resample.TailSafe`), mapped back and rounded.
 * Bands: grey and RGB go through the network as they are. Any other count needs ``bands``: the
   1-based bands that go through the network together (as many as the model takes); the others
   are upscaled bicubically. A 4-band array is never taken for RGBA silently.
@@ -56,7 +56,7 @@ def upscale_array(
     autocast: torch.dtype | None = None,
 ) -> Any:
     """``image`` (numpy or torch; 2-D, HWC or CHW) upscaled by ``model``, in the same form."""
-    from fatsr.inference.raster import Bicubic, TailSafe
+    from fatsr.inference.resample import Bicubic, TailSafe
 
     is_torch = isinstance(image, torch.Tensor)
     array = image.detach().cpu().numpy() if is_torch else np.asarray(image)

@@ -145,7 +145,8 @@ class Upscaler:
         window into a COG (see :mod:`fatsr.inference.raster`); ``window``: a
         :class:`~fatsr.inference.windows.PixelWindow` or :class:`~fatsr.inference.windows.BBox`
         of it only; ``tags``: provenance tags to add."""
-        from fatsr.inference.raster import RasterOptions, upscale_raster
+        from fatsr.inference.options import RasterOptions
+        from fatsr.inference.raster import upscale_raster
 
         upscale_raster(
             source,
@@ -172,10 +173,10 @@ class Upscaler:
         window: Any = None,
         assets: tuple[str, ...] | None = None,
     ) -> Path:
-        """A picture, a raster (by :func:`~fatsr.inference.raster.is_raster`; a remote path or
+        """A picture, a raster (by :func:`~fatsr.inference.reading.is_raster`; a remote path or
         URL always is one) or a STAC item (with ``assets``) upscaled into ``output``;
         ``window`` (rasters only) as :meth:`raster_file` takes it."""
-        from fatsr.inference.raster import is_raster
+        from fatsr.inference.reading import is_raster
         from fatsr.inference.sources import is_remote
 
         if assets is not None:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
@@ -31,6 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError
+from fatsr.inference.resample import bicubic
 from fatsr.io import atomic_write, remove_stale_parts
 from fatsr.models import registry
 from fatsr.models.contract import Network, SizeRule
@@ -258,7 +260,7 @@ def to_uint8(img: Tensor) -> np.ndarray:
 def evaluate(upscale: Callable[[Tensor], Tensor], samples: ValDataset, scale: int) -> dict[str, float]:
     """Mean PSNR-Y and SSIM-Y (border = scale, 8-bit rounded) of ``upscale`` (NCHW [0, 1] in
     and out) over validation samples."""
-    from fatsr.metrics import psnr, ssim
+    from fatsr.evaluation.metrics import psnr, ssim
 
     psnrs, ssims = [], []
     for i in range(len(samples)):
@@ -268,13 +270,6 @@ def evaluate(upscale: Callable[[Tensor], Tensor], samples: ValDataset, scale: in
         psnrs.append(psnr(sr, hr, border=scale))
         ssims.append(ssim(sr, hr, border=scale))
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
-
-
-def bicubic_upscale(scale: int) -> Callable[[Tensor], Tensor]:
-    def upscale(lr: Tensor) -> Tensor:
-        return torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
-
-    return upscale
 
 
 class StopRequest:
@@ -711,7 +706,7 @@ class Trainer:
             + (f"; LR made per batch by the '{self.config.degradation}' degradation" if self.degrader else "")
         )
         if self.val_set is not None and not (self.log and self.log.of_kind("bicubic")):
-            scores = evaluate(bicubic_upscale(self.config.scale), self.val_set, self.config.scale)
+            scores = evaluate(partial(bicubic, scale=self.config.scale), self.val_set, self.config.scale)
             self._say(f"bicubic on the validation set: PSNR-Y {scores['psnr']:.3f} dB, SSIM-Y {scores['ssim']:.4f}")
             self._record({"kind": "bicubic", "step": 0, **scores})
 

@@ -2,7 +2,7 @@
 
 Pairs HR, SR and LR files by name, runs a model (or bicubic) on the LR images when no SR
 files are given, and scores every pair with the conventions of the SR literature (see
-:mod:`fatsr.metrics`), always beside the bicubic baseline (Pillow's bicubic upscale of the
+:mod:`fatsr.evaluation.metrics`), always beside the bicubic baseline (Pillow's bicubic upscale of the
 same LR, the MATLAB ``imresize`` kernel the literature reports). LR images missing from disk
 are made from the HR by Pillow's bicubic (or torch's, ``downscale="torch"``). Results go to a
 per-image CSV, a JSON summary, a terminal table and an optional PNG of crops of the worst and
@@ -31,14 +31,14 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from torch import Tensor
 
-from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
 from fatsr.data.datasets import read_mapped
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import ArgumentError, FatsrError, within
+from fatsr.evaluation import metrics
+from fatsr.evaluation.lpips import LPIPS
 from fatsr.inference.bitdepth import nbits
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, check_picture_size, read_image
-from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
 from fatsr.models.contract import Model
 from fatsr.values import ValueMapping
