@@ -20,9 +20,10 @@ import rasterio
 import torch
 from inputs import DATA, existing
 
-from fatsr.inference import raster
-from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.models.loading import load_model
+from fatsr.values import ValueMapping
 
 NEON = DATA / "neon"
 
@@ -57,8 +58,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    limits = raster.ValueMapping.unit_limits
-    print("| input | valid pixels at 0 or the top | before: largest gap (DN), share > 0.5 DN | now: largest gap (DN), share > 0.5 DN |")
+    limits = ValueMapping.unit_limits
+    print(
+        "| input | valid pixels at 0 or the top | before: largest gap (DN), share > 0.5 DN | now: largest gap (DN), share > 0.5 DN |"
+    )
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         files = [existing(NEON / "OSBS_029.tif", "file", "(the data folder)"),
@@ -68,13 +71,13 @@ def main() -> None:
         for src in files:
             cells = []
             for before in (True, False):
-                raster.ValueMapping.unit_limits = (lambda *a, **k: None) if before else limits  # type: ignore[method-assign]
+                ValueMapping.unit_limits = (lambda *a, **k: None) if before else limits  # type: ignore[method-assign]
                 dst = Path(tmp) / "out.tif"
                 upscale_raster(src, dst, model, options=RasterOptions(back_project=True, cog=False), overwrite=True)
                 gap, share, ends = worst_gap(src, dst, model.scale)
                 cells.append(f"{gap:.2f}, {share:.2%}")
             print(f"| {src.name} | {ends:.2%} | {cells[0]} | {cells[1]} |", flush=True)
-    raster.ValueMapping.unit_limits = limits  # type: ignore[method-assign]
+    ValueMapping.unit_limits = limits  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ def run_one(scene: str, page: str, regions: int, threads: int, model: str) -> di
     from fatsr.cli import main
 
     start = time.perf_counter()
-    code = main(["compare", scene, "--model", "bicubic", "--model", model, "--regions", str(regions), "-o", page, "--overwrite"])
+    code = main(
+        ["compare", scene, "--model", "bicubic", "--model", model, "--regions", str(regions), "-o", page, "--overwrite"]
+    )
     seconds = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {"exit": code, "seconds": seconds, "peak_rss_gib": rss, "page_mb": Path(page).stat().st_size / 1e6}
@@ -78,7 +80,7 @@ def main() -> None:
         import torch
 
         from fatsr.models.files import save_model
-        from fatsr.models.presets import build_network
+        from fatsr.models.registry import build_network
 
         torch.manual_seed(0)
         save_model(model, build_network("compact", 4), name="compact (random)")

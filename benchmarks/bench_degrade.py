@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from inputs import DATA, existing
+from yardstick import Yardstick
 
 from fatsr.data import bicubic_downscale, quantize
 from fatsr.data.datasets import find_images
@@ -27,9 +29,6 @@ from fatsr.data.degrade import degrade, image_rng
 from fatsr.data.degrade_batch import BatchDegrader, degradation_rngs
 from fatsr.data.degrade_presets import load_preset
 from fatsr.io import read_image
-
-from inputs import DATA, existing
-from yardstick import Yardstick
 
 YARDSTICK = Yardstick()
 
@@ -58,14 +57,14 @@ def median_seconds(runs: list[Callable[[int], object]], repeats: int) -> list[fl
 
 def step_overhead(degrader: BatchDegrader, hr: torch.Tensor, repeats: int) -> None:
     """Compact x4 training step, batch 8 of 48x48 LR, on bicubic LR and with the degradation."""
-    from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
-    from fatsr.models.presets import build_network
+    from fatsr.models.registry import build_network
+    from fatsr.training.train import training_step
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
     network = build_network("compact", scale=4)
-    loss_fn = FATLoss(l1_weight=1.0, perceptual_weight=0.0, lev_weight=0.1)
+    loss_fn = FATLoss({"l1": 1.0, "perceptual": 0.0, "lev": 0.1})
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
     hr = hr[:8, :, :192, :192]
     bicubic = quantize(bicubic_downscale(hr, 4), 255)

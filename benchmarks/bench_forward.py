@@ -19,7 +19,7 @@ import time
 import torch
 from yardstick import Yardstick
 
-from fatsr.models.presets import build_network
+from fatsr.models.registry import build_network
 from fatsr.models.runtime import runtime
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     yardstick = Yardstick()
     times, cpu_times = [], []
     with torch.inference_mode(), runtime(generator=torch.Generator().manual_seed(0)):
-        for i in range(args.runs + 1):
+        for _ in range(args.runs + 1):
             start, cpu = time.perf_counter(), time.process_time()
             net(x)
             times.append(time.perf_counter() - start)

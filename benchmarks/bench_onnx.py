@@ -24,7 +24,7 @@ import fatsr
 from fatsr.export import export_onnx, onnx_metadata
 from fatsr.models.files import save_model
 from fatsr.models.onnx_runner import load_onnx_model
-from fatsr.models.presets import build_network
+from fatsr.models.registry import build_network
 
 
 def median_seconds(run: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -66,7 +66,9 @@ def bench(preset: str, tile: int, runs: int, folder: Path, yardstick: Yardstick)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", action="append", choices=("compact", "fat"), help="repeatable (default: compact, fat)")
+    parser.add_argument(
+        "--preset", action="append", choices=("compact", "fat"), help="repeatable (default: compact, fat)"
+    )
     parser.add_argument("--tile", action="append", type=int, help="repeatable (default: 96, 120)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)

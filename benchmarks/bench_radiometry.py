@@ -24,11 +24,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from inputs import DATA, existing
 from scipy import ndimage
 
 import fatsr
-from fatsr.inference.raster import Bicubic, RasterOptions, upscale_raster
-from inputs import DATA, existing
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.resample import Bicubic
 
 NEON = DATA / "neon"
 FILES = [NEON / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif", NEON / "LC08_232066_20190727_sr_int16_6band.tif"]
@@ -44,11 +46,17 @@ def measure(lr: np.ndarray, out: np.ndarray, lr_valid: np.ndarray, bands: list[i
     ring = out[bands[b], max(r - 2, 0) * scale : (r + 3) * scale, max(c - 2, 0) * scale : (c + 3) * scale]
     valid_out = lr_valid.repeat(scale, axis=1).repeat(scale, axis=2)
     nodata_out = ~valid_out
-    near = np.stack([ndimage.binary_dilation(m, iterations=NEAR) for m in nodata_out]) if nodata_out.any() else nodata_out
+    near = (
+        np.stack([ndimage.binary_dilation(m, iterations=NEAR) for m in nodata_out]) if nodata_out.any() else nodata_out
+    )
     negative = (out < 0) & valid_out
     return {
-        "peak_lr": float(net[b, r, c]), "peak_at": (bands[b] + 1, int(r), int(c)), "peak_out": float(block.max()),
-        "ring_min": float(ring.min()), "negatives": int(negative.sum()), "negatives_near_nodata": int((negative & near).sum()),
+        "peak_lr": float(net[b, r, c]),
+        "peak_at": (bands[b] + 1, int(r), int(c)),
+        "peak_out": float(block.max()),
+        "ring_min": float(ring.min()),
+        "negatives": int(negative.sum()),
+        "negatives_near_nodata": int((negative & near).sum()),
         "lr_negatives": int(((lr < 0) & lr_valid).sum()),
     }
 
@@ -85,7 +93,9 @@ def main() -> None:
         for path in runs:
             with rasterio.open(path) as ds:
                 lr, valid = ds.read(), ds.read_masks() > 0
-            print(f"{path.name}: {lr.shape[2]}x{lr.shape[1]}, {lr.shape[0]} bands, {lr.dtype}, {(~valid).all(axis=0).mean():.0%} nodata")
+            print(
+                f"{path.name}: {lr.shape[2]}x{lr.shape[1]}, {lr.shape[0]} bands, {lr.dtype}, {(~valid).all(axis=0).mean():.0%} nodata"
+            )
             runs_of = [("fatsr", model, False), ("bicubic", Bicubic(model.scale), False)]
             if args.back_project:
                 runs_of.append(("fatsr+bp", model, True))

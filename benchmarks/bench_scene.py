@@ -40,10 +40,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from inputs import DATA, existing
 from PIL import Image
 from rasterio.windows import Window
-
-from inputs import DATA, existing
 from yardstick import Yardstick
 
 TILES = DATA / "ucmerced" / "train"
@@ -55,9 +54,18 @@ def build_mosaic(path: Path, size: int, tiles: Path) -> None:
     """A size x size uint8 RGB GeoTIFF (UTM 17N, 0.3 m) of real images, one strip at a time."""
     images = sorted(tiles.glob("*.png"))
     profile = {
-        "driver": "GTiff", "dtype": "uint8", "count": 3, "width": size, "height": size, "crs": "EPSG:32617",
+        "driver": "GTiff",
+        "dtype": "uint8",
+        "count": 3,
+        "width": size,
+        "height": size,
+        "crs": "EPSG:32617",
         "transform": Affine.translation(400000.0, 3280000.0) @ Affine.scale(0.3, -0.3),
-        "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER",
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
     }
     with rasterio.open(path, "w", **profile) as out:
         for row in range(0, size, PIECE):
@@ -73,9 +81,9 @@ def build_mosaic(path: Path, size: int, tiles: Path) -> None:
 
 def run_one(args: argparse.Namespace) -> None:
     """Child process: upscale one mosaic, print a JSON line with time and peak RSS."""
-    import torch
-
     from dataclasses import replace
+
+    import torch
 
     from fatsr.inference.pipeline import Upscaler
     from fatsr.inference.tiling import model_device, tile_workers
@@ -94,15 +102,27 @@ def run_one(args: argparse.Namespace) -> None:
         megapixels = ds.width * ds.height / 1e6
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     t = job.tiling
-    print(json.dumps({"lr_mpix": megapixels, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_gib": peak,
-                      "yardstick_s": yardstick.seconds, "tiling": f"{t.tile}/{t.overlap} batch {t.batch}",
-                      "workers": workers}))
+    print(
+        json.dumps(
+            {
+                "lr_mpix": megapixels,
+                "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "peak_rss_gib": peak,
+                "yardstick_s": yardstick.seconds,
+                "tiling": f"{t.tile}/{t.overlap} batch {t.batch}",
+                "workers": workers,
+            }
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 8192])
-    parser.add_argument("--tiles", type=Path, default=TILES, help="folder of PNG images the mosaics are made of (default: %(default)s)")
+    parser.add_argument(
+        "--tiles", type=Path, default=TILES, help="folder of PNG images the mosaics are made of (default: %(default)s)"
+    )
     parser.add_argument("--preset", default="compact")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--tile", type=int, help="default: the pipeline's (the model's advice)")
@@ -128,7 +148,7 @@ def main() -> None:
 
     from fatsr.models import zoo
     from fatsr.models.files import save_model
-    from fatsr.models.presets import build_network
+    from fatsr.models.registry import build_network
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.model:
@@ -144,10 +164,23 @@ def main() -> None:
         if not source.exists():
             build_mosaic(source, size, existing(args.tiles, "folder", "--tiles"))
         child = [
-            sys.executable, __file__, "--child", "--source", str(source), "--output", str(output),
-            "--model-file", str(model), "--panel", str(args.panel), "--threads", str(args.threads),
+            sys.executable,
+            __file__,
+            "--child",
+            "--source",
+            str(source),
+            "--output",
+            str(output),
+            "--model-file",
+            str(model),
+            "--panel",
+            str(args.panel),
+            "--threads",
+            str(args.threads),
         ]
-        now = child + [f"--{k}={v}" for k in ("tile", "overlap", "batch", "workers") if (v := getattr(args, k)) is not None]
+        now = child + [
+            f"--{k}={v}" for k in ("tile", "overlap", "batch", "workers") if (v := getattr(args, k)) is not None
+        ]
         before = child + ["--tile=96", "--overlap=24", "--batch=4", "--workers=1"]
         for _ in range(args.repeats):
             pair = {}
@@ -169,7 +202,10 @@ def main() -> None:
                 )
                 output.unlink(missing_ok=True)
             if args.before:
-                print(f"  throughput now / before, this pair: {pair['before']['seconds'] / pair['now']['seconds']:.2f}x", flush=True)
+                print(
+                    f"  throughput now / before, this pair: {pair['before']['seconds'] / pair['now']['seconds']:.2f}x",
+                    flush=True,
+                )
             results[size] = pair["now"]
     smallest, largest = results[min(results)], results[max(results)]
     print(

@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from inputs import DATA, existing
+from yardstick import Yardstick
 
 import fatsr
 from fatsr.inference.tiling import Tiling, tile_borders, upscale_tiled
-
-from inputs import DATA, existing
-from yardstick import Yardstick
 
 IMAGE = DATA / "neon" / "OSBS_029.tif"
 
@@ -57,7 +56,9 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="model file (default: the built-in model)")
-    parser.add_argument("--image", type=Path, default=IMAGE, help="RGB GeoTIFF, at least 400x400 (default: %(default)s)")
+    parser.add_argument(
+        "--image", type=Path, default=IMAGE, help="RGB GeoTIFF, at least 400x400 (default: %(default)s)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = fatsr.load_model(args.model)
@@ -76,7 +77,9 @@ def main() -> None:
     tiled_s = time.perf_counter() - start
     yardstick.measure()
     psnr = 10 * np.log10(255**2 / np.mean((tiled - whole) ** 2))
-    print(f"{image_path.name} {image.shape[2]}x{image.shape[1]}, model {model.name} x{model.scale}, threads {args.threads}")
+    print(
+        f"{image_path.name} {image.shape[2]}x{image.shape[1]}, model {model.name} x{model.scale}, threads {args.threads}"
+    )
     print(
         f"whole image: {whole_s:.1f} s ({yardstick.ratio(whole_s)} yardstick); "
         f"tiled {args.tile}/{args.overlap}: {tiled_s:.1f} s ({yardstick.ratio(tiled_s)} yardstick)"

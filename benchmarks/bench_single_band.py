@@ -29,7 +29,8 @@ from inputs import DATA, existing
 from rasterio.errors import NotGeoreferencedWarning
 
 from fatsr.data.resize import bicubic_downscale, pillow_bicubic_downscale
-from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.io import read_image
 from fatsr.models.loading import load_model
 

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from bench_seams import IMAGE, seam_ratio, to_8bit
+from inputs import DATA, existing
 from PIL import Image
+from yardstick import Yardstick
 
 import fatsr
-from bench_seams import IMAGE, seam_ratio, to_8bit
+from fatsr.evaluation.metrics import psnr
 from fatsr.inference.tiling import Tiling, upscale_tiled
-from fatsr.metrics import psnr
-from inputs import DATA, existing
-from yardstick import Yardstick
 
 HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"
 VAL = DATA / "ucmerced" / "val"
@@ -43,7 +43,9 @@ def whole(model, image: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tilings", nargs="+", default=["96/24", "192/24"], help="TILE/OVERLAP, the first is the reference")
+    parser.add_argument(
+        "--tilings", nargs="+", default=["96/24", "192/24"], help="TILE/OVERLAP, the first is the reference"
+    )
     parser.add_argument("--mosaics", type=int, default=2, help="HR mosaics of 16 val images (default: 2)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", help="model file or built-in name (default: the built-in model)")
@@ -76,8 +78,13 @@ def main() -> None:
         hr = np.zeros((1024, 1024, 3), np.uint8)
         for k in range(16):
             with Image.open(files[(m * 16 + k) % len(files)]) as im:
-                hr[k // 4 * 256 : k // 4 * 256 + 256, k % 4 * 256 : k % 4 * 256 + 256] = np.asarray(im.convert("RGB").resize((256, 256)))
-        lr = np.asarray(Image.fromarray(hr).resize((256, 256), Image.BICUBIC)).transpose(2, 0, 1).astype(np.float32) / 255
+                hr[k // 4 * 256 : k // 4 * 256 + 256, k % 4 * 256 : k % 4 * 256 + 256] = np.asarray(
+                    im.convert("RGB").resize((256, 256))
+                )
+        lr = (
+            np.asarray(Image.fromarray(hr).resize((256, 256), Image.BICUBIC)).transpose(2, 0, 1).astype(np.float32)
+            / 255
+        )
         reference = None
         for tiling, label in [*zip(tilings, args.tilings), (Tiling(264, 0), "whole")]:
             cpu = time.process_time()

@@ -25,14 +25,14 @@ def measure(preset: str, steps: int, warmup: int, threads: int, batch: int) -> d
     import torch
     from yardstick import Yardstick
 
-    from fatsr.training.train import training_step
     from fatsr.losses import FATLoss
-    from fatsr.models.presets import build_network
+    from fatsr.models.registry import build_network
+    from fatsr.training.train import training_step
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     network = build_network(preset, scale=4)
-    loss_fn = FATLoss(l1_weight=1.0, perceptual_weight=0.0, lev_weight=0.1)
+    loss_fn = FATLoss({"l1": 1.0, "perceptual": 0.0, "lev": 0.1})
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
     lr = torch.rand(batch, 3, 48, 48) * 2 - 1
     hr = torch.rand(batch, 3, 192, 192) * 2 - 1
@@ -71,7 +71,9 @@ def main() -> None:
         print(json.dumps(measure(args.presets[0], args.steps, args.warmup, args.threads, args.batch)))
         return
     print(f"training step, batch {args.batch}, LR 48x48 -> 192x192, L1 + 0.1 LEV, Adam, {args.threads} threads, CPU")
-    print(f"{'preset':8} {'params':>10} {'first step':>11} {'median step':>12} {'range':>13} {'/yardstick':>10} {'peak RSS':>9}")
+    print(
+        f"{'preset':8} {'params':>10} {'first step':>11} {'median step':>12} {'range':>13} {'/yardstick':>10} {'peak RSS':>9}"
+    )
     for preset in args.presets:
         command = [sys.executable, __file__, "--child", "--presets", preset, "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--threads", str(args.threads), "--batch", str(args.batch)]  # fmt: skip

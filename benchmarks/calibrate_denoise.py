@@ -23,7 +23,7 @@ from PIL import Image
 
 import fatsr
 from fatsr.data.resize import pillow_bicubic_downscale
-from fatsr.metrics import psnr
+from fatsr.evaluation.metrics import psnr
 from fatsr.models.strength import STEPS, sharpness
 
 STRENGTHS = (0.0, 0.5, 1.0)

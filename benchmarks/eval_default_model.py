@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from inputs import DATA, existing
+from yardstick import Yardstick
 
 import fatsr
 from fatsr.data import ValDataset
-from fatsr.metrics import psnr, ssim
-
-from inputs import DATA, existing
-from yardstick import Yardstick
+from fatsr.evaluation.metrics import psnr, ssim
 
 VAL = DATA / "ucmerced" / "val"
 
@@ -53,8 +52,10 @@ def main() -> None:
     mean = {k: statistics.fmean(v) for k, v in scores.items()}
     print(f"{len(dataset)} images, x4, Y channel (BT.601), border 4")
     print(f"bicubic: PSNR {mean['bic_psnr']:.3f} dB  SSIM {mean['bic_ssim']:.4f}")
-    print(f"model:   PSNR {mean['sr_psnr']:.3f} dB  SSIM {mean['sr_ssim']:.4f}  "
-          f"(+{mean['sr_psnr'] - mean['bic_psnr']:.3f} dB)")
+    print(
+        f"model:   PSNR {mean['sr_psnr']:.3f} dB  SSIM {mean['sr_ssim']:.4f}  "
+        f"(+{mean['sr_psnr'] - mean['bic_psnr']:.3f} dB)"
+    )
 
     x = torch.rand(1, 3, 256, 256)
     yardstick = Yardstick()

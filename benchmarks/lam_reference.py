@@ -1,7 +1,7 @@
 """An independent LAM computation, written from the definitions of the reference code
 (LAM_Demo, Gu & Dong, CVPR 2021), to check ``fatsr lam``'s default figures against.
 
-Nothing of :mod:`fatsr.lam` is used: only the model comes from fatsr. The LR is the HR cropped
+Nothing of :mod:`fatsr.evaluation.lam` is used: only the model comes from fatsr. The LR is the HR cropped
 to a multiple of 4 and downscaled by Pillow bicubic; the path images are OpenCV ``filter2D``
 of the LR with Gaussians of sigma linspace(sigma, 0, steps + 1) + 1e-5; the objective is the
 sum over channels and the window of sqrt(vertical^2 + horizontal^2) forward differences on the

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from safetensors import safe_open
 
-COMPARED = ("preset", "batch_size", "lr", "lev_weight", "l1_weight", "patch_size", "cpu_budget_min")
+COMPARED = ("preset", "batch_size", "lr", "lev_weight", "l1_weight", "patch_size", "cpu_budget_min")  # and losses
 
 
 def flags(config: dict, recipe: dict) -> str:
@@ -29,6 +29,9 @@ def flags(config: dict, recipe: dict) -> str:
         if key in config and config[key] != recipe.get(key):
             out.append(f"--{key.replace('_', '-')} {config[key]:g}" if isinstance(config[key], float) else
                        f"--{key.replace('_', '-')} {config[key]}")  # fmt: skip
+    weights, base = config.get("losses") or {}, recipe.get("losses") or {}
+    changed = [f"{k}={v:g}" for k, v in weights.items() if v != base.get(k)]
+    out += [f"--losses {' '.join(changed)}"] if changed else []
     out += [f"--network {k}={v}" for k, v in (config.get("network") or {}).items()]
     return " ".join(out)
 

@@ -46,9 +46,8 @@ sys.path.insert(0, str(ROOT / "src"))  # this repository's fatsr, also in the co
 
 from ship_model import WEIGHTS, evaluation, ship  # noqa: E402
 
-from fatsr.models import zoo  # noqa: E402
+from fatsr.models import registry, zoo  # noqa: E402
 from fatsr.models.files import load_network, read_metadata  # noqa: E402
-from fatsr.models.presets import PRESETS  # noqa: E402
 
 DEGRADE_SEED = 0
 SPEED_THREADS = 2
@@ -225,7 +224,7 @@ def val_curve(run_dir: Path | None) -> list[tuple[int, float, float]]:
 
 def grown_text(config: dict) -> str:
     """How the network differs from the `compact` preset (a grown model: more layers, wider MLP)."""
-    preset = PRESETS["compact"].to_dict()
+    preset = registry.presets()["compact"][1].config.to_dict()
     changed = [
         f"{k} {config[k]}" for k in ("num_layers", "mlp_ratio", "dim", "num_blocks") if config.get(k) != preset[k]
     ]
@@ -240,7 +239,8 @@ def training_text(spec: Spec, weights: Path, config: dict, stand_in: str | None)
         text += (
             f"; this run: {config['steps']} steps, {config['schedule']} schedule, {config['warmup_steps']} warm-up, "
             f"Adam lr {config['lr']}, batch {config['batch_size']} of {config['patch_size']}x{config['patch_size']} "
-            f"LR crops, L1 + {config['lev_weight']} LEV, EMA {config['ema_decay']}"
+            f"LR crops, L1 + {(config.get('losses') or {}).get('lev', config.get('lev_weight'))} LEV, "
+            f"EMA {config['ema_decay']}"
             + (", continuing the weights of the recipe's earlier stages" if config.get("resume") else "")
         )
     if "step" in extra:
@@ -383,7 +383,8 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
         'UC Merced Land Use: Y. Yang and S. Newsam, "Bag-of-visual-words and spatial extensions for land-use '
         'classification", ACM SIGSPATIAL GIS 2010; images of the USGS National Map Urban Area Imagery.',
         f"* Degradation (how its LR images were made): {info.get('degradation', '?')}.",
-        f"* Recipe: `{spec.recipe}` (its comments give the stages of the training and their commands).",
+        f"* Recipe: `configs/recipes/{spec.name}.yaml` (every stage of the training, on `{spec.recipe}`; "
+        "`scripts/train_recipe.py` reruns them).",
         f"* Training: {training}.",
         "* Hardware: a shared 2-core AMD EPYC virtual machine, CPU only, one thread.",
     ]
@@ -525,8 +526,9 @@ def main() -> None:
         if sha256(snapshot) != digest:
             sys.exit(f"error: {weights} changed while it was copied (a validation of its run?); run again")
         network, _ = load_network(snapshot)
-        if network.scale != spec.scale or network.architecture != "FAT":
-            sys.exit(f"error: {weights} is a x{network.scale} {network.architecture} network, not {spec.name}'s")
+        kind = registry.of(network).name
+        if network.scale != spec.scale or kind != "FAT":
+            sys.exit(f"error: {weights} is a x{network.scale} {kind} network, not {spec.name}'s")
         sources[spec.name] = (snapshot, run_dir.resolve() if run_dir else None)
         print(f"{spec.name}: {weights} (sha256 {digest[:12]}), measured and shipped from {snapshot}")
 

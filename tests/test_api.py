@@ -15,7 +15,7 @@ from rasterio.crs import CRS
 
 import fatsr
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import Bicubic
+from fatsr.inference.resample import Bicubic
 
 HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"
 KW = {"tile": 24, "overlap": 6}
@@ -64,7 +64,7 @@ def test_two_d_grey(rgb, tiny):
 
 
 def test_int16_goes_by_a_stretch_and_comes_back_int16(rgb):
-    data = (rgb.transpose(2, 0, 1).astype(np.int16) * 20 - 500)  # like surface reflectance, some negative
+    data = rgb.transpose(2, 0, 1).astype(np.int16) * 20 - 500  # like surface reflectance, some negative
     out = fatsr.upscale(data, Bicubic(2), **KW)
     assert out.dtype == np.int16 and out.shape == (3, 60, 72)
     # bicubic is linear: the stretch, the bicubic tails and the tiles cancel out

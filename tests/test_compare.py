@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fatsr import metrics
 from fatsr.cli import main
-from fatsr.compare import compare_images, compare_scene, load_models, page_data, render_page
 from fatsr.errors import FatsrError
+from fatsr.evaluation import metrics
+from fatsr.evaluation.compare import compare_images, compare_scene, load_models, page_data, render_page
 
 SCENE = Path(__file__).parent / "fixtures" / "rasters" / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif"
 
@@ -116,7 +116,7 @@ def test_scene_regions_are_windows_of_the_file() -> None:
     low, high = np.array(mapping["low"])[:, None, None], np.array(mapping["high"])[:, None, None]
     np.testing.assert_allclose(low[:, 0, 0], np.percentile(data, 0.5, axis=(1, 2)))
     unit = (data - low) / (high - low)
-    # the bicubic layer is fatsr.evaluate.BicubicModel: kernel a=-0.5 (PIL, MATLAB), which torch calls antialias
+    # the bicubic layer is fatsr.evaluation.evaluate.BicubicModel: kernel a=-0.5 (PIL, MATLAB), which torch calls antialias
     whole = torch.from_numpy(unit)[None].float()
     whole_bicubic = F.interpolate(whole, scale_factor=2, mode="bicubic", align_corners=False, antialias=True)[0]
     cells = [tuple(i.cell) for i in items]
@@ -128,7 +128,9 @@ def test_scene_regions_are_windows_of_the_file() -> None:
         c, r = item.cell
         window = (slice(r * 32, min(r * 32 + 32, height)), slice(c * 32, min(c * 32 + 32, width)))
         lr = decode(item.layers[0].src)
-        np.testing.assert_array_equal(lr, np.rint(np.clip(unit[:, window[0], window[1]], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0))
+        np.testing.assert_array_equal(
+            lr, np.rint(np.clip(unit[:, window[0], window[1]], 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+        )
         big = whole_bicubic[:, window[0].start * 2 : window[0].stop * 2, window[1].start * 2 : window[1].stop * 2]
         expected = np.rint(big.clamp(0, 1).numpy() * 255).astype(np.int16).transpose(1, 2, 0)
         assert np.abs(decode(item.layers[1].src).astype(np.int16) - expected).max() <= 1
@@ -214,7 +216,7 @@ def test_scene_nodata_is_transparent_in_every_layer(model_file: Path) -> None:
 
 
 def test_regions_chosen_by_texture_skip_slivers() -> None:
-    from fatsr.compare import _choose_cells
+    from fatsr.evaluation.compare import _choose_cells
 
     rng = np.random.default_rng(0)
     overview = np.full((70, 100, 3), 100, np.uint8)  # cells of 32: 4 x 3, the last column 4 px wide
@@ -226,7 +228,7 @@ def test_regions_chosen_by_texture_skip_slivers() -> None:
 
 
 def test_page_opens_on_bicubic_against_the_best_model():
-    from fatsr.compare import opening_layers
+    from fatsr.evaluation.compare import opening_layers
 
     def layers(*named: tuple[str, float | None]) -> list[dict]:
         return [{"name": n, **({"scores": {"psnr_y": v}} if v is not None else {})} for n, v in named]

@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 
 from fatsr.cli import main
-
 from test_compare import SCENE, smooth_image  # tests/ is on sys.path (pytest rootdir-relative imports)
 
 FLAGS = [
@@ -47,7 +46,10 @@ def browser(tmp_path_factory):
         _unavailable("playwright is not installed (pip install playwright)")
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=chromium, headless=True, args=FLAGS,
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=chromium,
+            headless=True,
+            args=FLAGS,
             viewport={"width": 1000, "height": 760},
         )
         yield context
@@ -162,7 +164,10 @@ def test_image_page_slider_zoom_layers_and_images(browser, image_page: Path) -> 
     page.wait_for_function(f"fatsrPage.state.zoom > {before['zoom'] * 3.9}")
     after = p.state()
     assert after["zoom"] == pytest.approx(before["zoom"] * 4) and after["zoom"] >= 8
-    assert ((cx - viewer["x"] - after["x"]) / after["zoom"], (cy - viewer["y"] - after["y"]) / after["zoom"]) == pytest.approx(point, abs=0.05)
+    assert (
+        (cx - viewer["x"] - after["x"]) / after["zoom"],
+        (cy - viewer["y"] - after["y"]) / after["zoom"],
+    ) == pytest.approx(point, abs=0.05)
     assert page.locator("#zoom-label").inner_text() == f"{after['zoom']:.0f}x"
     p.assert_shows(0, "bicubic", "tiny")
     p.assert_shows(1, "tiny", "bicubic")
@@ -260,7 +265,9 @@ def test_evaluate_page_opens_with_its_table(browser, tmp_path: Path, model_file:
     (tmp_path / "hr").mkdir()
     for i in range(3):
         Image.fromarray(smooth_image(20 + i, 32)).save(tmp_path / "hr" / f"im{i}.png")
-    assert main(["evaluate", str(tmp_path / "hr"), "--model", str(model_file), "-o", str(tmp_path / "ev"), "--html"]) == 0
+    assert (
+        main(["evaluate", str(tmp_path / "hr"), "--model", str(model_file), "-o", str(tmp_path / "ev"), "--html"]) == 0
+    )
     p = Page(browser, tmp_path / "ev" / "report.html")
     names = [i["name"] for i in p.data["items"]]
     rows = p.page.locator("#table tbody tr")
@@ -277,7 +284,10 @@ def test_scene_page_overview_regions_and_coordinates(browser, tmp_path: Path) ->
     import rasterio
 
     path = tmp_path / "scene.html"
-    assert main(["compare", str(SCENE), "--model", "bicubic", "--region-size", "32", "--regions", "3", "-o", str(path)]) == 0
+    assert (
+        main(["compare", str(SCENE), "--model", "bicubic", "--region-size", "32", "--regions", "3", "-o", str(path)])
+        == 0
+    )
     p = Page(browser, path)
     page = p.page
     scene = p.data["scene"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fatsr.cli import flag_of
+from fatsr.cli.flags import flag_of
 from fatsr.devices import resolve_device
 from fatsr.errors import ArgumentError
 
@@ -28,4 +28,6 @@ def test_refusals_name_the_device_as_a_flag():
 def test_unavailable_cuda():
     with pytest.raises(ArgumentError) as err:
         resolve_device("cuda:1")
-    assert err.value.render(flag_of) == "--device cuda:1: CUDA is not available on this machine; use --device cpu or auto"
+    assert (
+        err.value.render(flag_of) == "--device cuda:1: CUDA is not available on this machine; use --device cpu or auto"
+    )

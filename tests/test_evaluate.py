@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from fatsr.errors import FatsrError
-from fatsr.evaluate import BicubicModel, Pair, evaluate, pair_files, score
-from fatsr.lpips import LPIPS, NETWORKS, load_lpips
-from fatsr.metrics import ergas, psnr, psnr_by_texture, sam
+from fatsr.evaluation.evaluate import BicubicModel, Pair, evaluate, pair_files, score
+from fatsr.evaluation.lpips import LPIPS, NETWORKS, load_lpips
+from fatsr.evaluation.metrics import ergas, psnr, psnr_by_texture, sam
 
 HARBOR = Path(__file__).resolve().parents[1] / "examples" / "harbor55.png"  # UC Merced val harbor55
 

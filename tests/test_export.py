@@ -49,7 +49,9 @@ def test_matrix_dft_equals_fft(height, width):
     assert torch.allclose(rfft2_matmul(x), torch.cat([z.real, z.imag], dim=-2), atol=1e-5)
     # any spectrum, not only a real image's: irfft2 drops the imaginary DC/Nyquist parts
     spectrum = torch.randn(2, 3, 2 * height, width // 2 + 1, generator=g)
-    expected = torch.fft.irfft2(torch.complex(spectrum[..., :height, :], spectrum[..., height:, :]), s=(height, width), norm="ortho")
+    expected = torch.fft.irfft2(
+        torch.complex(spectrum[..., :height, :], spectrum[..., height:, :]), s=(height, width), norm="ortho"
+    )
     assert torch.allclose(irfft2_matmul(spectrum, width), expected, atol=1e-5)
 
 
@@ -148,7 +150,9 @@ def test_cli_bad_options(model_file, tmp_path, capsys, extra, message):
 
 def test_channels_must_fit_the_model(tmp_path):
     source = tmp_path / "four.safetensors"
-    save_model(source, FAT(in_channels=4, out_channels=4, dim=8, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="four")
+    save_model(
+        source, FAT(in_channels=4, out_channels=4, dim=8, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="four"
+    )
     with pytest.raises(FatsrError, match="channels=1 for a 4-channel model; give channels=4"):
         export_onnx(source, tmp_path / "m.onnx", tile=TILE, channels=1)
     assert list(tmp_path.iterdir()) == [source]
@@ -208,18 +212,23 @@ def test_cli_lam_refuses_an_onnx_model(model_file, exported, tmp_path, capsys):
     assert not list(tmp_path.glob("*_lam.*"))
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--bf16"], "--bf16 is for the pytorch backend"),
-    (["--seed", "5"], "exported with seed 3"),
-    (["--seed", "0"], "--seed 0: this ONNX model was exported with seed 3"),  # 0 is a seed, not "not given"
-    (["--backend", "pytorch"], "use --backend onnxruntime"),
-    (["--tile", "36"], "use --tile 24 or less"),
-])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--bf16"], "--bf16 is for the pytorch backend"),
+        (["--seed", "5"], "exported with seed 3"),
+        (["--seed", "0"], "--seed 0: this ONNX model was exported with seed 3"),  # 0 is a seed, not "not given"
+        (["--backend", "pytorch"], "use --backend onnxruntime"),
+        (["--tile", "36"], "use --tile 24 or less"),
+    ],
+)
 def test_cli_upscale_onnx_errors(exported, tmp_path, capsys, flags, message):
     from PIL import Image
 
     Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(tmp_path / "in.png")
-    code = main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", str(exported), *flags])
+    code = main(
+        ["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", str(exported), *flags]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert not (tmp_path / "out.png").exists()

@@ -143,8 +143,12 @@ def pictures(tmp_path_factory) -> Path:
 
 
 def commands(
-    name: str, pictures: Path, images: Path, model_file: Path, out: Path
-) -> tuple[list[object], tuple[str, ...] | None]:  # noqa: F811
+    name: str,
+    pictures: Path,
+    images: Path,  # noqa: F811 - the fixture's value
+    model_file: Path,
+    out: Path,
+) -> tuple[list[object], tuple[str, ...] | None]:
     """(argv writing into ``out``, the names whose bytes must equal the uninterrupted run's)."""
     if name == "upscale":
         return ["upscale", pictures, "-o", out, "--model", model_file, "--skip-existing"], None
@@ -163,10 +167,10 @@ CASES = [(command, sig) for command in ("upscale", "degrade", "compare", "train"
 def test_killed_anywhere_leaves_only_complete_files_and_a_rerun_gives_the_same_bytes(
     tmp_path,
     pictures,
-    images,
+    images,  # noqa: F811 - the fixture
     model_file,
     command,
-    sig,  # noqa: F811
+    sig,
 ):
     reference = tmp_path / "reference"
     argv, names = commands(command, pictures, images, model_file, reference)
@@ -228,7 +232,7 @@ find "$DISK" -type f -printf '%P\\n' >> "$LOG"
 def test_a_disk_that_fills_up_part_way_leaves_one_line_and_nothing_partial(
     tmp_path,
     pictures,
-    images,
+    images,  # noqa: F811 - the fixture
     model_file,
     command,
     size,

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from fatsr.cli import main
 from fatsr.errors import FatsrError
-from fatsr.lam import Window, blur, gini, lam_gini, local_attribution_map
+from fatsr.evaluation.lam import Window, blur, gini, lam_gini, local_attribution_map
 from fatsr.models.fat import FAT
 from fatsr.models.files import save_model
 from fatsr.models.wrapper import SRModel
@@ -61,6 +61,7 @@ def test_attribution_in_the_receptive_field(k):
 
 # --- an independent LAM, written from the definitions in NumPy, float64 -------------------
 
+
 def _np_model(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """(3, H, W) -> (3, 2H, 2W): tanh of a 3x3 convolution mixing the channels (zero padding),
     each pixel repeated 2x2."""
@@ -99,6 +100,7 @@ def _np_blur(x: np.ndarray, sigma: float, size: int) -> np.ndarray:
 def _np_lam(lr: np.ndarray, weight: np.ndarray, window: tuple[int, int, int], steps: int, sigma: float,
             size: int) -> tuple[np.ndarray, float]:  # fmt: skip
     """(map, DI): central-difference gradients at the right end of each blur-path step."""
+
     def objective(v: np.ndarray) -> float:
         return _np_objective(_np_model(v, weight), *window)
 
@@ -185,7 +187,9 @@ def test_fixed_hashing_and_window_check():
 
 def test_cli_compare(tmp_path, capsys):
     torch.manual_seed(0)
-    save_model(tmp_path / "tiny.safetensors", FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="tiny")
+    save_model(
+        tmp_path / "tiny.safetensors", FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="tiny"
+    )
     Image.fromarray((textured(12)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(tmp_path / "lr.png")
     args = ["lam", str(tmp_path / "lr.png"), "--model", str(tmp_path / "tiny.safetensors"), "--compare", "bicubic",
             "--window", "8", "8", "6", "--steps", "2", "-o", str(tmp_path / "out"), "--device", "cpu"]  # fmt: skip
@@ -216,4 +220,7 @@ def test_cli_from_hr_is_lam_demo_set_up(tmp_path):
     a = json.loads((tmp_path / "a" / "hr_lam.json").read_text())
     b = json.loads((tmp_path / "b" / "lr_lam.json").read_text())
     assert a["settings"]["from_hr"] is True
-    assert a["models"][0]["gini"] == b["models"][0]["gini"] and a["models"][0]["peak_lr_xy"] == b["models"][0]["peak_lr_xy"]
+    assert (
+        a["models"][0]["gini"] == b["models"][0]["gini"]
+        and a["models"][0]["peak_lr_xy"] == b["models"][0]["peak_lr_xy"]
+    )

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -87,7 +86,9 @@ def test_lev_extreme_means_and_gradients_equal_sorting_every_window():
     weights = torch.rand(2, 2, 3, 10, 14, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     sr = x.clone().requires_grad_()
     reference = sr.unfold(2, 4, 1).unfold(3, 4, 1).reshape(2, 3, 10, 14, 16).sort(dim=-1).values
-    expected = torch.autograd.grad((reference[..., 12:].mean(-1) * weights[0] + reference[..., :4].mean(-1) * weights[1]).sum(), sr)[0]
+    expected = torch.autograd.grad(
+        (reference[..., 12:].mean(-1) * weights[0] + reference[..., :4].mean(-1) * weights[1]).sum(), sr
+    )[0]
     _, top, bottom = lev_maps(sr)
     torch.testing.assert_close(top, windows[..., 12:].mean(-1), rtol=0, atol=1e-12)
     torch.testing.assert_close(bottom, windows[..., :4].mean(-1), rtol=0, atol=1e-12)
@@ -97,7 +98,9 @@ def test_lev_extreme_means_and_gradients_equal_sorting_every_window():
     flat = torch.ones(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
     _, top, _ = lev_maps(flat)
     assert top.item() == 1.0
-    torch.testing.assert_close(torch.autograd.grad(top.sum(), flat)[0], torch.full((1, 1, 4, 4), 1 / 16, dtype=torch.float64))
+    torch.testing.assert_close(
+        torch.autograd.grad(top.sum(), flat)[0], torch.full((1, 1, 4, 4), 1 / 16, dtype=torch.float64)
+    )
 
 
 def test_lev_map_shapes():
@@ -168,7 +171,7 @@ def test_missing_vgg_weights_message(tmp_path, monkeypatch):
     message = str(info.value)
     assert str(tmp_path / "hub" / "checkpoints" / VGG19_FILE) in message
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in message
-    assert "perceptual_weight=0" in message and "vgg_weights='FILE'" in message
+    assert "losses='perceptual=0'" in message and "vgg_weights='FILE'" in message
 
 
 def test_vgg_found_in_torch_hub_folder(tmp_path, monkeypatch):
@@ -183,7 +186,7 @@ def test_fat_loss_combines_terms(vgg_file):
     torch.manual_seed(0)
     sr = torch.rand(2, 3, 16, 16) * 2 - 1
     hr = torch.rand(2, 3, 16, 16) * 2 - 1
-    loss = FATLoss(l1_weight=0.5, perceptual_weight=0.01, lev_weight=0.2, vgg_weights=vgg_file)
+    loss = FATLoss({"l1": 0.5, "perceptual": 0.01, "lev": 0.2}, vgg_weights=vgg_file)
     total, terms = loss(sr, hr)
     assert set(terms) == {"l1", "lev", "perceptual"}
     assert terms["l1"].item() == pytest.approx((sr - hr).abs().mean().item())
@@ -198,15 +201,17 @@ def test_fat_loss_zero_weight_terms_are_skipped(monkeypatch):
         raise AssertionError("VGG must not be loaded")
 
     monkeypatch.setattr("fatsr.losses.load_vgg19_state_dict", no_vgg)
-    loss = FATLoss(perceptual_weight=0)
-    assert loss.perceptual is None
+    loss = FATLoss({"perceptual": 0})
+    assert "perceptual" not in loss.terms
     sr, hr = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
     total, terms = loss(sr, hr)
     assert set(terms) == {"l1", "lev"}
     assert total.item() == pytest.approx(terms["l1"].item() + 0.1 * terms["lev"].item())
-    total, terms = FATLoss(lev_weight=0, perceptual_weight=0)(sr, hr)
+    total, terms = FATLoss({"lev": 0, "perceptual": 0})(sr, hr)
     assert set(terms) == {"l1"} and total.item() == pytest.approx(terms["l1"].item())
     with pytest.raises(FatsrError, match="all loss weights are 0"):
-        FATLoss(0, 0, 0)
+        FATLoss({"l1": 0, "lev": 0, "perceptual": 0})
     with pytest.raises(FatsrError, match=">= 0"):
-        FATLoss(lev_weight=-1)
+        FATLoss({"lev": -1})
+    with pytest.raises(FatsrError, match="unknown loss term ssim; the terms are l1, lev, perceptual"):
+        FATLoss({"ssim": 1})

@@ -8,7 +8,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from fatsr.errors import FatsrError
-from fatsr.metrics import psnr, rgb_to_y, ssim
+from fatsr.evaluation.metrics import psnr, rgb_to_y, ssim
 
 VAL = Path(__file__).resolve().parent / "fixtures" / "ucmerced" / "val"
 NAMES = ["harbor55.png", "forest05.png", "denseresidential05.png"]

@@ -183,7 +183,7 @@ def test_a_png_claiming_100000_squared_pixels_is_refused_before_allocating(capsy
 
 
 def test_a_plain_tiff_over_the_budget_is_streamed_by_upscale_and_refused_by_evaluate(capsys, tmp_path):
-    from fatsr.inference.raster import is_raster
+    from fatsr.inference.reading import is_raster
 
     bomb = sparse_tiff(tmp_path / "bomb.tif", 100_000)
     assert bomb.stat().st_size < 4 << 20
@@ -309,7 +309,7 @@ def test_a_title_holding_the_templates_placeholders_is_filled_escaped_once(title
     import html
     import json
 
-    from fatsr.compare import render_page
+    from fatsr.evaluation.compare import render_page
 
     data = {"title": title, "items": [{"name": "</script><img src=x onerror=alert(1)>.png"}]}
     page = render_page(data)

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from rasterio.transform import from_origin
 
-from fatsr.cli import main
-from fatsr.inference.tiling import Tiling
-from fatsr.errors import FatsrError
-from fatsr.inference.raster import RasterOptions, upscale_raster
-
 from checks import assert_one_line_error
+from fatsr.cli import main
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.tiling import Tiling
+from fatsr.models.contract import ModelInfo
 
 TILING = Tiling(24, 6)
 
@@ -61,6 +61,7 @@ class Nearest:
 
     scale = 2
     channels = 3
+    info = ModelInfo(name="nearest", scale=2, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="nearest")
@@ -79,7 +80,9 @@ def test_nan_and_inf_pixels_stay_where_they_are(capsys, tmp_path, model_file, no
     if nodata is not None:
         data[:, 30:35, 40:45] = nodata
     src = geotiff(tmp_path / "f.tif", data, nodata)
-    code, _, err = run(capsys, "upscale", src, "-o", tmp_path / "o.tif", "--model", model_file, "--tile", 24, "--overlap", 6)
+    code, _, err = run(
+        capsys, "upscale", src, "-o", tmp_path / "o.tif", "--model", model_file, "--tile", 24, "--overlap", 6
+    )
     assert code == 0, err
     with rasterio.open(tmp_path / "o.tif") as ds:
         out = ds.read()
@@ -102,7 +105,9 @@ def test_nan_pixels_do_not_change_their_neighbours(tmp_path):
     holes[0, 30, 30] = np.inf
     ref, options = tmp_path / "ref.tif", RasterOptions(value_range=(0, 400))  # the same mapping for both
     upscale_raster(geotiff(tmp_path / "clean.tif", clean), ref, Nearest(), tiling=TILING, options=options)
-    upscale_raster(geotiff(tmp_path / "holes.tif", holes), tmp_path / "o.tif", Nearest(), tiling=TILING, options=options)
+    upscale_raster(
+        geotiff(tmp_path / "holes.tif", holes), tmp_path / "o.tif", Nearest(), tiling=TILING, options=options
+    )
     with rasterio.open(ref) as a, rasterio.open(tmp_path / "o.tif") as b:
         expected, got = a.read(), b.read()
     valid = nearest(np.isfinite(holes))
@@ -129,8 +134,10 @@ import sys, time
 import torch.nn.functional as F
 import fatsr.inference.pipeline as pipeline
 
+from fatsr.models.contract import ModelInfo
 class Nearest:
     scale, channels = 2, 3
+    info = ModelInfo(name="nearest", scale=2, in_channels=3, out_channels=3)
     def __call__(self, x):
         time.sleep(DELAY)
         return F.interpolate(x, scale_factor=2, mode="nearest")
@@ -207,7 +214,9 @@ def test_full_disk_during_a_png_upscale(tmp_path):
 
     image = np.random.default_rng(3).integers(0, 256, (200, 200, 3), dtype=np.uint8)
     write_image(tmp_path / "in.png", image)
-    code, err, left = on_small_disk(tmp_path, "100k", "upscale", tmp_path / "in.png", "-o", "DISK/out.png", "--tile", 48, "--overlap", 12)
+    code, err, left = on_small_disk(
+        tmp_path, "100k", "upscale", tmp_path / "in.png", "-o", "DISK/out.png", "--tile", 48, "--overlap", 12
+    )
     assert_one_line_error(code, err, "out.png", exit_code=1)
     assert left == []
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-__version__ = "0.1.0"
+from fatsr.version import __version__
 
 __all__ = ["__version__", "default_model_path", "load_model", "upscale"]
 
 
 def default_model_path() -> Path | None:
     """The model shipped in the package, or None when this build has none."""
-    from fatsr.models.loading import default_model_path as shipped
+    from fatsr.models.zoo import default_model_path as shipped
 
     return shipped()
 
@@ -24,7 +25,7 @@ def load_model(
     seed: int | None = None,
     tta: bool = False,
     denoise: float | str | None = None,
-):
+) -> Any:
     """A ready model (eval mode): ``spec`` is None (the shipped model), ``"bicubic"``, a fatsr
     ``.safetensors`` model file, a published ``.pth`` checkpoint or a ``.onnx`` graph from
     ``fatsr export``; ``tta``: the 8-fold self-ensemble of it; ``denoise``: 0..1, the mix of the
@@ -35,8 +36,8 @@ def load_model(
 
 
 def upscale(
-    image,
-    model=None,
+    image: Any,
+    model: Any = None,
     *,
     tile: int | None = None,
     overlap: int | None = None,
@@ -54,8 +55,8 @@ def upscale(
     bbox: tuple[float, float, float, float] | None = None,
     bbox_crs: str = "EPSG:4326",
     assets: tuple[str, ...] | list[str] | None = None,
-    **raster_options,
-):
+    **raster_options: Any,
+) -> Any:
     """Super-resolve ``image`` in overlapping, blended tiles of ``tile`` LR pixels (default:
     the model's advice, 192 for FAT) overlapping by ``overlap`` (default: a quarter of the tile,
     at most 24), ``batch`` tiles per forward pass (0: by the tile size, 1 for 192). On a CPU
@@ -69,10 +70,10 @@ def upscale(
         takes; the rest bicubic). Returns the same type, layout and dtype (see :mod:`fatsr.inference.arrays`).
       * a path of a picture (PNG, JPEG, plain TIFF) -> the HWC array; with ``output``, the
         written file's path.
-      * a path of a raster (GeoTIFF, JP2, VRT, ...; see :func:`fatsr.inference.raster.is_raster`) ->
+      * a path of a raster (GeoTIFF, JP2, VRT, ...; see :func:`fatsr.inference.reading.is_raster`) ->
         with ``output``, the written COG's path; without, ``(array, profile)``: the CHW array
         and the rasterio profile (georeference rescaled) of the output. ``bands`` and
-        ``raster_options`` (see :class:`fatsr.inference.raster.RasterOptions`) apply.
+        ``raster_options`` (see :class:`fatsr.inference.options.RasterOptions`) apply.
       * a path or URL GDAL reads remotely (``https://``, ``s3://``, ``gs://``, ``/vsicurl/``,
         ``/vsis3/`` ...): a raster, read block by block (see :mod:`fatsr.inference.sources`).
       * a STAC item (a .json file or URL) with ``assets`` (asset keys or ``eo:bands`` common
@@ -117,7 +118,8 @@ def upscale(
         return upscale_array(
             job.model, image, job.tiling, layout=layout, bands=bands, device=job.device, autocast=job.autocast
         )
-    from fatsr.inference.raster import RasterOptions, is_raster
+    from fatsr.inference.options import RasterOptions
+    from fatsr.inference.reading import is_raster
     from fatsr.inference.sources import is_remote
     from fatsr.inference.windows import BBox, PixelWindow
 

@@ -18,13 +18,13 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-import fatsr
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import atomic_write
 from fatsr.models.loading import load_model
 from fatsr.models.onnx_runner import FORMAT, INPUT, OUTPUT, OnnxModel, import_onnxruntime, onnx_session
 from fatsr.models.runtime import runtime
 from fatsr.models.wrapper import SRModel
+from fatsr.version import __version__
 
 DEFAULT_OPSET = 17
 OPSETS = range(14, 21)  # scaled_dot_product_attention needs 14; the TorchScript exporter stops at 20
@@ -54,7 +54,7 @@ def export_onnx(
         raise FatsrError(f"opset {opset}: choose one from {OPSETS.start} to {OPSETS.stop - 1}")
     model = load_model(model_path, seed=seed)
     if not isinstance(model, SRModel):
-        raise FatsrError(f"{model_path}: only a FAT model file (.safetensors or .pth) can be exported")
+        raise FatsrError(f"{model_path}: only a model file (.safetensors or .pth) of a network can be exported")
     multiple = model.info.size.multiple_of
     if tile <= 0 or tile % multiple:
         raise ArgumentError(f"{{arg}}: must be a positive multiple of {multiple} (e.g. 96 or 120)", "tile", tile)
@@ -71,7 +71,7 @@ def export_onnx(
     x = torch.rand((1, channels, tile, tile), generator=torch.Generator().manual_seed(seed))
     metadata = {
         "format": FORMAT,
-        "fatsr_version": fatsr.__version__,
+        "fatsr_version": __version__,
         "name": model.name,
         "scale": str(model.scale),
         "channels": str(channels),

@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -222,7 +223,7 @@ MAX_PICTURE_PIXELS = int(_BUDGET) if _BUDGET.strip().isdigit() else 89_478_485
 """The most pixels a picture read whole may have (Pillow's own default, made a hard limit; the
 environment variable FATSR_MAX_PICTURE_PIXELS changes it). A header claiming more (a
 decompression bomb, or just a huge PNG) is refused in one line before anything is allocated;
-TIFFs over it are streamed window by window as rasters instead (:func:`fatsr.inference.raster.is_raster`)."""
+TIFFs over it are streamed window by window as rasters instead (:func:`fatsr.inference.reading.is_raster`)."""
 Image.MAX_IMAGE_PIXELS = MAX_PICTURE_PIXELS  # Pillow's guard, wherever else it opens a picture
 
 
@@ -308,7 +309,7 @@ def read_image(path: str | os.PathLike, *, any_dtype: bool = False) -> np.ndarra
     return array
 
 
-def _open_raster(path: Path):
+def _open_raster(path: Path) -> Any:
     """The rasterio dataset of ``path``, or None where GDAL cannot read it."""
     import warnings
 

@@ -3,8 +3,10 @@ loss, combined by :class:`FATLoss`. All inputs are NCHW in the network's [-1, 1]
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import ArgumentError, FatsrError
+from fatsr.models.vgg import vgg_layers
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
@@ -93,20 +96,6 @@ class LEVLoss(nn.Module):
         return _sum(F.l1_loss(a, b) for a, b in zip(lev_maps(sr), targets, strict=True))
 
 
-def vgg_layers(widths: tuple[int | str, ...], inplace_relu: bool = False) -> list[nn.Module]:
-    """The torchvision VGG ``features`` stack ("M" = 2x2 max pool), so its state-dict keys
-    ``features.N.weight/bias`` load unchanged."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in widths:
-        if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=inplace_relu)]
-            channels = int(item)
-    return layers
-
-
 def _vgg19_layers(last_index: int) -> list[nn.Module]:
     layers = vgg_layers(_VGG19_CFG, inplace_relu=True)
     if not 0 <= last_index < len(layers):
@@ -179,8 +168,8 @@ def load_vgg19_state_dict(path: str | os.PathLike | None = None) -> dict[str, Te
             f"the perceptual loss needs the ImageNet VGG19 weights {VGG19_FILE}, which could not be "
             f"downloaded; put {VGG19_URL} at {default} (or give the file's path with {{vgg}}), "
             "or train without it with {arg}",
-            "perceptual_weight",
-            0,
+            "losses",
+            "perceptual=0",
             vgg=("vgg_weights", "FILE"),
         ) from None
 
@@ -227,41 +216,86 @@ class PerceptualLoss(nn.Module):
         return F.mse_loss(self.vgg(self._normalize(sr)), target)
 
 
-class FATLoss(nn.Module):
-    """Weighted sum of L1, perceptual and LEV losses; forward returns (total, unweighted terms).
+class L1Loss(nn.Module):
+    """Mean absolute error."""
 
-    A term with weight 0 is neither computed nor reported; the VGG19 is only loaded when
-    ``perceptual_weight > 0``. ``vgg_weights`` and ``published_normalization`` go to
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        return F.l1_loss(sr, hr)
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """What some terms need besides the images: the VGG19 weights and input normalisation of
+    the perceptual loss."""
+
+    vgg_weights: Mapping[str, Tensor] | str | os.PathLike | None = None
+    published_normalization: bool = False
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """A training loss term: ``build(options)`` gives the module (``(sr, hr) -> scalar``, both
+    in [-1, 1]); ``weight`` is its weight in fatsr's recipe; ``about``, a few words for
+    ``fatsr train --help``; ``three_bands``: it works on RGB images only."""
+
+    build: Callable[[LossOptions], nn.Module]
+    weight: float
+    about: str
+    three_bands: bool = False
+
+
+# The terms by name, in the order they are computed and summed (a new term is one entry here).
+TERMS: dict[str, LossTerm] = {
+    "l1": LossTerm(lambda options: L1Loss(), 1.0, "L1"),
+    "lev": LossTerm(lambda options: LEVLoss(), 0.1, "local extreme values and variance"),
+    "perceptual": LossTerm(
+        lambda options: PerceptualLoss(options.vgg_weights, options.published_normalization),
+        0.001,
+        "VGG19 conv3_3 features; needs vgg19-dcbb9e9d.pth",
+        three_bands=True,
+    ),
+}
+
+
+def default_weights() -> dict[str, float]:
+    """Each term's weight in fatsr's recipe (the published one's too)."""
+    return {name: term.weight for name, term in TERMS.items()}
+
+
+def check_weights(weights: Mapping[str, float]) -> None:
+    """Known terms, finite weights >= 0, at least one > 0 (FatsrError otherwise)."""
+    unknown = sorted(set(weights) - set(TERMS))
+    if unknown:
+        raise FatsrError(f"unknown loss term {', '.join(unknown)}; the terms are {', '.join(TERMS)}")
+    bad = {k: w for k, w in weights.items() if not (math.isfinite(w) and w >= 0)}
+    if bad:
+        raise FatsrError(f"loss weights must be finite and >= 0, got {bad}; use 0 to switch a term off")
+    if not any(weights.values()):
+        raise FatsrError("all loss weights are 0; give at least one term a positive weight")
+
+
+class FATLoss(nn.Module):
+    """Weighted sum of the :data:`TERMS`; forward returns (total, unweighted terms).
+
+    ``weights``: term name -> weight (terms not named: their :func:`default_weights`). A term
+    with weight 0 is neither built nor computed nor reported (the VGG19 is only loaded for a
+    perceptual weight > 0). ``vgg_weights`` and ``published_normalization`` go to
     :class:`PerceptualLoss`.
     """
 
     def __init__(
         self,
-        l1_weight: float = 1.0,
-        perceptual_weight: float = 0.001,
-        lev_weight: float = 0.1,
+        weights: Mapping[str, float] | None = None,
         vgg_weights: Mapping[str, Tensor] | str | os.PathLike | None = None,
         published_normalization: bool = False,
     ) -> None:
         super().__init__()
-        self.weights = {"l1": float(l1_weight), "perceptual": float(perceptual_weight), "lev": float(lev_weight)}
-        bad = {k: w for k, w in self.weights.items() if not w >= 0}
-        if bad:
-            raise FatsrError(f"loss weights must be >= 0, got {bad}; use 0 to switch a term off")
-        if not any(self.weights.values()):
-            raise FatsrError("all loss weights are 0; give at least one term a positive weight")
-        self.lev = LEVLoss() if self.weights["lev"] > 0 else None
-        self.perceptual = (
-            PerceptualLoss(vgg_weights, published_normalization) if self.weights["perceptual"] > 0 else None
-        )
+        self.weights = {**default_weights(), **{k: float(w) for k, w in (weights or {}).items()}}
+        check_weights(self.weights)
+        options = LossOptions(vgg_weights, published_normalization)
+        self.terms = nn.ModuleDict({k: TERMS[k].build(options) for k in TERMS if self.weights[k] > 0})
 
     def forward(self, sr: Tensor, hr: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        terms: dict[str, Tensor] = {}
-        if self.weights["l1"] > 0:
-            terms["l1"] = F.l1_loss(sr, hr)
-        if self.lev is not None:
-            terms["lev"] = self.lev(sr, hr)
-        if self.perceptual is not None:
-            terms["perceptual"] = self.perceptual(sr, hr)
+        terms = {name: term(sr, hr) for name, term in self.terms.items()}
         total = _sum(self.weights[k] * v for k, v in terms.items())  # at least one term: a weight is > 0
         return total, terms

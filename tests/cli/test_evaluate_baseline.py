@@ -55,7 +55,9 @@ def pillow_baseline(hr: Image.Image, scale: int, lr: Image.Image | None = None) 
 
 def test_model_beside_bicubic(hr_dir, tmp_path, capsys):
     torch.manual_seed(0)
-    save_model(tmp_path / "tiny.safetensors", FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="tiny")
+    save_model(
+        tmp_path / "tiny.safetensors", FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="tiny"
+    )
     out = tmp_path / "out"
     assert main(["evaluate", str(hr_dir), "--model", str(tmp_path / "tiny.safetensors"), "-o", str(out),
                  "--device", "cpu"]) == 0  # fmt: skip
@@ -65,7 +67,9 @@ def test_model_beside_bicubic(hr_dir, tmp_path, capsys):
             expected = psnr_y(pillow_baseline(hr, 2), np.asarray(hr), border=2)
         assert row["bicubic_psnr_y"] == pytest.approx(expected, abs=1e-3)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["bicubic"]["psnr_y"] == pytest.approx(np.mean([r["bicubic_psnr_y"] for r in rows.values()]), abs=1e-4)
+    assert summary["bicubic"]["psnr_y"] == pytest.approx(
+        np.mean([r["bicubic_psnr_y"] for r in rows.values()]), abs=1e-4
+    )
     for key in ("psnr_y", "ssim_y", "ergas"):
         assert summary["gain"][key] == pytest.approx(summary["mean"][key] - summary["bicubic"][key], abs=1e-9)
     assert "Pillow bicubic" in summary["settings"]["lr"]
@@ -82,7 +86,10 @@ def test_model_beside_bicubic(hr_dir, tmp_path, capsys):
 
 def test_torch_downscale_and_given_lr(hr_dir, tmp_path):
     out = tmp_path / "out"
-    assert main(["evaluate", str(hr_dir), "--model", "bicubic", "--scale", "4", "--downscale", "torch", "-o", str(out)]) == 0
+    assert (
+        main(["evaluate", str(hr_dir), "--model", "bicubic", "--scale", "4", "--downscale", "torch", "-o", str(out)])
+        == 0
+    )
     rows = read_csv(out / "metrics.csv")
     with Image.open(hr_dir / "a.png") as hr:
         x = torch.from_numpy(np.asarray(hr).astype(np.float32) / 255).permute(2, 0, 1)[None]

@@ -80,9 +80,16 @@ def test_scores_match_scikit_image(sr_folders, tmp_path, capsys):
 def test_model_runs(tmp_path, sr_folders, capsys):
     hr_dir = sr_folders[0]
     torch.manual_seed(0)
-    save_model(tmp_path / "tiny.safetensors", FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="tiny")
+    save_model(
+        tmp_path / "tiny.safetensors", FAT(dim=16, num_blocks=1, num_layers=1, num_heads=2, scale=2), name="tiny"
+    )
     out = tmp_path / "out"
-    assert main(["evaluate", str(hr_dir), "--model", str(tmp_path / "tiny.safetensors"), "-o", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            ["evaluate", str(hr_dir), "--model", str(tmp_path / "tiny.safetensors"), "-o", str(out), "--device", "cpu"]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["scale"] == 2 and summary["settings"]["source"] == "model tiny"
     assert all(np.isfinite(v) for v in summary["mean"].values())
@@ -98,7 +105,10 @@ def test_model_runs(tmp_path, sr_folders, capsys):
     [
         (["--sr", "{sr}", "--crops"], "--crops needs an output folder"),
         (["--sr", "{sr}"], "give --scale"),
-        (["--model", "bicubic", "--lpips", "alex", "--lpips-weights", "{tmp}"], "alexnet-owt-7be5be79.pth and alex.pth"),
+        (
+            ["--model", "bicubic", "--lpips", "alex", "--lpips-weights", "{tmp}"],
+            "alexnet-owt-7be5be79.pth and alex.pth",
+        ),
         (["--sr", "{tmp}"], "no images in this folder"),
         (["--model", "bicubic", "--scale", "4", "--lr", "{hr}"], "is not the HR"),
     ],

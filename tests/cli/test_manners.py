@@ -19,10 +19,9 @@ from rasterio.enums import Compression
 from rasterio.transform import from_origin
 
 import fatsr
+from checks import assert_one_line_error
 from fatsr.cli import COMMANDS, build_parser, main
 from fatsr.inference.pipeline import Upscaler
-
-from checks import assert_one_line_error
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 PROBE = """\

@@ -21,8 +21,9 @@ from PIL import Image
 
 from fatsr.cli import main
 from fatsr.cli.upscale import collect_inputs, plan_outputs
-from fatsr.inference.tiling import upscale_image
 from fatsr.errors import FatsrError
+from fatsr.inference.tiling import upscale_image
+from fatsr.models.contract import ModelInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 HARBOR = ROOT / "examples" / "harbor55.png"  # UC Merced val harbor55
@@ -146,9 +147,17 @@ def test_plan_outputs_refuses_clashes(tmp_path):
     assert plan_outputs([a], None, 2, overwrite=True) == [(a, tmp_path / "a_x2.png")]
 
 
-def nearest_plus(offset: float):
+class nearest_plus:  # noqa: N801 - called like the function it stands in for
     """A stand-in model: nearest-neighbour x2 plus a constant, in [0, 1] units."""
-    return lambda x: F.interpolate(x, scale_factor=2, mode="nearest") + offset
+
+    scale = 2
+    info = ModelInfo(name="nearest plus", scale=2, in_channels=0, out_channels=0)
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode="nearest") + self.offset
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -199,7 +208,7 @@ def test_unavailable_cuda_and_fp16_on_cpu(capsys, rgb_png):
 def test_missing_default_model_says_to_pass_model(capsys, rgb_png, monkeypatch):
     import fatsr.models.loading
 
-    monkeypatch.setattr(fatsr.models.loading, "default_model_path", lambda: None)  # a build without weights
+    monkeypatch.setattr(fatsr.models.zoo, "default_model_path", lambda: None)  # a build without weights
     code, _, err = upscale(capsys, rgb_png)
     assert_user_error(code, err, "--model PATH")
     assert not (rgb_png.parent / "rgb_x2.png").exists()
@@ -216,7 +225,10 @@ def test_help_documents_output_naming(capsys):
 def test_subprocess_exit_code_and_stderr(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "fatsr", "upscale", str(tmp_path / "absent.png")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: {tmp_path / 'absent.png'}: no such file or folder"]
@@ -423,8 +435,15 @@ def test_published_flags(capsys, tmp_path, rgb_png, model_file):
 def test_inference_shim(tmp_path, model_file):
     save(tmp_path / "test" / "a.png", harbor(12, 12))
     command = [
-        sys.executable, str(ROOT / "inference.py"), "--test_img", "test", "--model_path", str(model_file),
-        "--save_dir", "res", "--no-cuda",
+        sys.executable,
+        str(ROOT / "inference.py"),
+        "--test_img",
+        "test",
+        "--model_path",
+        str(model_file),
+        "--save_dir",
+        "res",
+        "--no-cuda",
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -443,7 +462,10 @@ def test_inference_shim_defaults(tmp_path, model_file):
     torch.save(net.state_dict(), tmp_path / "checkpoints" / "best.pth")
     save(tmp_path / "datasets" / "test" / "boats.png", harbor(12, 12))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "inference.py"), "--no-cuda"], capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, str(ROOT / "inference.py"), "--no-cuda"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         timeout=180,
     )
     assert result.returncode == 0, result.stderr
@@ -489,7 +511,10 @@ def test_torchrun_ranks_share_the_files(capsys, tmp_path, model_file, monkeypatc
     [
         ({"RANK": "1", "WORLD_SIZE": "2"}, "LOCAL_RANK, MASTER_ADDR, MASTER_PORT not set"),
         ({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "do not fit"),
-        ({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "not all integers"),
+        (
+            {"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"},
+            "not all integers",
+        ),
     ],
 )
 def test_stray_torchrun_variables_warn_and_run_as_one_process(capsys, tmp_path, model_file, monkeypatch, stray, why):

@@ -101,7 +101,12 @@ def test_several_folders_train_on_all_their_images(tmp_path, hr_folder):
     write_image(extra / "c.png", random_image((40, 40, 3), 3))
     write_image(extra / "a.png", random_image((40, 40, 3), 4))  # same name as in hr_folder: both kept
     both = TrainDataset([hr_folder, extra], 2, patch_size=7, augment=False, seed=5)
-    assert [(p.hr.parent.name, p.name) for p in both.pairs] == [("hr", "a"), ("hr", "b"), ("extra", "a"), ("extra", "c")]
+    assert [(p.hr.parent.name, p.name) for p in both.pairs] == [
+        ("hr", "a"),
+        ("hr", "b"),
+        ("extra", "a"),
+        ("extra", "c"),
+    ]
     for index, path in ((2, extra / "a.png"), (3, extra / "c.png")):  # the second folder's crops come from its files
         locate(both[index]["hr"], to_tensor(read_image(path)))
     first = TrainDataset(hr_folder, 2, patch_size=7, augment=False, seed=5)

@@ -108,7 +108,6 @@ def _image(h: int = 36, w: int = 24, channels: int = 3, dtype: type = np.uint8, 
     return np.random.default_rng(seed).integers(0, top, size=(h, w, channels), endpoint=True).astype(dtype)
 
 
-
 @pytest.mark.parametrize("kind", KERNEL_TYPES)
 def test_random_kernels_sum_to_one_and_have_the_requested_size(kind: str) -> None:
     spec = load_preset("realesrgan")["first"]["kernel"] | {"types": {kind: 1.0}}

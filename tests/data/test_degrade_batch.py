@@ -43,7 +43,6 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.reshape(-1, *x.shape[-2:]) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-
 @pytest.mark.parametrize("name", PRESET_NAMES)
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_lr_is_exactly_hr_over_scale_on_the_8_bit_grid(photo: np.ndarray, name: str, scale: int) -> None:

@@ -45,4 +45,6 @@ def test_missing_bm3d_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
         FatsrError, match=r"method='bm3d' needs the bm3d package; install it with pip install bm3d,"
     ) as err:
         denoise(np.zeros((8, 8, 3), np.uint8), "bm3d", 5.0)
-    assert message(err.value).startswith("--method bm3d needs the bm3d package") and "use --method nlm" in message(err.value)
+    assert message(err.value).startswith("--method bm3d needs the bm3d package") and "use --method nlm" in message(
+        err.value
+    )

@@ -20,14 +20,16 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 
 import fatsr
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 from fatsr.cli import main
 from fatsr.inference.bands import name_role, rgb_roles
 from fatsr.inference.bitdepth import back_project
-from fatsr.inference.raster import Bicubic, RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.resample import Bicubic
 from fatsr.inference.tiling import Tiling
-
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
+from fatsr.models.contract import ModelInfo
 
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
 SCALE = 2
@@ -228,6 +230,7 @@ class Overshoot:
 
     scale = SCALE
     channels = 3
+    info = ModelInfo(name="overshoot", scale=SCALE, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (F.interpolate(x, scale_factor=SCALE, mode="nearest") - 0.5) * 1.5 + 0.5

@@ -17,7 +17,7 @@ from fatsr.errors import ArgumentError, FatsrError
 from fatsr.inference.pipeline import Upscaler
 from fatsr.inference.tiling import Tiling, upscale_tiled
 from fatsr.models.bicubic import BicubicModel
-from fatsr.models.contract import ModelInfo, SizeRule
+from fatsr.models.contract import ModelInfo
 from fatsr.models.fat import FAT
 from fatsr.models.files import save_model
 from fatsr.models.loading import load_model
@@ -52,7 +52,11 @@ def test_api_and_cli_give_the_same_bytes_with_tile_36(tmp_path, lr_png, model_fi
 def test_one_loader_for_names_paths_and_bicubic(model_file):
     tiny = load_model(model_file)
     assert isinstance(tiny, SRModel) and tiny.info.scale == 2 and tiny.info.in_channels == 3
-    assert tiny.info.size == SizeRule(minimum=24, multiple_of=12)  # window 6; 24 * 13 >= 144 Fourier tokens
+    rule = tiny.info.size  # window 6: multiples of 12; 24 * 13 >= 144 Fourier tokens (one LSH chunk), 12 * 7 < 144
+    assert (rule.multiple_of, rule.minimum, rule.fits(24, 24), rule.fits(12, 12), rule.padded(12, 12)) == (
+        12, 24, True, False, (24, 12)
+    )  # fmt: skip
+    assert tiny.info.seed == 0 and tiny.info.mapping is None
     assert tiny.info.metadata["name"] == "tiny"
     bicubic = load_model("bicubic", scale=3)
     assert isinstance(bicubic, BicubicModel) and bicubic.info.scale == 3
@@ -89,7 +93,7 @@ def test_precision_is_checked_in_one_place(model_file):
 
 def test_cli_spells_library_arguments_as_flags():
     err = ArgumentError("{arg} runs on CUDA; use {cpu}", "precision", "float16", cpu=("precision", "bfloat16"))
-    from fatsr.cli import flag_of
+    from fatsr.cli.flags import flag_of
 
     assert str(err) == "precision='float16' runs on CUDA; use precision='bfloat16'"
     assert err.render(flag_of) == "--fp16 runs on CUDA; use --bf16"
@@ -98,7 +102,7 @@ def test_cli_spells_library_arguments_as_flags():
 
 
 def test_each_command_spells_an_argument_as_its_own_flag(tmp_path, capsys):
-    from fatsr.cli import flag_of
+    from fatsr.cli.flags import flag_of
 
     assert flag_of("value_range", (10.0, 5.0)) == "--value-range 10 5"  # fatsr train
     for command in ("upscale", "compare"):

@@ -16,14 +16,19 @@ from affine import Affine
 from rasterio.windows import Window
 
 import fatsr
-from fatsr.inference.tiling import Tiling
-from fatsr.errors import FatsrError
-from fatsr.inference.raster import Bicubic, RasterOptions, is_raster, upscale_raster
-
 from checks import assert_one_line_error
 from checks import upscale_cli as cli
+from fatsr.errors import FatsrError
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.reading import is_raster
+from fatsr.inference.resample import Bicubic
+from fatsr.inference.tiling import Tiling
+from fatsr.models.contract import ModelInfo
 
-NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files (fixtures/README.md)
+NEON = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "rasters"
+)  # top-left crops of the real files (fixtures/README.md)
 OSBS = NEON / "OSBS_029.tif"  # uint8 RGB, nodata 255 (saturated pixels)
 COLLAR = NEON / "RGB.byte_crop512.tif"  # uint8 RGB, nodata 0 collar
 SIX = NEON / "LC08_232066_20190727_sr_int16_6band.tif"  # int16 x 6, nodata -9999
@@ -67,6 +72,7 @@ class ChannelShift:
 
     scale = SCALE
     channels = 3
+    info = ModelInfo(name="channelshift", scale=SCALE, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shift = torch.tensor([0.0, 0.1, 0.2])[: x.shape[1]].view(1, -1, 1, 1)
@@ -190,8 +196,23 @@ def test_cli_geotiff_default_name_zstd_and_flags(capsys, tmp_path, model_file):
     src = crop(SIX, tmp_path / "six.tif", 0, 0, 30, 24)
     assert is_raster(src)
     code, out, err = cli(
-        capsys, src, "--model", model_file, "--tile", 24, "--overlap", 6, "--bands", "4,3,2",
-        "--other-bands", "bicubic", "--compress", "zstd", "--range", -100, 6000,
+        capsys,
+        src,
+        "--model",
+        model_file,
+        "--tile",
+        24,
+        "--overlap",
+        6,
+        "--bands",
+        "4,3,2",
+        "--other-bands",
+        "bicubic",
+        "--compress",
+        "zstd",
+        "--range",
+        -100,
+        6000,
     )
     assert code == 0, err
     dst = tmp_path / "six_x2.tif"
@@ -243,8 +264,12 @@ def test_cli_output_is_input_or_unwritable(capsys, tmp_path, model_file):
 
 @pytest.mark.parametrize(
     ("flags", "needle"),
-    [(["--bands", "1,2"], "3 different band numbers"), (["--bands", "1,2,9"], "bands 1 to 3"),
-     (["--tile", "50"], "multiple of 12"), (["--range", "10", "5"], "LO must be below HI")],
+    [
+        (["--bands", "1,2"], "3 different band numbers"),
+        (["--bands", "1,2,9"], "bands 1 to 3"),
+        (["--tile", "50"], "multiple of 12"),
+        (["--range", "10", "5"], "LO must be below HI"),
+    ],
 )
 def test_cli_bad_flags(capsys, tmp_path, model_file, flags, needle):
     src = crop(OSBS, tmp_path / "osbs.tif", 0, 0, 20, 20)
@@ -359,10 +384,13 @@ def test_plain_geotiff_overviews(tmp_path):
     assert np.abs(half - expected).max() <= 1
 
 
-@pytest.mark.parametrize("xml", [
-    '<VRTDataset rasterXSize="10" rasterYSize="10"></VRTDataset>',  # zero bands
-    '<VRTDataset rasterXSize="0" rasterYSize="10"><VRTRasterBand dataType="Byte" band="1"/></VRTDataset>',  # zero columns
-])
+@pytest.mark.parametrize(
+    "xml",
+    [
+        '<VRTDataset rasterXSize="10" rasterYSize="10"></VRTDataset>',  # zero bands
+        '<VRTDataset rasterXSize="0" rasterYSize="10"><VRTRasterBand dataType="Byte" band="1"/></VRTDataset>',  # zero columns
+    ],
+)
 def test_cli_raster_without_bands_or_pixels(capsys, tmp_path, model_file, xml):
     # GDAL cannot create such a GeoTIFF; it reads files by content, so this .tif is a VRT
     src = tmp_path / "empty.tif"

@@ -22,14 +22,15 @@ from rasterio.rpc import RPC
 from rasterio.transform import RPCTransformer
 
 import fatsr
-from fatsr.cli import main
-from fatsr.inference.tiling import Tiling, upscale_image
-from fatsr.inference.raster import (
-    Bicubic, RasterOptions, TailSafe, _read_bands, _value_mapping, is_raster, soft_clip, upscale_raster,
-)
-
 from checks import assert_one_line_error
 from checks import upscale_cli as cli
+from fatsr.cli import main
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
+from fatsr.inference.reading import band_reader, is_raster, value_mapping
+from fatsr.inference.resample import Bicubic, TailSafe, soft_clip
+from fatsr.inference.tiling import Tiling, upscale_image
+from fatsr.models.contract import ModelInfo
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own writes
 HARBOR = Path(__file__).resolve().parents[2] / "examples" / "harbor55.png"
@@ -44,6 +45,7 @@ class Nearest:
 
     scale = SCALE
     channels = 3
+    info = ModelInfo(name="nearest", scale=SCALE, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE, mode="nearest")
@@ -84,7 +86,9 @@ def assert_cog(path: Path) -> None:
 
 def test_jpeg2000_16bit_georeferenced(capsys, tmp_path, model_file):
     data = harbor()
-    src = write(tmp_path / "s2.jp2", data, driver="JP2OpenJPEG", crs=UTM, transform=PLACE, QUALITY=100, REVERSIBLE="YES")
+    src = write(
+        tmp_path / "s2.jp2", data, driver="JP2OpenJPEG", crs=UTM, transform=PLACE, QUALITY=100, REVERSIBLE="YES"
+    )
     with rasterio.open(src) as ds:
         np.testing.assert_array_equal(ds.read(), data)  # lossless
     assert is_raster(src)
@@ -328,6 +332,7 @@ def test_tail_safe_sends_only_the_residual_through_bicubic():
         return F.interpolate(t, scale_factor=SCALE, mode="nearest") ** 2
 
     squaring.scale = SCALE
+    squaring.info = Nearest.info
     out = TailSafe(squaring)(x)
     inside = soft_clip(x)
     expected = squaring(inside) + F.interpolate(x - inside, scale_factor=SCALE, mode="bicubic", align_corners=False)
@@ -343,8 +348,8 @@ def test_nodata_is_inpainted_from_its_neighbours_not_the_mean(tmp_path):
     ramp[:, :, 40:] = -9999  # the bright end is nodata
     src = write(tmp_path / "ramp.tif", ramp, crs=UTM, transform=PLACE, nodata=-9999)
     with rasterio.open(src) as ds:
-        mapping, fills = _value_mapping(ds, None)
-        unit = _read_bands(ds, (1,), mapping, fills)(0, 30, 0, 60)
+        mapping, fills = value_mapping(ds, None)
+        unit = band_reader(ds, (1,), mapping, fills)(0, 30, 0, 60)
     edge = mapping.to_unit(ramp[:, :, 39:40].astype(np.float64), (1,))
     np.testing.assert_allclose(unit[0, :, 40], edge[0, :, 0], atol=1e-6)  # continues where data ends
     mean = fills[0]
@@ -417,7 +422,10 @@ def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
     config = json.loads(metadata["config"])
     assert config["in_channels"] == config["out_channels"] == 4
     assert json.loads(metadata["value_mapping"]) == {
-        "bands": [3, 2, 1, 4], "low": [0.0] * 4, "high": [65535.0] * 4, "method": "dtype range"
+        "bands": [3, 2, 1, 4],
+        "low": [0.0] * 4,
+        "high": [65535.0] * 4,
+        "method": "dtype range",
     }
 
     data = four_bands(120, 30, 40)
@@ -437,8 +445,8 @@ def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
 
     # evaluate reads the model's bands with its mapping, as upscale does, and scores all four
     from fatsr.data import bicubic_downscale
-    from fatsr.evaluate import evaluate, pair_files
-    from fatsr.metrics import psnr
+    from fatsr.evaluation.evaluate import evaluate, pair_files
+    from fatsr.evaluation.metrics import psnr
 
     (result,) = evaluate(pair_files(scene), scale=2, border=2, model=model)
     hr = torch.from_numpy(data[order].astype(np.float32) / 65535)
@@ -457,7 +465,7 @@ def test_train_on_four_band_geotiffs_and_upscale_one(capsys, tmp_path):
 
 @pytest.mark.parametrize("how", ["nodata", "mask"])
 def test_evaluate_leaves_nodata_and_masked_pixels_out(tmp_path, how):
-    from fatsr.evaluate import evaluate, pair_files, score
+    from fatsr.evaluation.evaluate import evaluate, pair_files, score
 
     hr = harbor(48, 64, deep=False)
     rng = np.random.default_rng(0)
@@ -544,7 +552,7 @@ def test_train_says_what_int16_rasters_need(capsys, tmp_path):
 
 
 def test_evaluate_float_reflectance_with_nan_and_four_bands(tmp_path):
-    from fatsr.evaluate import evaluate, pair_files
+    from fatsr.evaluation.evaluate import evaluate, pair_files
 
     hr = four_bands(60, 60, 48).astype(np.float32) / 12000  # 4-band reflectance in [0, 1]
     hr[:, :6, :] = np.nan  # a strip without data

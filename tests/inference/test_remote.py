@@ -126,7 +126,10 @@ def item_json(path: Path, url: str, keys: dict[str, str], item_id: str = "S2-tes
 
     bounds = transform_bounds(CRS, "EPSG:4326", *rasterio.transform.array_bounds(HEIGHT, WIDTH, TRANSFORM))
     west, south, east, north = bounds
-    geometry = {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]]}
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+    }
     item = pystac.Item(item_id, geometry, list(bounds), datetime.datetime(2024, 6, 1, tzinfo=datetime.timezone.utc), {})
     EOExtension.add_to(item)
     for key, file in keys.items():
@@ -235,9 +238,19 @@ def test_list_of_urls_with_skip_existing(capsys, tmp_path, served):
 def test_messages_never_show_credentials():
     from fatsr.inference.sources import failure, public
 
-    assert public("/vsicurl/https://me:pw@host.org:8080/a/b.tif?X-Amz-Signature=s3cr3t") == "/vsicurl/https://host.org:8080/a/b.tif?..."
-    text = str(failure("https://me:pw@host.org/b.tif?sig=s3cr3t", "HTTP error for https://me:pw@host.org/b.tif?sig=s3cr3t: 500"))
-    assert text == "https://host.org/b.tif?...: cannot read the remote raster: the server answered HTTP 500; try again later"
+    assert (
+        public("/vsicurl/https://me:pw@host.org:8080/a/b.tif?X-Amz-Signature=s3cr3t")
+        == "/vsicurl/https://host.org:8080/a/b.tif?..."
+    )
+    text = str(
+        failure(
+            "https://me:pw@host.org/b.tif?sig=s3cr3t", "HTTP error for https://me:pw@host.org/b.tif?sig=s3cr3t: 500"
+        )
+    )
+    assert (
+        text
+        == "https://host.org/b.tif?...: cannot read the remote raster: the server answered HTTP 500; try again later"
+    )
 
 
 def test_api_remote_window_gives_array_and_profile(served, whole):
@@ -253,7 +266,9 @@ def test_stac_input_needs_assets_and_assets_need_an_item(capsys, tmp_path, serve
     _, server = served
     item = item_json(tmp_path / "item.json", f"{server.url}/needs", {"B04": "red.tif"})
     code, _, err = cli(capsys, item, *RUN, "-o", tmp_path / "out.tif")
-    assert_one_line_error(code, err, "item.json: a STAC item; choose its assets with --assets, e.g. --assets red,green,blue")
+    assert_one_line_error(
+        code, err, "item.json: a STAC item; choose its assets with --assets, e.g. --assets red,green,blue"
+    )
     code, _, err = cli(capsys, f"{server.url}/needs/red.tif", *RUN, "--assets", "red", "-o", tmp_path / "out.tif")
     assert_one_line_error(code, err, "/needs/red.tif: not a readable STAC item (")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["item.json"]

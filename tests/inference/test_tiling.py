@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import fatsr
+from fatsr.errors import FatsrError
 from fatsr.inference.tiling import (
     Tiling,
     axis_weights,
@@ -23,7 +24,7 @@ from fatsr.inference.tiling import (
     upscale_image,
     upscale_tiled,
 )
-from fatsr.errors import FatsrError
+from fatsr.models.contract import ModelInfo
 
 NEON = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"  # top-left crops of the real files
 SCALE = 2
@@ -37,6 +38,7 @@ def osbs(top: int, left: int, size: int = 96) -> np.ndarray:
 
 class Nearest:
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE, mode="nearest")
@@ -47,6 +49,7 @@ class TileContext:
     plus a shift by the tile's mean, so hard-pasted tiles show steps."""
 
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)
@@ -73,7 +76,9 @@ def test_tile_starts_cover_with_enough_overlap(length, tile, overlap):
         assert (len(starts) - 2) * (size - overlap) + size < length
 
 
-@pytest.mark.parametrize(("length", "tile", "overlap"), [(170, 96, 24), (400, 96, 24), (97, 96, 48), (130, 36, 12), (50, 24, 0)])
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(170, 96, 24), (400, 96, 24), (97, 96, 48), (130, 36, 12), (50, 24, 0)]
+)
 @pytest.mark.parametrize("scale", [1, 2, 4])
 def test_axis_weights_sum_to_one_without_ramps_at_the_borders(length, tile, overlap, scale):
     starts = tile_starts(length, tile, overlap)
@@ -141,7 +146,10 @@ def test_resume_yields_exactly_the_rest(model_file):
     read = lambda t, b, l, r: image[:, t:b, l:r]  # noqa: E731
     full = [(k.panel, k.top, k.left, k.data.copy()) for k in upscale_blocks(model, read, 100, 100, tiling)]
     panel, row = 1, 70  # mid-panel, not on a block boundary
-    rest = [(k.panel, k.top, k.left, k.data.copy()) for k in upscale_blocks(model, read, 100, 100, tiling, resume=(panel, row))]
+    rest = [
+        (k.panel, k.top, k.left, k.data.copy())
+        for k in upscale_blocks(model, read, 100, 100, tiling, resume=(panel, row))
+    ]
     expected = []
     for p, top, left, data in full:
         if (p, top + data.shape[1]) > (panel, row):
@@ -156,6 +164,7 @@ class NaNUnderAutocast:
     """Bicubic, but NaN wherever it runs under CPU autocast."""
 
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)
@@ -259,6 +268,7 @@ def test_workers_read_at_most_one_tile_row_ahead():
 
 class NearestModule(torch.nn.Module):  # an nn.Module: worker threads copy it
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE, mode="nearest")
@@ -266,6 +276,7 @@ class NearestModule(torch.nn.Module):  # an nn.Module: worker threads copy it
 
 class NaNModule(torch.nn.Module):
     scale = SCALE
+    info = ModelInfo(name="stand-in", scale=SCALE, in_channels=0, out_channels=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=SCALE) * float("nan")
@@ -306,8 +317,11 @@ def test_upscale_image_keeps_dtype_and_rounds():
 
 @pytest.mark.parametrize(
     ("array", "needle"),
-    [(np.zeros((0, 5, 3), np.uint8), "nothing to upscale"), (np.zeros((4, 4, 3), np.complex64), "complex64"),
-     (np.zeros((4, 4), np.uint8), "HWC")],
+    [
+        (np.zeros((0, 5, 3), np.uint8), "nothing to upscale"),
+        (np.zeros((4, 4, 3), np.complex64), "complex64"),
+        (np.zeros((4, 4), np.uint8), "HWC"),
+    ],
 )
 def test_bad_arrays_are_user_errors(array, needle):
     with pytest.raises(FatsrError, match=needle):
@@ -364,6 +378,7 @@ def test_progress_bar_counts_every_tile_run(monkeypatch):
         return Nearest()(x)
 
     counting.scale = SCALE
+    counting.info = Nearest.info
     monkeypatch.setattr(fatsr.progress, "tqdm", Recording)
     image = osbs(0, 0, 100)
     read = lambda t, b, l, r: image[:, t:b, l:r]  # noqa: E731

@@ -15,14 +15,14 @@ from affine import Affine
 from rasterio.warp import transform_bounds
 
 import fatsr
+from checks import assert_one_line_error
+from checks import upscale_cli as cli
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import RasterOptions, upscale_raster
+from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.inference.tiling import Tiling, array_reader, upscale_tiled, upscale_window
 from fatsr.inference.windows import PixelWindow
 from fatsr.models.bicubic import BicubicModel
-
-from checks import assert_one_line_error
-from checks import upscale_cli as cli
 
 RASTERS = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"
 OSBS = RASTERS / "OSBS_029.tif"  # 300x350 uint8 RGB, nodata 255 (saturated pixels), EPSG:32617
@@ -127,12 +127,26 @@ def test_bbox_in_the_raster_crs_and_in_lon_lat(capsys, tmp_path, model_file):
         assert b.top - inner[3] < 0.1  # 0.1 m: one source pixel
 
 
+def test_bbox_in_the_wrong_crs_is_one_line(capsys, tmp_path, model_file):
+    with rasterio.open(OSBS) as ds:
+        x0, y0 = ds.transform @ (40, 30)
+        x1, y1 = ds.transform @ (60, 40)
+    # projected metres given as longitude/latitude (the default --bbox-crs): no place on the Earth
+    code, _, err = cli(capsys, OSBS, "--model", model_file, "--bbox", x0, y1, x1, y0, "-o", tmp_path / "o.tif")
+    assert_one_line_error(code, err, "cannot be placed in the raster's CRS (EPSG:32617) from EPSG:4326; "
+                                     "give its coordinates in EPSG:4326, or name the CRS they are in")  # fmt: skip
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_window_partly_outside_is_clipped_with_a_warning(capsys, tmp_path, model_file):
     dst = tmp_path / "clip.tif"
     code, _, err = cli(capsys, OSBS, "--model", model_file, "--tile", "24", "--overlap", "6",
                        "--window", 290, -5, 20, 15, "-o", dst)  # fmt: skip
     assert code == 0
-    assert "warning: " in err and "the window 290 -5 20 15 reaches outside the raster; clipped to the window 290 0 10 10" in err
+    assert (
+        "warning: " in err
+        and "the window 290 -5 20 15 reaches outside the raster; clipped to the window 290 0 10 10" in err
+    )
     with rasterio.open(dst) as out, rasterio.open(OSBS) as ds:
         assert (out.width, out.height) == (20, 20)
         assert out.transform == ds.transform @ Affine.translation(290, 0) @ Affine.scale(0.5)

@@ -18,9 +18,9 @@ import fatsr
 from fatsr.data import bicubic_downscale
 from fatsr.data.degrade import degrade, image_rng
 from fatsr.data.degrade_presets import load_preset
-from fatsr.evaluate import BicubicModel
+from fatsr.evaluation.evaluate import BicubicModel
+from fatsr.evaluation.metrics import psnr
 from fatsr.io import read_image
-from fatsr.metrics import psnr
 from fatsr.models import zoo
 from fatsr.models.files import load_network, read_metadata
 

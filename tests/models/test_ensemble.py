@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 from checks import assert_one_line_error
 from fatsr.cli import main
+from fatsr.models.contract import ModelInfo
 from fatsr.models.ensemble import SelfEnsemble
 from fatsr.models.loading import load_model
 from fatsr.models.strength import BLURRED, SHARP, AutoDenoise, sharpness, strength
@@ -21,6 +22,7 @@ class Nearest:
     """Nearest x2: the same whichever way the input is turned."""
 
     scale, channels, name = 2, 3, "nearest"
+    info = ModelInfo(name="nearest", scale=2, in_channels=3, out_channels=3)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="nearest")
@@ -106,9 +108,9 @@ def test_denoise_mixes_the_weights_of_the_two_built_in_models():
     with safe_open(str(clean), "pt") as a, safe_open(str(real), "pt") as b:
         key = next(k for k in a.keys() if k.endswith("weight"))  # noqa: SIM118
         wa, wb = a.get_tensor(key), b.get_tensor(key)
-    for strength in (0.0, 0.3, 1.0):
-        mixed = load_model(denoise=strength).network.state_dict()[key]
-        torch.testing.assert_close(mixed, (1 - strength) * wa + strength * wb, rtol=0, atol=1e-7)
+    for s in (0.0, 0.3, 1.0):
+        mixed = load_model(denoise=s).network.state_dict()[key]
+        torch.testing.assert_close(mixed, (1 - s) * wa + s * wb, rtol=0, atol=1e-7)
     x = torch.rand(1, 3, 24, 24)
     with torch.inference_mode():
         assert torch.equal(load_model(denoise=1.0)(x), load_model(real)(x))  # the file: no mixing

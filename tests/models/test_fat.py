@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from fatsr.errors import FatsrError
 from fatsr.models.fat import FAT, FATConfig, from_official_state_dict, grown, relative_position_index
-from fatsr.models.presets import build_network
+from fatsr.models.registry import build_network
 from fatsr.models.runtime import runtime
 
 TEST_DATA = Path(__file__).resolve().parents[1] / "fixtures"

@@ -38,7 +38,7 @@ def test_any_size(tiny_file, size):
 def test_padding_meets_network_requirements(tiny_file):
     model = fatsr.load_model(tiny_file)
     for h, w in [(1, 1), (12, 12), (13, 25), (500, 37)]:
-        ph, pw = model.padded_size(h, w)
+        ph, pw = model.info.size.padded(h, w)
         assert ph >= h and pw >= w and ph % 12 == 0 and pw % 12 == 0
         assert ph * (pw // 2 + 1) >= 144
 

@@ -17,7 +17,7 @@ from fatsr.models import zoo
 from fatsr.models.cnn import ResidualCNN
 from fatsr.models.fat import FAT
 from fatsr.models.files import INFO_KEYS, load_network, read_metadata, save_model
-from fatsr.models.loading import builtin_names
+from fatsr.models.zoo import builtin_names
 
 
 def test_resolve_names_paths_and_the_default(tmp_path, model_file):
@@ -79,7 +79,9 @@ def test_shipped_models_record_what_they_expect_and_how_they_measured():
     """Each built-in model file describes itself: no entry missing, figures with their command."""
     for name, path in zoo.builtin_models().items():
         meta = read_metadata(path)
-        missing = [k for k in ("bands", "value_range", "training_data", "gsd_m", "degradation", "licence") if k not in meta]
+        missing = [
+            k for k in ("bands", "value_range", "training_data", "gsd_m", "degradation", "licence") if k not in meta
+        ]
         assert not missing, (name, missing)
         evaluation, speed = json.loads(meta["evaluation"]), json.loads(meta["speed"])
         assert evaluation["psnr_y"] > evaluation["bicubic_psnr_y"] and "fatsr evaluate" in evaluation["command"]
@@ -109,6 +111,8 @@ def test_info_prints_what_the_file_records(tmp_path, capsys):
 
 def test_model_info_keys_are_checked(tmp_path):
     with pytest.raises(FatsrError, match="model info 'gsd' is not one of description, bands"):
-        save_model(tmp_path / "m.safetensors", FAT(dim=8, num_blocks=1, num_layers=1, num_heads=2), name="m", info={"gsd": 1})
+        save_model(
+            tmp_path / "m.safetensors", FAT(dim=8, num_blocks=1, num_layers=1, num_heads=2), name="m", info={"gsd": 1}
+        )
     assert not (tmp_path / "m.safetensors").exists()
     assert set(INFO_KEYS) >= {"bands", "value_range", "training_data", "gsd_m", "degradation", "licence"}

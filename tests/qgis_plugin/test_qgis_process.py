@@ -117,7 +117,18 @@ def test_qgis_process_upscale_of_an_extent_equals_fatsr_upscale_bbox(home, tmp_p
         f"EXTENT={box[0]},{box[2]},{box[1]},{box[3]} [EPSG:32617]", f"OUTPUT={tmp_path / 'qgis.tif'}",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    options = ["--model", str(model_file), "--device", "cpu", "--tile", "24", "--bbox", *box, "--bbox-crs", "EPSG:32617"]
+    options = [
+        "--model",
+        str(model_file),
+        "--device",
+        "cpu",
+        "--tile",
+        "24",
+        "--bbox",
+        *box,
+        "--bbox-crs",
+        "EPSG:32617",
+    ]
     assert main(["upscale", str(scene), "-o", str(tmp_path / "cli.tif"), *options]) == 0
     assert (tmp_path / "qgis.tif").read_bytes() == (tmp_path / "cli.tif").read_bytes()
     with rasterio.open(tmp_path / "cli.tif") as ds:  # the area, snapped outward to whole 10 m pixels, at x2

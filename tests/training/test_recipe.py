@@ -19,9 +19,9 @@ from PIL import Image
 from fatsr.cli import build_parser, main
 from fatsr.cli.train import resolve_config
 from fatsr.data import TrainDataset
-from fatsr.training.config import TrainConfig
 from fatsr.errors import FatsrError
 from fatsr.losses import VGG19_FILE, VGG19Features
+from fatsr.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "harbor55.png"
@@ -38,7 +38,7 @@ PUBLISHED = {
     "preset": "fat", "scale": 4, "sampling": "resize", "patch_size": 120, "augment": False, "batch_size": 2,
     "epochs": 100, "steps": None, "optimizer": "adam", "lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0,
     "schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.0, "amp": "none",
-    "l1_weight": 1.0, "perceptual_weight": 0.001, "lev_weight": 0.1, "published_normalization": True,
+    "losses": {"l1": 1.0, "lev": 0.1, "perceptual": 0.001}, "published_normalization": True,
     "save_cycle": 5, "val_dir": None, "data_dir": ["./datasets/train"], "save_dir": "./checkpoints/v1",
 }  # fmt: skip
 

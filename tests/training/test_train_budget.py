@@ -109,6 +109,8 @@ def test_rcnn_preset_trains_and_its_file_records_the_run(tmp_path, synthetic):
 
 
 def test_unknown_model_info_is_refused(tmp_path, synthetic, capsys):
-    code = main(["train", "--data-dir", str(synthetic / "train"), "--save-dir", str(tmp_path / "r"), "--model-info", "gsd=1"])
+    code = main(
+        ["train", "--data-dir", str(synthetic / "train"), "--save-dir", str(tmp_path / "r"), "--model-info", "gsd=1"]
+    )
     assert code == 2
     assert capsys.readouterr().err.startswith("error: --model-info gsd: not a model file entry; use description, bands")

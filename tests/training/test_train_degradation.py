@@ -12,9 +12,9 @@ import yaml
 from fatsr.cli import main, message
 from fatsr.data import bicubic_downscale, quantize
 from fatsr.data.degrade_presets import load_preset
+from fatsr.errors import FatsrError
 from fatsr.training import train
 from fatsr.training.config import TrainConfig
-from fatsr.errors import FatsrError
 
 train_module = importlib.import_module("fatsr.training.train")  # the module, not fatsr.training.train()
 

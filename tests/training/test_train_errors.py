@@ -66,7 +66,7 @@ def test_missing_vgg_weights_say_what_to_do(tmp_path, make_flags, capsys, monkey
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     flags = _with(make_flags(tmp_path / "run"), perceptual_weight="0.001")
-    _fails(capsys, flags, "vgg19-dcbb9e9d.pth", "--vgg-weights", "--perceptual-weight 0")
+    _fails(capsys, flags, "vgg19-dcbb9e9d.pth", "--vgg-weights", "--losses perceptual=0")
 
 
 def test_tensorboard_needs_its_package(tmp_path, make_flags, capsys):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fatsr.cli import main
 from fatsr.data import TrainDataset
-from fatsr.models.zoo import safetensors_header
+from fatsr.models.header import safetensors_header
 from fatsr.training import train
 from fatsr.training.config import default_workers
 from fatsr.training.train import data_record
@@ -66,7 +66,10 @@ def test_interrupted_run_folder_is_a_model(tmp_path, make_flags, monkeypatch, ca
     assert Image.open(tmp_path / "out.png").size == (40, 32)  # the tiny run is x2
     code = main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "pt.png"), "--model", str(run / "last.pt")])
     err = capsys.readouterr().err
-    assert code == 2 and f"last.pt: a `fatsr train` checkpoint (to resume a run), not a model; give its run folder {run}" in err
+    assert (
+        code == 2
+        and f"last.pt: a `fatsr train` checkpoint (to resume a run), not a model; give its run folder {run}" in err
+    )
 
     # the same folder after the run finished: its final model is taken
     assert main(["train", "--save-dir", str(run), "--resume", "auto", "--no-progress"]) == 0

@@ -14,12 +14,12 @@ from torch import nn
 
 from fatsr.cli import build_parser
 from fatsr.cli.train import resolve_config
+from fatsr.errors import FatsrError
 from fatsr.training import TrainConfig, checkpoint
 from fatsr.training.config import load_yaml, to_dict, updated, write_yaml
 from fatsr.training.distributed import BatchSampler, Dist
 from fatsr.training.ema import EMA
 from fatsr.training.train import LRFactor, training_step
-from fatsr.errors import FatsrError
 
 
 def test_lr_factor_warmup_cosine_multistep():
@@ -184,7 +184,11 @@ def test_bad_config_files(tmp_path, content, message):
             "value_range=(9.0, 0.0): LO",
             "--value-range 9 0: LO must be below HI",
         ),
-        ({"bands": [1, 2]}, "add perceptual_weight=0", "add --perceptual-weight 0"),
+        (
+            {"bands": [1, 2]},
+            "the perceptual loss (VGG19 conv3_3 features; needs vgg19-dcbb9e9d.pth) needs 3 bands, not 2; add losses='perceptual=0'",
+            "needs 3 bands, not 2; add --losses perceptual=0",
+        ),
         ({"model_info": {"gsd": "1"}}, "model_info='gsd': not a model", "--model-info gsd: not a model"),
         ({"lr": 0.0}, "lr=0.0: must be > 0", "--lr 0.0: must be > 0"),
     ],
@@ -208,12 +212,15 @@ def test_every_config_field_is_a_flag(capsys):
 
 
 def test_patch_size_error_names_the_argument_and_the_flag():
-    from types import SimpleNamespace
-
     from fatsr.cli import message
+    from fatsr.models.fat import FATConfig
     from fatsr.training.train import check_patch_size
 
+    rule = FATConfig(window_size=6).size_rule()  # multiples of 12, at least 24 (one LSH chunk of Fourier tokens)
+    check_patch_size(rule, 24)
     with pytest.raises(FatsrError) as err:
-        check_patch_size(SimpleNamespace(architecture="FAT", size_multiple=12), 30)  # type: ignore[arg-type]
-    assert str(err.value).startswith("patch_size=30 does not fit this network")
+        check_patch_size(rule, 30)
+    assert str(err.value) == (
+        "patch_size=30 does not fit this network: LR patches must be a multiple of 12 and at least 24 pixels; use e.g. 24"
+    )
     assert message(err.value).startswith("--patch-size 30 does not fit this network")

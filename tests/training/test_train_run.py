@@ -19,10 +19,10 @@ from PIL import Image
 import fatsr
 from fatsr.cli import main
 from fatsr.data import TrainDataset
+from fatsr.evaluation.metrics import psnr
+from fatsr.models.files import read_metadata
 from fatsr.training import TrainConfig, train
 from fatsr.training.config import to_dict
-from fatsr.metrics import psnr
-from fatsr.models.files import read_metadata
 
 REPO = Path(__file__).resolve().parents[2]
 

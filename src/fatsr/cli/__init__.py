@@ -16,7 +16,8 @@ import warnings
 from collections.abc import Iterator
 from typing import NoReturn, TextIO
 
-from fatsr.errors import ArgumentError, FatsrError, SystemFailure, os_error_class
+from fatsr.cli.flags import message
+from fatsr.errors import FatsrError, SystemFailure, os_error_class
 
 # The commands in --help order, with their one-line help (each module's add_parser gives the same).
 COMMANDS: dict[str, str] = {
@@ -40,32 +41,6 @@ one error line says what to change); 1 a failure that is not the input's fault (
 an I/O or network error, out of memory); 130 interrupted.
 """
 
-# Library arguments whose command-line flag is not ``--name value``: in every command, and in
-# one command (a positional argument, "", is spelled by its value alone).
-_PRECISION_FLAGS = {"float16": "--fp16", "bfloat16": "--bf16"}
-_FLAGS = {"specs": "--model", "hr_files": "--hr", "points": "--region"}
-_COMMAND_FLAGS = {
-    "upscale": {"value_range": "--range"},
-    "compare": {"value_range": "--range"},
-    "evaluate": {"weights_dir": "--lpips-weights", "value_range": "--range"},
-    "info": {"model": ""},
-}
-
-
-def flag_of(argument: str, value: object, command: str | None = None) -> str:
-    """The command-line spelling of a library argument and its value (None: the flag alone)
-    in ``command`` (``fatsr <command>``)."""
-    if argument == "precision" and value in _PRECISION_FLAGS:
-        return _PRECISION_FLAGS[str(value)]
-    flag = _COMMAND_FLAGS.get(command or "", {}).get(argument)
-    if flag is None:
-        flag = _FLAGS.get(argument) or "--" + argument.replace("_", "-")
-    if isinstance(value, (tuple, list)):  # bands 4,3,2; other lists as nargs: LO HI
-        value = ("," if argument == "bands" else " ").join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-    if value is True or value is None:
-        return flag
-    return f"{flag} {value}" if flag else str(value)
-
 
 class Parser(argparse.ArgumentParser):
     """argparse with fatsr's one-line errors: ``error: ...`` and exit code 2; usage on --help only."""
@@ -78,13 +53,6 @@ class Parser(argparse.ArgumentParser):
 def one_line(text: str) -> str:
     """A message as one line: the lines a library's own text may bring joined with "; "."""
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def message(exc: FatsrError, command: str | None = None) -> str:
-    """A library error as ``fatsr <command>`` says it (arguments spelled as its flags)."""
-    if not isinstance(exc, ArgumentError):
-        return str(exc)
-    return exc.render(lambda argument, value: flag_of(argument, value, command))
 
 
 def _positive(text: str) -> int:
@@ -119,7 +87,7 @@ def add_common_options(parser: argparse.ArgumentParser, threads: bool = False) -
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with ``command``, only that command's module is imported
     and its parser built in full (the others are listed by name and help; "": none is built)."""
-    from fatsr import __version__
+    from fatsr.version import __version__
 
     parser = Parser(
         prog="fatsr", description="Remote-sensing super-resolution with FAT.", epilog=EXIT_CODES,

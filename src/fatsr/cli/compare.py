@@ -6,10 +6,12 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import cast
 
 from fatsr.cli.options import add_model_options
 from fatsr.errors import FatsrError
+
+# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+FLAGS = {"specs": "--model", "hr_files": "--hr", "points": "--region", "value_range": "--range"}
 
 DESCRIPTION = """\
 Write one self-contained HTML page (no server, no network: open it from disk) that
@@ -92,12 +94,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the page; return the exit code."""
-    from fatsr.compare import compare_images, compare_scene, load_models, page_data, write_page
+    """Build the page, write it; return the exit code."""
     from fatsr.devices import resolve_device
-    from fatsr.inference.raster import is_raster
+    from fatsr.evaluation.compare import comparison_page, load_models, write_page
     from fatsr.inference.tiling import Tiling
-    from fatsr.inputs import collect_inputs
 
     output = Path(args.output)
     if output.suffix.lower() not in (".html", ".htm"):
@@ -106,40 +106,15 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(f"{output} exists; pass --overwrite to replace it")
     if args.regions < 1:
         raise FatsrError(f"--regions {args.regions}: give at least 1")
-    lr_files = collect_inputs(args.inputs) if args.inputs else []
-    hr_files = collect_inputs([args.hr]) if args.hr else []
-    scenes = [p for p in lr_files if is_raster(p)]
-    if scenes and (len(lr_files) > 1 or hr_files):
-        raise FatsrError("a GeoTIFF scene gets a page of its own; give one scene and no --hr")
     device = resolve_device(args.device)
     models = load_models(
         args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise
     )
-    scale = cast(int, models[0][1].scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
-    tiling = Tiling(args.tile, args.tile // 4)
-    names = [n for n, _ in models]
-    if scenes:
-        scene, items = compare_scene(
-            scenes[0],
-            models,
-            scale=scale,
-            region_size=args.region_size,
-            max_regions=args.regions,
-            points=[tuple(p) for p in args.region],
-            bands=args.bands,
-            value_range=tuple(args.value_range) if args.value_range else None,
-            tiling=tiling,
-            device=device,
-            command=_command(args),
-        )
-        title = args.title or f"{scenes[0].name}: {', '.join(names)} x{scale}"
-        data = page_data(items, title=title, scale=scale, scene=scene)
-    else:
-        items = compare_images(
-            lr_files, hr_files, models, scale=scale, border=args.border, tiling=tiling, device=device
-        )
-        title = args.title or f"{', '.join(names)} x{scale}, {len(items)} image{'s' * (len(items) != 1)}"
-        data = page_data(items, title=title, scale=scale, table=bool(hr_files) and len(items) > 1)
+    data = comparison_page(
+        args.inputs, models, hr=args.hr, title=args.title, border=args.border, tiling=Tiling(args.tile, args.tile // 4),
+        device=device, region_size=args.region_size, max_regions=args.regions, points=[tuple(p) for p in args.region],
+        bands=args.bands, value_range=tuple(args.value_range) if args.value_range else None, command=_command(args),
+    )  # fmt: skip
     write_page(output, data, overwrite=args.overwrite)
     print(f"wrote {output}", file=sys.stderr)
     return 0

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-from tqdm import tqdm
 
 from fatsr.cli.options import add_model_options
-from fatsr.compare import Item, image_item, page_data, write_page
 from fatsr.errors import FatsrError
-from fatsr.evaluate import (
-    DOWNSCALES,
-    Pair,
-    evaluate,
-    format_table,
-    pair_files,
-    summarize,
-    write_crops,
-    write_csv,
-    write_json,
-)
-from fatsr.io import read_image
-from fatsr.lpips import NETWORKS, load_lpips
+from fatsr.evaluation.evaluate import DOWNSCALES
+from fatsr.evaluation.lpips import NETWORKS
 from fatsr.models.loading import load_model
+
+# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+FLAGS = {"weights_dir": "--lpips-weights", "value_range": "--range"}
 
 DESCRIPTION = """\
 Score super-resolved images against their HR originals.
@@ -128,117 +116,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate and report; return the exit code."""
+    """Evaluate, print the table and write the report files; return the exit code."""
     from fatsr.devices import resolve_device
+    from fatsr.evaluation.report import evaluation_report, report_files
 
     if args.scale is not None and args.scale < 1:
         raise FatsrError(f"--scale must be at least 1, got {args.scale}")
     if args.border is not None and args.border < 0:
         raise FatsrError(f"--border must be at least 0, got {args.border}")
-    outputs = _outputs(args)
+    if args.output is None and (args.crops or args.html):
+        raise FatsrError(f"{'--crops' if args.crops else '--html'} needs an output folder; add -o FOLDER")
+    files = report_files(args.output, crops=args.crops, html=args.html, overwrite=args.overwrite) if args.output else {}
     value_range = tuple(args.value_range) if args.value_range else None
     if value_range is not None and not value_range[0] < value_range[1]:
         raise FatsrError(f"--range {value_range[0]:g} {value_range[1]:g}: LO must be below HI")
+    if args.crops and args.crop_size < 1:
+        raise FatsrError(f"--crop-size must be at least 1, got {args.crop_size}")
     device = resolve_device(args.device)
-    model = (
-        load_model(args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise)
-        if args.model
-        else None
-    )
-    if model is None and (args.tta or args.denoise is not None):
+    model = None
+    if args.model:
+        model = load_model(
+            args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise
+        )
+    elif args.tta or args.denoise is not None:
         raise FatsrError("--tta and --denoise are for --model; SR files are scored as they are")
-    pairs = pair_files(args.hr, sr=args.sr, lr=args.lr)
-    if model is not None:
-        scale = model.scale
-    else:
-        scale = args.scale if args.scale is not None else _scale_from_lr(pairs[0])
-    border = scale if args.border is None else args.border
-    lpips = [load_lpips(net, args.lpips_weights).to(device) for net in dict.fromkeys(args.lpips)]
-    crop_size = args.crop_size if args.crops else None
-    if crop_size is not None and crop_size < 1:
-        raise FatsrError(f"--crop-size must be at least 1, got {crop_size}")
-    progress = tqdm(total=len(pairs), desc="evaluate", unit="image", file=sys.stderr, disable=None)
-    results, items = [], []
-    sr_name = getattr(model, "name", "SR") if model is not None else "SR"
-
-    def keep(name, lr, sr, hr, masks):  # the page's layers, made while the arrays are at hand
-        items.append(image_item(name, lr, [(sr_name, sr)], hr, scale=scale, border=border, masks=masks).encode())
-
-    for result in evaluate(pairs, scale=scale, border=border, model=model, device=device, lpips=lpips,
-                           crop_size=crop_size, downscale=args.downscale,
-                           on_images=keep if args.html else None, value_range=value_range):  # fmt: skip
-        results.append(result)
-        progress.update()
-    progress.close()
-    settings = {
-        "source": f"model {model.name}" if model is not None else f"SR files {args.sr}",
-        "hr": str(args.hr), "lr": args.lr or DOWNSCALES[args.downscale], "scale": scale, "border": border,
-        "baseline": "bicubic: Pillow bicubic upscale of the LR (a = -0.5, MATLAB imresize kernel)",
-        "y": "BT.601 MATLAB luma 16..235 (BasicSR/SwinIR/HAT)", "range": "0..255 (each image's values, see summary 'values', scaled)",
-        "texture_strata": "thirds of pixels by 7x7 local variance of HR (Y)",
-    }  # fmt: skip
-    summary = summarize(results, settings)
-    print(f"LR: {settings['lr']}; bicubic: Pillow bicubic upscale of the LR; x{scale}, border {border}")
-    print(format_table(results, summary))
-    if outputs:
-        written = []
-
-        def write(key: str, writer, *what, **options) -> None:
-            if key in outputs:
-                writer(outputs[key], *what, overwrite=args.overwrite, **options)
-                written.append(outputs[key])
-
-        try:  # all the output files or none
-            write("csv", write_csv, results)
-            write("json", write_json, summary)
-            if crop_size:
-                write("crops", write_crops, results)
-            if args.html:
-                items.sort(key=_gain)
-                title = f"fatsr evaluate: {settings['source']} on {args.hr}, x{scale}"
-                notes = [
-                    f"Sorted by gain of PSNR-Y over bicubic, worst first. Scores: {settings['y']}, border {border}."
-                ]
-                write("html", write_page, page_data(items, title=title, scale=scale, table=True, notes=notes))
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-        for path in outputs.values():
-            print(f"wrote {path}", file=sys.stderr)
+    report = evaluation_report(
+        args.hr, sr=args.sr, lr=args.lr, model=model, scale=args.scale, border=args.border, lpips=args.lpips,
+        lpips_weights=args.lpips_weights, crop_size=args.crop_size if args.crops else None, html=args.html,
+        downscale=args.downscale, value_range=value_range, device=device,
+    )  # fmt: skip
+    print(report.heading)
+    print(report.table())
+    report.write(files, overwrite=args.overwrite)
+    for path in files.values():
+        print(f"wrote {path}", file=sys.stderr)
     return 0
-
-
-def _gain(item: Item) -> float:
-    """An evaluated item's gain over bicubic (always set: every item has its HR)."""
-    assert item.gain is not None
-    return item.gain
-
-
-def _outputs(args: argparse.Namespace) -> dict[str, Path]:
-    """Output files, refused early if they exist without --overwrite."""
-    if args.output is None:
-        if args.crops or args.html:
-            raise FatsrError(f"{'--crops' if args.crops else '--html'} needs an output folder; add -o FOLDER")
-        return {}
-    folder = Path(args.output)
-    outputs = {"csv": folder / "metrics.csv", "json": folder / "summary.json"}
-    if args.crops:
-        outputs["crops"] = folder / "crops.png"
-    if args.html:
-        outputs["html"] = folder / "report.html"
-    for path in outputs.values():
-        if path.exists() and not args.overwrite:
-            raise FatsrError(f"{path} exists; pass --overwrite to replace it")
-    return outputs
-
-
-def _scale_from_lr(pair: Pair) -> int:
-    if pair.lr is None:
-        raise FatsrError("the scale is unknown; give --scale (or --lr, to read it from the LR size)")
-    hr, lr = read_image(pair.hr, any_dtype=True), read_image(pair.lr, any_dtype=True)
-    scale = hr.shape[1] // lr.shape[1]
-    if scale < 1 or hr.shape[0] // lr.shape[0] != scale:
-        raise FatsrError(f"{pair.name}: HR {hr.shape[1]}x{hr.shape[0]} is no multiple of LR "
-                         f"{lr.shape[1]}x{lr.shape[0]}; give --scale")  # fmt: skip
-    return scale

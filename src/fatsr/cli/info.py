@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
+# library arguments whose flag is not --name (see fatsr.cli.flag_of): the model file is positional
+FLAGS = {"model": ""}
+
 DESCRIPTION = """\
 Print a model file's metadata (a .safetensors model of fatsr, a published .pth state dict, or
 a built-in model's name): architecture and configuration, scale, parameters, bands and their

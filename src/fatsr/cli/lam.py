@@ -5,24 +5,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from fatsr.cli.options import add_model_options
-from fatsr.data.resize import pillow_bicubic_downscale
 from fatsr.errors import FatsrError
-from fatsr.io import read_image
-from fatsr.lam import (
-    DEFINITIONS,
-    Window,
-    local_attribution_map,
-    write_figure,
-    write_json,
-)
+from fatsr.evaluation.lam import DEFINITIONS, Window, lam_report, report_files
 from fatsr.models.contract import Model
-from fatsr.models.loading import load_model, model_path
+from fatsr.models.loading import load_model
+from fatsr.models.zoo import model_path
 
 DESCRIPTION = """\
 Which input pixels does a model use to reconstruct a window of its output?
@@ -119,7 +110,7 @@ def _load(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compute the map(s) and write the figure and JSON; return the exit code."""
+    """Compute the map(s), print Gini and DI, write the figure and JSON; return the exit code."""
     from fatsr.devices import resolve_device
 
     if args.steps < 1 or args.kernel < 1 or args.kernel % 2 == 0 or not (math.isfinite(args.sigma) and args.sigma > 0):
@@ -128,55 +119,17 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.scale is not None and args.scale < 1:
         raise FatsrError(f"--scale must be at least 1, got {args.scale}")
-    stem = Path(args.image).stem
-    figure, report = Path(args.output) / f"{stem}_lam.png", Path(args.output) / f"{stem}_lam.json"
-    for path in (figure, report):
-        if path.exists() and not args.overwrite:
-            raise FatsrError(f"{path} exists; pass --overwrite to replace it")
+    figure, report_file = report_files(args.output, args.image, overwrite=args.overwrite)
     device = resolve_device(args.device)
-    image = read_image(args.image)
-    image = image[:, :, :3] if image.shape[2] == 4 else image
-    model = _load(
-        args.model, "--model", scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise
-    )
-    scale = model.scale
-    if args.from_hr:
-        if image.shape[0] < scale or image.shape[1] < scale:
-            raise FatsrError(f"{args.image}: {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
-        image = pillow_bicubic_downscale(
-            image[: image.shape[0] // scale * scale, : image.shape[1] // scale * scale], scale
-        )
-    lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
-    models = [model]
+    load = {"device": device, "seed": args.seed, "tta": args.tta}
+    models = [_load(args.model, "--model", scale=args.scale, denoise=args.denoise, **load)]
     if args.compare:
-        models.append(
-            _load(args.compare, "--compare", scale=scale, device=device, seed=args.seed, tta=args.tta, denoise=None)
-        )
-    window = Window(*args.window) if args.window else _centre_window(lr.shape[-2:], scale)
-    window.check(lr.shape[-2] * scale, lr.shape[-1] * scale)
-    if min(lr.shape[-2:]) <= args.kernel // 2:
-        raise FatsrError(f"the input {lr.shape[-1]}x{lr.shape[-2]} is too small for a {args.kernel}x{args.kernel} blur")
-    results = []
-    for m in models:
-        print(f"LAM of {m.name}: {args.steps} steps...", file=sys.stderr)
-        result = local_attribution_map(m, lr, window, name=m.name, steps=args.steps, sigma=args.sigma,
-                                       kernel=args.kernel, definition=args.definition)  # fmt: skip
-        print(f"{m.name}: Gini {result.gini:.4f}  DI {result.diffusion_index:.2f}  ({result.seconds:.1f} s)")
-        results.append(result)
-    settings = {"image": str(args.image), "window": {"x": window.x, "y": window.y, "size": window.size},
-                "scale": scale, "steps": args.steps, "sigma": args.sigma, "kernel": args.kernel,
-                "seed": args.seed, "definition": args.definition, "from_hr": args.from_hr}  # fmt: skip
-    write_figure(figure, lr[0].permute(1, 2, 0).cpu().numpy(), results, window, scale, overwrite=args.overwrite)
-    try:
-        write_json(report, results, settings, overwrite=args.overwrite)
-    except BaseException:
-        figure.unlink(missing_ok=True)  # both files or neither
-        raise
-    print(f"wrote {figure}\nwrote {report}", file=sys.stderr)
+        models.append(_load(args.compare, "--compare", scale=models[0].scale, denoise=None, **load))
+    report = lam_report(args.image, models, window=Window(*args.window) if args.window else None, steps=args.steps,
+                        sigma=args.sigma, kernel=args.kernel, definition=args.definition, from_hr=args.from_hr,
+                        seed=args.seed, device=device)  # fmt: skip
+    for result in report.results:
+        print(f"{result.name}: Gini {result.gini:.4f}  DI {result.diffusion_index:.2f}  ({result.seconds:.1f} s)")
+    report.write(figure, report_file, overwrite=args.overwrite)
+    print(f"wrote {figure}\nwrote {report_file}", file=sys.stderr)
     return 0
-
-
-def _centre_window(lr_size: torch.Size, scale: int) -> Window:
-    height, width = lr_size[0] * scale, lr_size[1] * scale
-    size = min(16, height, width)
-    return Window((width - size) // 2, (height - size) // 2, size)

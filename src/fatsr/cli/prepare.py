@@ -16,7 +16,7 @@ from fatsr.data.check import check_dataset, format_problems
 from fatsr.data.jobs import Job, input_images, refuse_existing, run_jobs
 from fatsr.data.prepare import tile_boxes, write_raster_tiles
 from fatsr.errors import FatsrError
-from fatsr.inference.raster import is_raster
+from fatsr.inference.reading import is_raster
 from fatsr.io import image_size, read_image, write_image
 
 EXAMPLES = """\

@@ -13,10 +13,12 @@ from typing import Any
 import yaml
 
 from fatsr.training.config import (
-    CHOICES,
     FIELDS,
+    LOSS_ALIASES,
     TrainConfig,
+    choices_of,
     field_type,
+    help_of,
     load_yaml,
     recipe_defaults,
     updated,
@@ -65,85 +67,13 @@ The published train.py flags also work: --data_dir, --save_dir, --save_cycle (ep
 EXAMPLES = """\
 examples:
   fatsr train --data-dir data/train --val-dir data/val --preset compact --steps 20000 \\
-      --perceptual-weight 0 --save-dir runs/compact
+      --losses perceptual=0 --save-dir runs/compact
   fatsr train --data-dir ucmerced/train ucmerced/train_extra --config configs/fatsr-x4.yaml
   fatsr train --config run.yaml --lr 2e-4           # flags override the YAML file
   fatsr train --data-dir data/train_hr --degradation fat --save-dir runs/real   # realistic LR
   fatsr train --save-dir runs/compact --resume auto  # continue where it stopped
   torchrun --nproc_per_node=4 -m fatsr train --config run.yaml
 """
-
-HELP: dict[str, str] = {
-    "recipe": "defaults to start from: fatsr (random crops, augmentation, EMA, ImageNet-normalised VGG "
-    "input) or published (the published train.py: whole images resized to 120/480, no augmentation, "
-    "no EMA, raw [-1, 1] VGG input, Adam 1e-4 constant, batch 2, 100 epochs); other flags override it",
-    "sampling": "crop: random aligned --patch-size crops; resize: whole images resized so the LR's "
-    "shorter side is --patch-size (published)",
-    "data_dir": "training images: HR/ (or GT/) + LR/, or HR only; several folders train on all of them "
-    "(--data-dir A B or --data-dir A --data-dir B)",
-    "val_dir": "validation images (same layouts); none = no validation",
-    "scale": "upscaling factor",
-    "patch_size": "LR crop side in pixels, or the LR shorter side with --sampling resize (a multiple of 12 "
-    "for the presets)",
-    "augment": "random flips and 90-degree rotations",
-    "scale_augment": "F > 1: half of the HR images are first shrunk by a random factor in [1, F] (log-uniform, "
-    "Pillow bicubic), so one ground sample distance also teaches coarser ones (HR-only data); 1 = off",
-    "cache": "keep decoded training images in memory",
-    "workers": "data loading processes (default: half the usable CPUs, at most 8; 0 = in the training process)",
-    "degradation": "make each batch's LR on the training device from HR crops with this degradation "
-    "(a `fatsr degrade` preset or .yaml file), fresh random parameters per image; LR/ files are not used",
-    "bands": "train on these bands of multispectral rasters (GeoTIFF, JP2, ...), e.g. 4,3,2,5: "
-    "the network gets as many channels; the bands and value mapping are saved in the model for upscale",
-    "value_range": "with --bands: values mapped to 0..1 (default: the dtype range of 8/16-bit data; "
-    "needed for int16/float)",
-    "preset": "network: fat (published, 10.2 M parameters), compact (FAT, 0.24 M) or rcnn "
-    "(not FAT: the plain residual CNN yardstick, 0.52 M) (default: fat on a GPU, compact on a CPU)",
-    "network": "override a preset argument, e.g. --network dim=48 (repeatable)",
-    "steps": "training steps (wins over --epochs)",
-    "epochs": "training epochs when --steps is not given (default 100)",
-    "cpu_budget_min": "stop once the training steps have used this many CPU minutes (process time, "
-    "summed over resumes; validation not counted); 0 = off. With --threads 1 it compares runs fairly on a busy machine",
-    "batch_size": "GLOBAL batch size, split across DDP processes",
-    "optimizer": "optimiser",
-    "lr": "peak learning rate",
-    "betas": "Adam betas",
-    "weight_decay": "weight decay (decoupled with adamw)",
-    "schedule": "learning-rate schedule after warm-up",
-    "warmup_steps": "linear learning-rate warm-up steps",
-    "milestones": "steps where multistep multiplies the learning rate by --gamma",
-    "gamma": "multistep factor",
-    "grad_clip": "clip the gradient norm to this; 0 = off",
-    "ema_decay": "decay of the weights' moving average (updated every step)",
-    "amp": "mixed precision on CUDA (auto = bf16 on CUDA, none on CPU; fp16 uses a grad scaler)",
-    "compile": "torch.compile the network",
-    "l1_weight": "weight of the L1 loss",
-    "perceptual_weight": "weight of the VGG19 perceptual loss (needs vgg19-dcbb9e9d.pth; 0 = off)",
-    "lev_weight": "weight of the LEV loss",
-    "vgg_weights": "path of torchvision's ImageNet VGG19 weights vgg19-dcbb9e9d.pth",
-    "published_normalization": "feed VGG the [-1, 1] images as published (default: ImageNet normalisation)",
-    "model_info": "recorded in the exported model files, e.g. --model-info gsd_m=0.3 --model-info licence=MIT "
-    "(entries: description, bands, value_range, training_data, gsd_m, degradation, licence; repeatable)",
-    "save_dir": "run folder",
-    "val_every": "validate the EMA weights every N steps",
-    "save_every": "write last.pt every N steps",
-    "keep_every": "also keep step_XXXXXX.pt every N steps; 0 = never",
-    "save_cycle": "also keep step_XXXXXX.pt every N epochs; 0 = never",
-    "log_every": "log the mean losses every N steps",
-    "seed": "seed of weights, sample order, crops and LSH rotations",
-    "device": "auto, cpu, cuda or cuda:N",
-    "threads": "torch CPU threads per process; 0 = torch's default (one per usable CPU). The same seed and "
-    "thread count give the same weights, to the bit",
-    "resume": "continue from a checkpoint PATH, or 'auto' = <save-dir>/last.pt if present; "
-    "a model file or published .pth starts from its weights",
-    "overwrite": "start afresh in a --save-dir that holds a run",
-    "tensorboard": "also log to <save-dir>/tensorboard (needs tensorboard)",
-    "progress": "show a progress bar",
-}
-PUBLISHED_ALIASES = {"data_dir": "--data_dir", "save_dir": "--save_dir", "save_cycle": "--save_cycle",
-                     "batch_size": "--batch_size"}  # fmt: skip
-
-
-METAVARS = {"resume": "PATH|auto", "device": "DEVICE", "degradation": "PRESET|YAML"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -156,34 +86,50 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = TrainConfig()
     for name in FIELDS:
         add_field(parser, name, getattr(defaults, name))
+    add_loss_aliases(parser)
     parser.add_argument("--no-cuda", action="store_true", help="train on the CPU (same as --device cpu)")
     parser.set_defaults(func=run)
 
 
 def add_field(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
-    """One flag for config field ``name``; absent from the namespace unless given."""
+    """The flag(s) of config field ``name``, from its declaration (:func:`fatsr.training.config.option`);
+    absent from the namespace unless given."""
+    declared = FIELDS[name]
     base, _ = field_type(name)
-    flags = [f"--{name.replace('_', '-')}"] + ([PUBLISHED_ALIASES[name]] if name in PUBLISHED_ALIASES else [])
-    shown = f" (default: {default})" if default not in (None, {}, []) else ""
-    options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": HELP[name] + shown}
+    flags = [f"--{name.replace('_', '-')}", *declared.metadata["flags"]]
+    shown = f" (default: {default})" if default not in (None, {}, []) and name != "losses" else ""
+    options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_of(declared) + shown}
+    metavar = declared.metadata["metavar"]
     if base is bool:
         options["action"] = argparse.BooleanOptionalAction
     elif base is tuple:
-        options.update(nargs=2, type=float, metavar=("LO", "HI") if name == "value_range" else ("B1", "B2"))
+        options.update(nargs=2, type=float, metavar=metavar)
     elif name == "bands":
-        options.update(type=_band_list, metavar="B,B,...")
+        options.update(type=_band_list, metavar=metavar)
     elif base is list and name == "data_dir":
-        options.update(nargs="+", action="extend", metavar="DIR")
+        options.update(nargs="+", action="extend", metavar=metavar)
     elif base is list:
-        options.update(nargs="*", type=int, metavar="STEP")
+        options.update(nargs="*", type=int, metavar=metavar)
+    elif name == "losses":
+        options.update(nargs="+", action="extend", type=_key_value, metavar="TERM=WEIGHT")
     elif base is dict:
         options.update(action="append", type=_key_value, metavar="KEY=VALUE")
     else:
-        metavar = {int: "N", float: "X"}.get(base, "DIR" if name.endswith("_dir") else "PATH")
-        options.update(type=base, metavar=METAVARS.get(name, metavar))
-        if name in CHOICES:
-            options.update(choices=CHOICES[name], metavar=None)
+        generic = {int: "N", float: "X"}.get(base, "PATH")
+        options.update(type=base, metavar=metavar or generic)
+        choices = choices_of(declared)
+        if choices is not None:
+            options.update(choices=choices, metavar=None)
     parser.add_argument(*flags, **options)
+
+
+def add_loss_aliases(parser: argparse.ArgumentParser) -> None:
+    """--l1-weight, --perceptual-weight, --lev-weight: the loss weights' former flags."""
+    for alias, term in LOSS_ALIASES.items():
+        parser.add_argument(
+            f"--{alias.replace('_', '-')}", dest=alias, type=float, default=argparse.SUPPRESS, metavar="X",
+            help=f"the weight of the {term} loss (same as --losses {term}=X)",
+        )  # fmt: skip
 
 
 def _band_list(text: str) -> list[int]:
@@ -208,8 +154,8 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The config values given on the command line."""
-    flags = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
-    for name in ("network", "model_info"):
+    flags = {name: getattr(args, name) for name in [*FIELDS, *LOSS_ALIASES] if hasattr(args, name)}
+    for name in ("network", "model_info", "losses"):
         if name in flags:
             flags[name] = dict(flags[name])
     if getattr(args, "no_cuda", False) and "device" not in flags:
@@ -238,7 +184,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def _apply(config: TrainConfig, layers: list[tuple[dict[str, Any], str]]) -> TrainConfig:
     for values, source in layers:
-        for name in ("network", "model_info"):  # mappings add up
+        for name in ("network", "model_info", "losses"):  # mappings add up
             if isinstance(values.get(name), dict):
                 values = {**values, name: {**getattr(config, name), **values[name]}}
         config = updated(config, values, source)

@@ -14,17 +14,21 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from fatsr.cli import message
+from fatsr.cli.flags import message
 from fatsr.cli.options import add_model_options
 from fatsr.devices import resolve_device, torchrun_layout
 from fatsr.errors import FatsrError
 from fatsr.inference.pipeline import Upscaler
-from fatsr.inference.raster import is_raster
+from fatsr.inference.reading import is_raster
 from fatsr.inputs import collect_inputs
 from fatsr.io import IMAGE_SUFFIXES, Busy, remove_stale_parts
+
+# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+FLAGS = {"value_range": "--range"}
 
 DESCRIPTION = """\
 Upscale images with a FAT model.
@@ -315,7 +319,9 @@ def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
     other warnings to ``show``."""
     from fatsr.inference.windows import AreaClipped
 
-    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    def one_line(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
         if issubclass(category, AreaClipped):
             tqdm.write(f"warning: {message}", file=sys.stderr)
         else:
@@ -324,7 +330,7 @@ def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
     return one_line
 
 
-def _area(args: argparse.Namespace):
+def _area(args: argparse.Namespace) -> Any:
     """The --window or --bbox (None: the whole scene)."""
     from fatsr.inference.windows import BBox, PixelWindow
 
@@ -410,8 +416,8 @@ def _band_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: give band numbers separated by commas, e.g. 3,2,1") from None
 
 
-def _raster_options(args: argparse.Namespace):
-    from fatsr.inference.raster import RasterOptions
+def _raster_options(args: argparse.Namespace) -> Any:
+    from fatsr.inference.options import RasterOptions
 
     return RasterOptions(
         bands=args.bands,

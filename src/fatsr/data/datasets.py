@@ -4,7 +4,7 @@ A root folder is either paired (``HR/`` or ``GT/`` beside ``LR/``, files matched
 exactly ``scale`` times the LR size) or holds HR images only, whose LR is synthesised with
 :func:`bicubic_downscale` and rounded to the file's bit depth (so it equals a stored LR file).
 Items are ``{"lr": CHW float32, "hr": CHW float32, "name": str}`` in [0, 1]; grey images are
-replicated to RGB and alpha is dropped. With a :class:`BandMapping` (``fatsr train --bands``),
+replicated to RGB and alpha is dropped. With a :class:`~fatsr.values.ValueMapping` (``fatsr train --bands``),
 files are rasters read by GDAL: the chosen bands, mapped to [0, 1] by its per-band range,
 invalid pixels (nodata, masked, non-finite) inpainted. Errors in the data raise
 :class:`FatsrError`.
@@ -12,12 +12,11 @@ invalid pixels (nodata, masked, non-finite) inpainted. Errors in the data raise
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from torch.utils.data import Dataset
 from fatsr.data.resize import bicubic_downscale, pillow_resize, quantize
 from fatsr.errors import ArgumentError, FatsrError
 from fatsr.io import IMAGE_SUFFIXES, image_size, read_image
+from fatsr.values import ValueMapping
 
 _SHOWN = 5  # names listed in an error message
 # LR pixels kept around a training crop before downscaling: more than the reach of the
@@ -34,61 +34,42 @@ _SHOWN = 5  # names listed in an error message
 _LR_MARGIN = 2
 
 
-@dataclass(frozen=True)
-class BandMapping:
-    """The bands a multispectral model works on (1-based, in network channel order) and how
-    their values map to its [0, 1]: ``(value - low) / (high - low)`` per band. Saved in the
-    model file (``value_mapping``) and reused by ``fatsr upscale``."""
-
-    bands: tuple[int, ...]
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-    method: str
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"bands": list(self.bands), "low": list(self.low), "high": list(self.high), "method": self.method}
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> BandMapping:
-        d = json.loads(text)
-        return cls(tuple(d["bands"]), tuple(d["low"]), tuple(d["high"]), d["method"])
-
-    @classmethod
-    def for_data(cls, path: Path, bands: tuple[int, ...], value_range: tuple[float, float] | None) -> BandMapping:
-        """The mapping of ``bands`` for data like the raster ``path``: ``value_range`` for
-        every band, else the range of its 8- or 16-bit unsigned dtype."""
-        with _raster(path) as ds:
-            _check_bands(path, ds.count, bands)
-            dtype = np.dtype(ds.dtypes[0])
-        if value_range is not None:
-            return cls(bands, (float(value_range[0]),) * len(bands), (float(value_range[1]),) * len(bands), "range")
-        if dtype in (np.uint8, np.uint16):
-            return cls(bands, (0.0,) * len(bands), (float(np.iinfo(dtype).max),) * len(bands), "dtype range")
-        raise ArgumentError(
-            f"{path}: {dtype} values need {{arg}}, the values mapped to 0..1 (saved in the model file)",
-            "value_range",
-            "LO HI",
-        )
-
-    def read(self, path: Path) -> np.ndarray:
-        """HWC float32 of the bands in [0, 1] (invalid pixels inpainted from their neighbours)."""
-        from rasterio.fill import fillnodata
-
-        with _raster(path) as ds:
-            _check_bands(path, ds.count, self.bands)
-            data = ds.read(list(self.bands)).astype(np.float32)
-            valid = (ds.read_masks(list(self.bands)) > 0) & np.isfinite(data)
-        low, high = np.array(self.low, np.float32)[:, None, None], np.array(self.high, np.float32)[:, None, None]
-        unit = (np.where(valid, data, low) - low) / (high - low)
-        for k in range(unit.shape[0]):
-            if valid[k].any() and not valid[k].all():
-                unit[k] = fillnodata(unit[k], valid[k].astype(np.uint8), max_search_distance=64)
-        return np.ascontiguousarray(unit.transpose(1, 2, 0))
+def band_mapping(path: Path, bands: tuple[int, ...], value_range: tuple[float, float] | None) -> ValueMapping:
+    """The mapping of ``bands`` of a ``--bands`` run for data like the raster ``path``:
+    ``value_range`` for every band, else the range of its 8- or 16-bit unsigned dtype."""
+    with _raster(path) as ds:
+        _check_bands(path, ds.count, bands)
+        dtype = np.dtype(ds.dtypes[0])
+    n = len(bands)
+    if value_range is not None:
+        return ValueMapping("range", (float(value_range[0]),) * n, (float(value_range[1]),) * n, bands=bands)
+    if dtype in (np.uint8, np.uint16):
+        return ValueMapping("dtype range", (0.0,) * n, (float(np.iinfo(dtype).max),) * n, bands=bands)
+    raise ArgumentError(
+        f"{path}: {dtype} values need {{arg}}, the values mapped to 0..1 (saved in the model file)",
+        "value_range",
+        "LO HI",
+    )
 
 
-def _raster(path: Path):
+def read_mapped(path: Path, mapping: ValueMapping) -> np.ndarray:
+    """HWC float32 of ``mapping``'s bands of ``path`` in [0, 1] (invalid pixels inpainted from
+    their neighbours)."""
+    from rasterio.fill import fillnodata
+
+    with _raster(path) as ds:
+        _check_bands(path, ds.count, mapping.bands)
+        data = ds.read(list(mapping.bands)).astype(np.float32)
+        valid = (ds.read_masks(list(mapping.bands)) > 0) & np.isfinite(data)
+    low = np.array(mapping.low, np.float32)[:, None, None]
+    unit = mapping.to_unit(np.where(valid, data, low), mapping.bands)
+    for k in range(unit.shape[0]):
+        if valid[k].any() and not valid[k].all():
+            unit[k] = fillnodata(unit[k], valid[k].astype(np.uint8), max_search_distance=64)
+    return np.ascontiguousarray(unit.transpose(1, 2, 0))
+
+
+def _raster(path: Path) -> Any:
     import warnings
 
     import rasterio
@@ -191,11 +172,11 @@ def _scan(root: Path, scale: int) -> list[_Pair]:
     return [_Pair(s, p, lr_files[s], sizes[s]) for s, p in hr_files.items()]
 
 
-def _read_rgb(path: Path, mapping: BandMapping | None = None) -> np.ndarray:
+def _read_rgb(path: Path, mapping: ValueMapping | None = None) -> np.ndarray:
     """HWC uint8/uint16 RGB: grey replicated, alpha dropped; with ``mapping``, HWC float32
     of its bands in [0, 1]."""
     if mapping is not None:
-        return mapping.read(path)
+        return read_mapped(path, mapping)
     img = read_image(path)
     if img.shape[2] == 1:
         return np.repeat(img, 3, axis=2)
@@ -252,7 +233,7 @@ class TrainDataset(Dataset):
         cache: bool = False,
         seed: int = 0,
         hr_only: bool = False,
-        mapping: BandMapping | None = None,
+        mapping: ValueMapping | None = None,
         resize: bool = False,
         scale_augment: float = 1.0,
     ) -> None:
@@ -400,7 +381,7 @@ class ValDataset(Dataset):
     """Whole images: HR cropped to a multiple of ``scale``; LR from ``LR/`` if paired, else its
     deterministic bicubic downscale rounded to the HR file's bit depth."""
 
-    def __init__(self, root: str | os.PathLike, scale: int, mapping: BandMapping | None = None) -> None:
+    def __init__(self, root: str | os.PathLike, scale: int, mapping: ValueMapping | None = None) -> None:
         self.root, self.scale, self.mapping = Path(root), scale, mapping
         self.pairs = _scan(self.root, scale)
 

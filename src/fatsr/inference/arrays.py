@@ -6,7 +6,7 @@ any band count. Each comes back in its own layout, type and dtype.
   (e.g. 3x64x3) HWC is assumed, with a warning that says so.
 * Values: uint8/uint16 by their full range (as image files), float as [0, 1] (returned
   unclipped), other integers (int16, ...) by a per-band 0.5-99.5 percentile stretch, with
-  values beyond it through bicubic (:class:`fatsr.inference.raster.TailSafe`), mapped back and rounded.
+  values beyond it through bicubic (:class:`fatsr.inference.resample.TailSafe`), mapped back and rounded.
 * Bands: grey and RGB go through the network as they are. Any other count needs ``bands``: the
   1-based bands that go through the network together (as many as the model takes); the others
   are upscaled bicubically. A 4-band array is never taken for RGBA silently.
@@ -15,6 +15,7 @@ any band count. Each comes back in its own layout, type and dtype.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ import torch
 from fatsr.errors import FatsrError
 from fatsr.inference.tiling import Tiling, upscale_image, upscale_tiled
 from fatsr.models.contract import Resampler
+from fatsr.values import ValueMapping
 
 LAYOUTS = ("HWC", "CHW")
 
@@ -45,16 +47,16 @@ def band_axis(shape: tuple[int, ...], layout: str | None) -> str:
 
 def upscale_array(
     model: Resampler,
-    image,
+    image: Any,
     tiling: Tiling,
     *,
     layout: str | None = None,
     bands: tuple[int, ...] | None = None,
     device: torch.device | None = None,
     autocast: torch.dtype | None = None,
-):
+) -> Any:
     """``image`` (numpy or torch; 2-D, HWC or CHW) upscaled by ``model``, in the same form."""
-    from fatsr.inference.raster import Bicubic, TailSafe
+    from fatsr.inference.resample import Bicubic, TailSafe
 
     is_torch = isinstance(image, torch.Tensor)
     array = image.detach().cpu().numpy() if is_torch else np.asarray(image)
@@ -65,7 +67,7 @@ def upscale_array(
         hwc = array if layout == "HWC" else array.transpose(1, 2, 0)
     else:
         raise FatsrError(f"array of shape {tuple(array.shape)}: give a 2-D grey or a 3-D (HWC or CHW) image")
-    count, channels = hwc.shape[2], getattr(model, "channels", 3)
+    count, channels = hwc.shape[2], model.info.channels
     if hwc.dtype.kind not in "iuf":
         raise FatsrError(f"{hwc.dtype} array: give integer or float pixels")
     plain = hwc.dtype in (np.uint8, np.uint16) or hwc.dtype.kind == "f"
@@ -82,19 +84,16 @@ def upscale_array(
         out = upscale_image(model, np.ascontiguousarray(hwc), tiling, device=device, autocast=autocast)
     else:
         chw = hwc.transpose(2, 0, 1)
-        low, high = _stretch(chw)
-        unit = ((chw.astype(np.float64) - low) / (high - low)).astype(np.float32)
+        mapping, every = _stretch(chw), tuple(range(1, count + 1))
+        unit = mapping.to_unit(chw.astype(np.float64), every)
         net = list(range(count)) if bands is None else [b - 1 for b in bands]
         rest = [b for b in range(count) if b not in net]
         result = np.empty((count, unit.shape[1] * model.scale, unit.shape[2] * model.scale), np.float32)
         result[net] = upscale_tiled(TailSafe(model), unit[net], tiling, device=device, autocast=autocast)
         if rest:
             result[rest] = upscale_tiled(Bicubic(model.scale), unit[rest], tiling, device=torch.device("cpu"))
-        values = result * (high - low) + low
-        if chw.dtype.kind in "iu":
-            info = np.iinfo(chw.dtype)
-            values = np.clip(np.rint(values), info.min, info.max)
-        out = values.astype(chw.dtype if chw.dtype.kind in "iu" else np.float32).transpose(1, 2, 0)
+        dtype = chw.dtype if chw.dtype.kind in "iu" else np.dtype(np.float32)
+        out = mapping.from_unit(result, every, dtype).transpose(1, 2, 0)
     if layout == "grey":
         out = out[:, :, 0]
     elif layout == "CHW":
@@ -103,15 +102,14 @@ def upscale_array(
     return torch.from_numpy(out) if is_torch else out
 
 
-def _stretch(chw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band (low, high) of the value mapping, shaped (C, 1, 1): uint8/uint16 their range,
-    float [0, 1], other integers the 0.5 and 99.5 percentiles."""
+def _stretch(chw: np.ndarray) -> ValueMapping:
+    """The per-band value mapping of an array: uint8/uint16 their range, float [0, 1], other
+    integers the 0.5 and 99.5 percentiles."""
     count = chw.shape[0]
     if chw.dtype in (np.uint8, np.uint16):
-        low, high = np.zeros(count), np.full(count, float(np.iinfo(chw.dtype).max))
-    elif chw.dtype.kind == "f":
-        low, high = np.zeros(count), np.ones(count)
-    else:
-        bounds = np.percentile(chw.reshape(count, -1), (0.5, 99.5), axis=1)
-        low, high = bounds[0], np.maximum(bounds[1], bounds[0] + 1)
-    return low[:, None, None], high[:, None, None]
+        return ValueMapping("dtype range", (0.0,) * count, (float(np.iinfo(chw.dtype).max),) * count)
+    if chw.dtype.kind == "f":
+        return ValueMapping("[0, 1]", (0.0,) * count, (1.0,) * count)
+    low, high = np.percentile(chw.reshape(count, -1), (0.5, 99.5), axis=1)
+    high = np.maximum(high, low + 1)
+    return ValueMapping("percentile 0.5-99.5 per band", tuple(map(float, low)), tuple(map(float, high)))

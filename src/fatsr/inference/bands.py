@@ -12,15 +12,17 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 
+from fatsr.errors import ArgumentError
+from fatsr.inference.options import RasterOptions
+from fatsr.models.contract import Resampler
+
 if TYPE_CHECKING:
     from rasterio.io import DatasetReader
-
-    from fatsr.inference.raster import RasterOptions
 
 RGB = ("red", "green", "blue")
 _INTERP = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
@@ -140,7 +142,7 @@ class AlphaAsData:
         self._ds = ds
         self._alpha = [MaskFlags.alpha in flags for flags in ds.mask_flag_enums]
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._ds, name)
 
     @property
@@ -151,7 +153,7 @@ class AlphaAsData:
     def mask_flag_enums(self) -> list[list[MaskFlags]]:
         return [[MaskFlags.all_valid] if a else flags for a, flags in zip(self._alpha, self._ds.mask_flag_enums)]
 
-    def read_masks(self, indexes=None, **kwargs) -> np.ndarray:
+    def read_masks(self, indexes: int | list[int] | None = None, **kwargs: Any) -> np.ndarray:
         masks = self._ds.read_masks(indexes, **kwargs)
         chosen = self._ds.indexes if indexes is None else [indexes] if isinstance(indexes, int) else indexes
         for k, index in enumerate(chosen):
@@ -159,7 +161,7 @@ class AlphaAsData:
                 (masks[k] if masks.ndim == 3 else masks)[...] = 255
         return masks
 
-    def dataset_mask(self, **kwargs) -> np.ndarray:
+    def dataset_mask(self, **kwargs: Any) -> np.ndarray:
         return self.read_masks(**kwargs).min(axis=0)
 
 
@@ -167,3 +169,53 @@ def alpha_as_data(ds: DatasetReader) -> DatasetReader:
     """``ds`` with its alpha bands as data (see :class:`AlphaAsData`)."""
     has_alpha = ColorInterp.alpha in ds.colorinterp
     return cast("DatasetReader", AlphaAsData(ds)) if has_alpha else ds
+
+
+def band_groups(ds: DatasetReader, options: RasterOptions, channels: int) -> list[tuple[tuple[int, ...], str]]:
+    """(1-based bands, how) per pass: "rgb" through the network together, then every
+    other band alone ("network" or "bicubic"; an alpha band "nearest"). ``options`` as
+    :func:`choose_bands` filled them in."""
+    count, rgb = ds.count, options.bands
+    alpha = {i for i, ci in zip(ds.indexes, ds.colorinterp) if ci == ColorInterp.alpha}
+    if rgb is not None:
+        if len(rgb) != channels or len(set(rgb)) != len(rgb):
+            raise ArgumentError(f"{{arg}}: give {channels} different band numbers, e.g. 3,2,1", "bands", rgb)
+        if not all(1 <= b <= count for b in rgb):
+            raise ArgumentError(f"{{arg}}: the raster has bands 1 to {count}", "bands", rgb)
+    groups = [(tuple(rgb), "rgb")] if rgb else []
+    rest = [b for b in range(1, count + 1) if b not in (rgb or ())]
+    other = options.other_bands or "bicubic"
+    return groups + [((b,), "nearest" if b in alpha else other) for b in rest]
+
+
+def trained_bands(
+    ds: DatasetReader, src: str, model: Resampler, options: RasterOptions
+) -> tuple[RasterOptions, dict[int, tuple[float, float]]]:
+    """A multispectral model (trained with ``--bands``) brings its bands and value mapping:
+    its bands are the default ``bands`` and keep the training's (low, high) unless ``--range``
+    is given; a raster they do not fit is refused. Bands outside the model go bicubic when it
+    is not a 3-channel model (it cannot take one band alone)."""
+    trained, channels = model.info.mapping, model.info.channels
+    if channels != 3 and options.other_bands == "network":
+        options = replace(options, other_bands="bicubic")
+    if trained is None:
+        if options.bands is None and channels != 3:
+            raise ArgumentError(
+                f"{src}: the model takes {channels} bands; choose them, e.g. {{arg}}",
+                "bands",
+                tuple(range(1, channels + 1)),
+            )
+        return options, {}
+    listed = ",".join(map(str, trained.bands))
+    if max(trained.bands) > ds.count and options.bands is None:
+        raise ArgumentError(
+            f"{src}: has {ds.count} band{'s' * (ds.count > 1)}, but the model was trained on bands {listed} "
+            f"of {max(trained.bands)}+ band rasters; give a raster like those, or choose {channels}, e.g. {{arg}}",
+            "bands",
+            tuple(range(1, channels + 1)),
+        )
+    bands = options.bands or trained.bands
+    options = replace(options, bands=bands)
+    if options.value_range is not None:
+        return options, {}
+    return options, {b: (lo, hi) for b, lo, hi in zip(bands, trained.low, trained.high)}

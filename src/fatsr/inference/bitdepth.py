@@ -31,17 +31,6 @@ def nbits(ds: DatasetReader) -> int | None:
     return bits if dtype.kind == "u" and 1 <= bits < 8 * dtype.itemsize else None
 
 
-def value_bounds(dtype: np.dtype, bits: int | None = None) -> tuple[float, float]:
-    """The values a band can hold: 0..2**bits - 1 with ``bits``, else the dtype's range."""
-    if bits is not None:
-        return 0.0, float(2**bits - 1)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return float(info.min), float(info.max)
-    finfo = np.finfo(dtype)
-    return float(finfo.min), float(finfo.max)
-
-
 def back_project(
     unit: np.ndarray, lr: np.ndarray, scale: int, limits: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

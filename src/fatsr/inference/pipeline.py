@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,8 +20,9 @@ from torch import nn
 from fatsr.errors import ArgumentError, FatsrError, SystemFailure
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, check_tiling, model_device, upscale_image
 from fatsr.io import locked_file, part_path, read_image, write_image
-from fatsr.models.contract import Model, info_of
-from fatsr.models.loading import load_model, model_path
+from fatsr.models.contract import Model
+from fatsr.models.loading import load_model
+from fatsr.models.zoo import model_path
 
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -83,7 +85,7 @@ class Upscaler:
                 from fatsr.models.ensemble import SelfEnsemble
 
                 model = SelfEnsemble(model)
-        info = info_of(model)
+        info = model.info
         target = model_device(model) if isinstance(model, nn.Module) else torch.device(device or "cpu")
         autocast = PRECISIONS[precision]
         if autocast is not None and not (info.float16 if autocast == torch.float16 else info.bfloat16):
@@ -136,13 +138,15 @@ class Upscaler:
         return output
 
     def raster_file(
-        self, source: Path | str, output: Path, *, options=None, overwrite: bool = False, window=None, tags=None
-    ) -> Path:
+        self, source: Path | str, output: Path, *, options: Any = None, overwrite: bool = False,
+        window: Any = None, tags: dict[str, str] | None = None,
+    ) -> Path:  # fmt: skip
         """A GDAL raster (a file, or a path or URL GDAL reads remotely) upscaled window by
         window into a COG (see :mod:`fatsr.inference.raster`); ``window``: a
         :class:`~fatsr.inference.windows.PixelWindow` or :class:`~fatsr.inference.windows.BBox`
         of it only; ``tags``: provenance tags to add."""
-        from fatsr.inference.raster import RasterOptions, upscale_raster
+        from fatsr.inference.options import RasterOptions
+        from fatsr.inference.raster import upscale_raster
 
         upscale_raster(
             source,
@@ -163,16 +167,16 @@ class Upscaler:
         source: Path | str,
         output: Path,
         *,
-        options=None,
+        options: Any = None,
         overwrite: bool = False,
         progress: str | None = None,
-        window=None,
+        window: Any = None,
         assets: tuple[str, ...] | None = None,
     ) -> Path:
-        """A picture, a raster (by :func:`~fatsr.inference.raster.is_raster`; a remote path or
+        """A picture, a raster (by :func:`~fatsr.inference.reading.is_raster`; a remote path or
         URL always is one) or a STAC item (with ``assets``) upscaled into ``output``;
         ``window`` (rasters only) as :meth:`raster_file` takes it."""
-        from fatsr.inference.raster import is_raster
+        from fatsr.inference.reading import is_raster
         from fatsr.inference.sources import is_remote
 
         if assets is not None:

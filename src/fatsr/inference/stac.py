@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import rasterio
@@ -69,7 +70,7 @@ def item_raster(spec: str, assets: tuple[str, ...]) -> Iterator[tuple[Path, dict
         yield vrt, {"FATSR_STAC_ITEM": item.id, "FATSR_STAC_ASSETS": ",".join(assets)}
 
 
-def _band(item, key: str, where: str) -> Band:
+def _band(item: Any, key: str, where: str) -> Band:
     """An asset by key (its first band), else the asset band whose ``eo:bands`` common name is ``key``."""
     if key in item.assets:
         return Band(key, _gdal_path(item.assets[key].get_absolute_href()), 1)
@@ -81,7 +82,7 @@ def _band(item, key: str, where: str) -> Band:
     raise FatsrError(f"{where}: the item has no asset or eo:bands common name {key!r}; its assets are {known}")
 
 
-def _common_names(asset) -> list[str | None]:
+def _common_names(asset: Any) -> list[str | None]:
     """The ``eo:bands`` common names of an asset (STAC 1.0), or of its ``bands`` (STAC 1.1)."""
     from pystac.extensions.eo import EOExtension
 

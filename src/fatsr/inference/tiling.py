@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from fatsr.errors import ArgumentError, FatsrError
-from fatsr.models.contract import Resampler, size_rule_of
+from fatsr.models.contract import Resampler
 from fatsr.progress import Progress
 
 BATCH_PIXELS = 4 * 96 * 96  # LR pixels per forward pass by default: 4 tiles of 96, 1 of 192
@@ -109,7 +109,7 @@ def check_tiling(tiling: Tiling, model: Resampler, height: int = 1, width: int =
     :class:`~fatsr.models.contract.SizeRule`)."""
     if height < 1 or width < 1:
         raise FatsrError(f"image of {width}x{height} pixels has nothing to upscale")
-    rule = size_rule_of(model)
+    rule = model.info.size
     if tiling.tile % rule.multiple_of:
         raise ArgumentError(
             f"{{arg}}: must be a positive multiple of {rule.multiple_of} (e.g. 192)", "tile", tiling.tile

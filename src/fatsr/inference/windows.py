@@ -105,6 +105,11 @@ def bbox_window(ds: DatasetReader, bbox: BBox, name: str) -> PixelWindow:
     west, south, east, north = (bbox.west, bbox.south, bbox.east, bbox.north)
     if crs != ds.crs:
         west, south, east, north = transform_bounds(crs, ds.crs, west, south, east, north, densify_pts=21)
+    if not all(map(math.isfinite, (west, south, east, north))):
+        raise FatsrError(
+            f"{name}: the bbox {bbox.describe()} cannot be placed in the raster's CRS ({ds.crs}) from {bbox.crs}; "
+            f"give its coordinates in {bbox.crs}, or name the CRS they are in"
+        )
     inverse = ~ds.transform
     corners = [inverse @ (x, y) for x in (west, east) for y in (south, north)]
     cols, rows = [c for c, _ in corners], [r for _, r in corners]
@@ -114,7 +119,7 @@ def bbox_window(ds: DatasetReader, bbox: BBox, name: str) -> PixelWindow:
 
 
 def window_profile(profile: dict, window: PixelWindow, scale: int) -> dict:
-    """An output profile of the whole scene (:func:`fatsr.inference.raster._output_profile`)
+    """An output profile of the whole scene (:func:`fatsr.inference.georef.output_profile`)
     made that of ``window``: its size times ``scale``, the transform at the window's origin,
     GCPs and RPCs moved to its pixel grid."""
     profile = dict(profile, width=window.width * scale, height=window.height * scale)

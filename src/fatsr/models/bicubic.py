@@ -10,7 +10,7 @@ from fatsr.models.contract import ModelInfo
 
 class BicubicModel(nn.Module):
     """[0, 1] NCHW in, ``scale`` times larger out (kernel a=-0.5, as PIL and MATLAB's imresize),
-    differentiable, any number of channels. (:func:`fatsr.evaluate.evaluate` upscales 8/16-bit
+    differentiable, any number of channels. (:func:`fatsr.evaluation.evaluate.evaluate` upscales 8/16-bit
     files with :func:`~fatsr.data.resize.pillow_bicubic` instead, whose 8-bit path rounds between
     its two passes as Pillow does.)"""
 

@@ -2,9 +2,10 @@
 
 EDSR-style body (3x3 conv blocks with a residual each, no normalisation), pixel-shuffle
 upsampler and a bicubic skip, so it learns only the detail bicubic misses. Input and output
-in [-1, 1], like :class:`~fatsr.models.fat.FAT`, and the same small interface
-(``config``, ``scale``, ``size_multiple``) so the trainer, the model files
-and :class:`~fatsr.models.wrapper.SRModel` run it unchanged.
+in [-1, 1], like :class:`~fatsr.models.fat.FAT`. It is registered the way any architecture
+is (a :class:`~fatsr.models.contract.Network`, its config, and the :data:`ARCHITECTURE`
+record listed in :mod:`fatsr.models.registry`), so the trainer, the model files and
+:class:`~fatsr.models.wrapper.SRModel` run it unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from fatsr.models.contract import Architecture, Network, Preset
 
 
 class ResBlock(nn.Module):
@@ -51,11 +54,8 @@ class CNNConfig:
         return asdict(self)
 
 
-class ResidualCNN(nn.Module):
+class ResidualCNN(Network):
     """head conv -> ``num_blocks`` residual blocks -> conv (+ head) -> pixel shuffle -> + bicubic."""
-
-    architecture = "ResidualCNN"
-    size_multiple = 1
 
     def __init__(self, config: CNNConfig | None = None, /, **arguments: Any) -> None:
         """``ResidualCNN(CNNConfig(...))``, or the config's fields as keywords."""
@@ -82,3 +82,16 @@ class ResidualCNN(nn.Module):
         h = self.body_end(self.body(h)) + h
         y = self.tail(self.upsample(h))
         return y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+
+# computes on any size (the default size rule); no foreign checkpoint layout to read
+ARCHITECTURE = Architecture(
+    name="ResidualCNN",
+    config=CNNConfig,
+    module=ResidualCNN,
+    presets={
+        "rcnn": Preset(
+            CNNConfig(channels=48, num_blocks=8), "not FAT: the plain residual CNN yardstick, 0.52 M parameters"
+        )
+    },
+)

@@ -13,7 +13,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from fatsr.models.contract import Model, ModelInfo, info_of
+from fatsr.models.contract import Model, ModelInfo
 
 # (quarter turns, flip the width) of each of the 8 symmetries of a square
 SYMMETRIES = [(k, flip) for flip in (False, True) for k in range(4)]
@@ -32,8 +32,8 @@ def _backward(y: Tensor, turns: int, flip: bool) -> Tensor:
 class SelfEnsemble(nn.Module):
     """``model`` on the 8 symmetries of each input, turned back: their mean (``spread=False``)
     or, for every pixel, the standard deviation over the 8 outputs averaged over channels and
-    repeated on every channel (``spread=True``). It answers for ``model`` otherwise (channels,
-    band mapping, seed)."""
+    repeated on every channel (``spread=True``). Its :attr:`info` is ``model``'s (channels,
+    band mapping, seed) but for the name."""
 
     def __init__(self, model: Model, *, spread: bool = False) -> None:
         super().__init__()
@@ -41,13 +41,10 @@ class SelfEnsemble(nn.Module):
         self.spread = spread
         self.scale = model.scale
         self.name = f"{model.name} {'x8 spread' if spread else 'x8 ensemble'}"
-        self.channels = info_of(model).in_channels or 3
-        self.mapping = getattr(model, "mapping", None)
-        self.seed = getattr(model, "seed", None)
 
     @property
     def info(self) -> ModelInfo:
-        return replace(info_of(self.model), name=self.name)
+        return replace(self.model.info, name=self.name)
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C, h, w) -> (N, C, s*h, s*w)
         outputs = [_backward(self.model(_forward(x, k, flip)), k, flip) for k, flip in SYMMETRIES]

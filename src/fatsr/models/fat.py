@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import FatsrError
+from fatsr.models.contract import Architecture, Network, Preset, SizeRule
 from fatsr.models.dft import irfft2_matmul, rfft2_matmul
-from fatsr.models.lsh import SparseAttention
+from fatsr.models.lsh import CHUNK_SIZE, SparseAttention
 from fatsr.models.runtime import current
 
 
@@ -317,6 +318,12 @@ class Upsample(nn.Module):
         return out.view(b, out_channels, 2 * height, 2 * width)
 
 
+def enough_tokens(height: int, width: int) -> bool:
+    """Whether an H x W input gives the Fourier attention at least one LSH chunk of tokens
+    (the bins of its 2-D real FFT: H * (W // 2 + 1))."""
+    return height * (width // 2 + 1) >= CHUNK_SIZE
+
+
 @dataclass(frozen=True)
 class FATConfig:
     """Everything that defines a FAT network. ``window_size``: one for all blocks, or one per
@@ -362,21 +369,23 @@ class FATConfig:
         """Input sides must be multiples of this (two windows of every block)."""
         return math.lcm(2, *(2 * w for w in self.windows))
 
+    def size_rule(self) -> SizeRule:
+        """The sides a FAT of this config computes on: multiples of :attr:`size_multiple` that
+        give at least one LSH chunk of Fourier tokens."""
+        return SizeRule(multiple_of=self.size_multiple, enough=enough_tokens)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form kept in model files and checkpoints (one window size when all agree)."""
         window = self.window_size
         return {**asdict(self), "window_size": window if isinstance(window, int) else list(window)}
 
 
-class FAT(nn.Module):
+class FAT(Network):
     """Frequency-Aware Transformer. Input and output in [-1, 1] (mean 0.5 / std 0.5 of [0, 1]).
 
-    H and W must be multiples of :attr:`size_multiple` and give at least 144 Fourier tokens
-    (H * (W // 2 + 1)); :class:`fatsr.models.wrapper.SRModel` pads any input to that.
-    Its configuration is a :class:`FATConfig`.
+    H and W must fit :func:`size_rule`; :class:`fatsr.models.wrapper.SRModel` pads any input
+    to that. Its configuration is a :class:`FATConfig`.
     """
-
-    architecture = "FAT"
 
     def __init__(self, config: FATConfig | None = None, /, **arguments: Any) -> None:
         """``FAT(FATConfig(...))``, or the config's fields as keywords: ``FAT(dim=32, ...)``."""
@@ -384,7 +393,6 @@ class FAT(nn.Module):
         self.config = c = config if config is not None else FATConfig(**arguments)
         self.scale = c.scale
         self.bicubic_skip = c.bicubic_skip
-        self.size_multiple = c.size_multiple
         self.conv0 = nn.Conv2d(c.in_channels, c.in_channels, 3, padding=1)
         self.conv1 = nn.Conv2d(c.in_channels, c.dim, 1)
         self.uafb = UAFB(c.dim)
@@ -534,3 +542,26 @@ def load_strict(model: nn.Module, sd: Mapping[str, Tensor]) -> None:
     except RuntimeError as exc:
         first = str(exc).split("\n\t", 2)[:2]
         raise FatsrError(f"checkpoint does not fit the FAT configuration ({' '.join(first)[:300]})") from None
+
+
+ARCHITECTURE = Architecture(
+    name="FAT",
+    config=FATConfig,
+    module=FAT,
+    presets={
+        # the published network (10.23 M parameters used)
+        "fat": Preset(
+            FATConfig(dim=128, num_blocks=6, num_layers=3, num_heads=8, window_size=6, mlp_ratio=4.0),
+            "published, 10.2 M parameters",
+        ),
+        # same design, small enough to train on a laptop CPU; the bicubic skip makes it learn
+        # in hundreds of steps instead of thousands (measured: +0.36 dB over bicubic after 80
+        # steps of batch 8, against -1.8 dB without it)
+        "compact": Preset(
+            FATConfig(dim=32, num_blocks=2, num_layers=1, num_heads=4, window_size=6, mlp_ratio=2.0, bicubic_skip=True),
+            "0.24 M parameters",
+        ),
+    },
+    size_rule=FATConfig.size_rule,
+    read_foreign=from_official_state_dict,
+)

@@ -18,11 +18,11 @@ from safetensors.torch import load_file, save
 
 from fatsr.errors import FatsrError
 from fatsr.io import atomic_write, write_error
-from fatsr.models.cnn import CNNConfig, ResidualCNN
-from fatsr.models.fat import FAT, FATConfig, from_official_state_dict, load_strict
+from fatsr.models import registry
+from fatsr.models.contract import Architecture, Network
+from fatsr.models.fat import load_strict
+from fatsr.models.header import safetensors_header
 
-ARCHITECTURE = "FAT"
-CLASSES: dict[str, type] = {"FAT": FAT, "ResidualCNN": ResidualCNN}  # architecture name -> class
 FORMAT_VERSION = "1"
 # What a model file records about the model besides its network (all optional, plain text;
 # "evaluation" and "speed" hold JSON of measured figures with the command that measured them).
@@ -48,7 +48,7 @@ DEFAULT_INFO = {  # what the trainer's images are unless told otherwise
 
 def save_model(
     path: str | os.PathLike,
-    network: FAT | ResidualCNN,
+    network: Network,
     *,
     name: str,
     extra: dict | None = None,
@@ -63,7 +63,7 @@ def save_model(
         **(metadata or {}),
         "format": "fatsr-model",
         "format_version": FORMAT_VERSION,
-        "architecture": network.architecture,
+        "architecture": registry.of(network).name,
         "name": name,
         "config": json.dumps(network.config.to_dict()),
         "scale": str(network.scale),
@@ -112,11 +112,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 FLOATS = {"F16", "BF16", "F32", "F64"}  # weight dtypes a model file may hold
 
 
-def checked_config(cls: type, text: str) -> dict[str, Any]:
-    """A model file's ``config`` metadata (JSON) as keyword arguments of ``cls``, every field
-    known, of its type and within ``cls``'s config ``BOUNDS``: FatsrError (one line) otherwise,
-    before anything is built or allocated."""
-    config_class = _config_class(cls)
+def checked_config(architecture: Architecture, text: str) -> dict[str, Any]:
+    """A model file's ``config`` metadata (JSON) as keyword arguments of ``architecture``'s
+    config class, every field known, of its type and within the config's ``BOUNDS``: FatsrError
+    (one line) otherwise, before anything is built or allocated."""
+    config_class: Any = architecture.config
     try:
         config = json.loads(text)
     except ValueError as exc:
@@ -126,7 +126,7 @@ def checked_config(cls: type, text: str) -> dict[str, Any]:
     known = {f.name: f for f in fields(config_class)}
     unknown = sorted(set(config) - set(known))
     if unknown:
-        raise FatsrError(f"model configuration has unknown fields {', '.join(unknown)} for {cls.__name__}")
+        raise FatsrError(f"model configuration has unknown fields {', '.join(unknown)} for {architecture.name}")
     for name, value in config.items():
         kind = known[name].type
         low, high = config_class.BOUNDS.get(name, (None, None))
@@ -150,17 +150,11 @@ def checked_config(cls: type, text: str) -> dict[str, Any]:
     return config
 
 
-def _config_class(cls: type) -> Any:
-    return FATConfig if cls is FAT else CNNConfig
-
-
-def check_tensors(path: Path, cls: type, config: dict[str, Any]) -> None:
+def check_tensors(path: Path, architecture: Architecture, config: dict[str, Any]) -> None:
     """The file's tensors (from its header: names, shapes, dtypes) are exactly the network's
     (built on the meta device, so nothing is allocated) and floating point."""
-    from fatsr.models.zoo import safetensors_header
-
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in cls(**config).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in _build(architecture, config).state_dict().items()}
     for key, entry in safetensors_header(path).items():
         if key == "__metadata__":
             continue
@@ -173,9 +167,26 @@ def check_tensors(path: Path, cls: type, config: dict[str, Any]) -> None:
             )
 
 
-def load_network(path: str | os.PathLike) -> tuple[FAT | ResidualCNN, dict[str, str]]:
-    """A :class:`FAT` or :class:`ResidualCNN` (eval mode) and the file's metadata, from a fatsr model file or a
-    published ``.pth`` checkpoint."""
+def _build(architecture: Architecture, config: dict[str, Any]) -> Network:
+    return architecture.module(architecture.config(**config))
+
+
+def read_foreign(obj: object) -> Network:
+    """A network from a published state dict in another layout, by the first architecture
+    whose reader takes it (the first reader's FatsrError if none does)."""
+    errors: list[FatsrError] = []
+    for architecture in registry.ARCHITECTURES.values():
+        if architecture.read_foreign is not None:
+            try:
+                return architecture.read_foreign(obj)
+            except FatsrError as exc:
+                errors.append(exc)
+    raise errors[0] if errors else FatsrError("no architecture reads published checkpoints")
+
+
+def load_network(path: str | os.PathLike) -> tuple[Network, dict[str, str]]:
+    """A network of a registered architecture (eval mode) and the file's metadata, from a fatsr
+    model file or a published ``.pth`` checkpoint."""
     path = Path(path)
     try:
         return _load_network(path)
@@ -184,29 +195,24 @@ def load_network(path: str | os.PathLike) -> tuple[FAT | ResidualCNN, dict[str, 
         raise FatsrError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
 
-def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
+def _load_network(path: Path) -> tuple[Network, dict[str, str]]:
     if not path.is_file():
         raise FatsrError(f"model file {path} not found; give the path of a .safetensors or .pth model")
     if path.suffix == ".safetensors":
         metadata = read_metadata(path)
-        architecture = metadata.get("architecture")
-        if architecture not in (None, *CLASSES):
-            raise FatsrError(
-                f"architecture {architecture!r} is not supported; fatsr runs {' and '.join(CLASSES)} models"
-            )
-        cls = CLASSES[architecture or ARCHITECTURE]
-        config = checked_config(cls, metadata["config"]) if "config" in metadata else None
+        architecture = registry.architecture(metadata.get("architecture"))
+        config = checked_config(architecture, metadata["config"]) if "config" in metadata else None
         if config is not None:
-            check_tensors(path, cls, config)  # from the header: before any tensor is read
+            check_tensors(path, architecture, config)  # from the header: before any tensor is read
         try:
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
         if config is not None:
-            network = cls(**config)
+            network = _build(architecture, config)
             load_strict(network, tensors)
-        else:  # a bare state dict in the official layout
-            network = from_official_state_dict(tensors)
+        else:  # a bare state dict in a published layout
+            network = read_foreign(tensors)
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -223,6 +229,10 @@ def _load_network(path: Path) -> tuple[FAT | ResidualCNN, dict[str, str]]:
                 f"{path}: a `fatsr train` checkpoint (to resume a run), not a model; give its run folder "
                 f"{path.parent} (its model.safetensors, best.safetensors or last.safetensors)"
             )
-        network = from_official_state_dict(obj)
-        metadata = {"architecture": ARCHITECTURE, "name": path.stem, "config": json.dumps(network.config.to_dict())}
+        network = read_foreign(obj)
+        metadata = {
+            "architecture": registry.of(network).name,
+            "name": path.stem,
+            "config": json.dumps(network.config.to_dict()),
+        }
     return network.eval(), metadata

@@ -8,83 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fatsr.errors import ArgumentError, FatsrError
+from fatsr.models import zoo
+from fatsr.values import ValueMapping
 
 if TYPE_CHECKING:  # torch is imported where a model is loaded, not to name one
     import torch
 
     from fatsr.models.contract import Model
-
-BUILTIN = ("default", "builtin")  # names of the shipped model, besides its file's stem
-# The model files of a `fatsr train` run folder, in the order --model RUN_DIR takes them: the final
-# export, else the best validated weights, else the last weights (written at every validation
-# and when the run stops).
-RUN_FILES = {
-    "model.safetensors": "the run's final model",
-    "best.safetensors": "the weights with the best validation PSNR so far",
-    "last.safetensors": "the latest weights",
-}
-_SAID: set[Path] = set()  # run folders' model files whose choice was announced
-
-
-def default_model_path() -> Path | None:
-    """The default model shipped in the package, or None when this build has none."""
-    from fatsr.models import zoo
-
-    name = zoo.default_name()
-    return None if name is None else zoo.builtin_models()[name]
-
-
-def builtin_names() -> set[str]:
-    """What names a shipped model: every built-in model's name (``fatsr models``) and former
-    name (``zoo.ALIASES``), and ``default`` / ``builtin`` for the default one."""
-    from fatsr.models import zoo
-
-    shipped = zoo.builtin_models()
-    names = set(shipped) | {old for old, (new, _) in zoo.ALIASES.items() if new in shipped}
-    return names | set(BUILTIN) if default_model_path() is not None else names
-
-
-def model_path(spec: str | os.PathLike | None) -> Path | None:
-    """The file a spec names (a built-in model's for its name, the default model's for None,
-    ``default`` or ``builtin``, a run folder's model file for a run folder); None for ``"bicubic"``."""
-    from fatsr.models import zoo
-
-    if spec == "bicubic":
-        return None
-    if isinstance(spec, str) and not Path(spec).is_file():
-        builtin = zoo.builtin_file(spec)
-        if builtin is not None:
-            return builtin
-    if spec is None or (isinstance(spec, str) and spec in BUILTIN and not Path(spec).is_file()):
-        path = default_model_path()
-        if path is None:
-            raise ArgumentError(
-                "no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)",
-                "model",
-                "PATH",
-            )
-        return path
-    path = Path(spec)
-    return run_model_file(path, spec) if path.is_dir() else path
-
-
-def run_model_file(folder: Path, spec: object = None) -> Path:
-    """The model file of a ``fatsr train`` run folder (:data:`RUN_FILES`), announced once on stderr."""
-    from fatsr.progress import note
-
-    for name, what in RUN_FILES.items():
-        path = folder / name
-        if path.is_file():
-            if path.resolve() not in _SAID:
-                _SAID.add(path.resolve())
-                note(f"model: {path} ({what})")
-            return path
-    raise ArgumentError(
-        f"{{arg}}: a folder without a model file ({', '.join(RUN_FILES)} of a `fatsr train` run); "
-        "give a model file, or a run folder that has validated or stopped once",
-        "model",
-        spec if spec is not None else str(folder),
-    )
 
 
 def load_model(
@@ -142,7 +72,7 @@ def _load(
 
         return BicubicModel(4 if scale is None else scale)
     else:
-        path = model_path(spec)
+        path = zoo.model_path(spec)
         assert path is not None
         if path.suffix.lower() == ".onnx":
             model = _load_onnx(path, torch.device(device), seed)
@@ -158,16 +88,15 @@ def _load_network(path: Path, device: torch.device, seed: int) -> Model:
     from fatsr.models.wrapper import SRModel
 
     network, metadata = load_network(path)
-    model = SRModel(network, name=metadata.get("name", path.stem), seed=seed, metadata=metadata)
+    mapping = None
     if "value_mapping" in metadata:
-        from fatsr.data.datasets import BandMapping
-
         try:
-            model.mapping = BandMapping.from_json(metadata["value_mapping"])
+            mapping = ValueMapping.from_json(metadata["value_mapping"])
         except (ValueError, KeyError, TypeError) as exc:
             raise FatsrError(
                 f"{path}: its value_mapping entry is not a band mapping ({exc!r}); the file is damaged or from an older fatsr"
             ) from None
+    model = SRModel(network, name=metadata.get("name", path.stem), seed=seed, metadata=metadata, mapping=mapping)
     return model.to(device).eval()
 
 
@@ -179,7 +108,6 @@ def _blend(spec: str | os.PathLike | None, strength: float | str, device: torch.
     (``"auto"``: :class:`~fatsr.models.strength.AutoDenoise`)."""
     import torch
 
-    from fatsr.models import zoo
     from fatsr.models.files import load_network
     from fatsr.models.wrapper import SRModel
 
@@ -187,7 +115,7 @@ def _blend(spec: str | os.PathLike | None, strength: float | str, device: torch.
         raise ArgumentError(
             "{arg}: give a strength from 0 (fatsr-x4) to 1 (fatsr-real-x4), or auto", "denoise", strength
         )
-    if spec not in (None, *BUILTIN, *DENOISE):
+    if spec not in (None, *zoo.BUILTIN, *DENOISE):
         raise ArgumentError(
             f"{{arg}} mixes the built-in {DENOISE[0]} and {DENOISE[1]}; drop {{model}} or name one of them",
             "denoise",

@@ -13,7 +13,7 @@ L tokens, C value channels, Cm match channels, K chunk size, nc chunks.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -70,11 +70,11 @@ class ChunkAttention(torch.autograd.Function):
         return out, lse
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
+    def setup_context(ctx: Any, inputs: tuple[Tensor, ...], output: tuple[Tensor, Tensor]) -> None:
         ctx.save_for_backward(*inputs, *output)
 
     @staticmethod
-    def backward(ctx, d_out: Tensor, d_lse: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: ANN001
+    def backward(ctx: Any, d_out: Tensor, d_lse: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         q, k, v, out, lse = ctx.saved_tensors
         groups, rows, _ = q.shape
         nc, kk = rows // CHUNK_SIZE - 2, CHUNK_SIZE

@@ -98,6 +98,7 @@ class OnnxModel:
             float16=False,
             bfloat16=False,
             metadata=self.metadata,
+            seed=self.seed,
         )
 
     def __call__(self, x: Tensor) -> Tensor:  # (N, C, h, w) -> (N, C, s*h, s*w)

@@ -51,9 +51,6 @@ class AutoDenoise(nn.Module):
         self.model = real
         self.name = f"{real.name} denoise auto"
         self.scale = real.scale
-        self.channels = real.channels
-        self.mapping = real.mapping
-        self.seed = real.seed
         self.metadata = {**real.metadata, "denoise": "auto"}
         ends = real.network.state_dict()
         self._ends = ({k: v.clone() for k, v in clean.items()}, {k: v.clone() for k, v in ends.items()})

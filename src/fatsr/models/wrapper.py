@@ -7,22 +7,15 @@ rotations from a generator re-seeded at every call, so the same input gives the 
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import FatsrError
-from fatsr.models.contract import ModelInfo, SizeRule
-from fatsr.models.fat import FAT
-from fatsr.models.lsh import CHUNK_SIZE
+from fatsr.models import registry
+from fatsr.models.contract import ModelInfo, Network
 from fatsr.models.runtime import runtime
-
-if TYPE_CHECKING:
-    from fatsr.data.datasets import BandMapping
-    from fatsr.models.cnn import ResidualCNN
+from fatsr.values import ValueMapping
 
 
 def pad_reflect(x: Tensor, bottom: int, right: int) -> Tensor:
@@ -39,40 +32,33 @@ def pad_reflect(x: Tensor, bottom: int, right: int) -> Tensor:
 
 
 class SRModel(nn.Module):
-    """A FAT network ready for images: [0, 1] in, [0, 1] out (not clamped), any size."""
+    """A network ready for images: [0, 1] in, [0, 1] out (not clamped), any size."""
 
     def __init__(
-        self, network: FAT | ResidualCNN, *, name: str = "fat", seed: int = 0, metadata: dict[str, str] | None = None
+        self,
+        network: Network,
+        *,
+        name: str = "fat",
+        seed: int = 0,
+        metadata: dict[str, str] | None = None,
+        mapping: ValueMapping | None = None,
     ) -> None:
+        """``mapping``: a multispectral model's bands and value mapping (from its file)."""
         super().__init__()
         self.network = network
         self.name = name
         self.seed = seed
         self.scale: int = network.scale
-        self.channels = network.config.in_channels
+        self.channels: int = network.config.in_channels
         self.metadata = dict(metadata or {})
-        self.mapping: BandMapping | None = None  # a multispectral model's bands and value mapping, from its file
+        self.mapping = mapping
+        self.size = registry.size_rule(network)
 
     @property
     def info(self) -> ModelInfo:
-        m = self.network.size_multiple
-        minimum = next(s for s in range(m, CHUNK_SIZE * m, m) if s * (s // 2 + 1) >= CHUNK_SIZE)  # square side
-        return ModelInfo(
-            name=self.name,
-            scale=self.scale,
-            in_channels=self.channels,
-            out_channels=self.network.config.out_channels,
-            size=SizeRule(minimum=minimum, multiple_of=m),
-            metadata=self.metadata,
-        )
-
-    def padded_size(self, height: int, width: int) -> tuple[int, int]:
-        """Smallest size >= (height, width) the network accepts."""
-        m = self.network.size_multiple
-        h, w = math.ceil(height / m) * m, math.ceil(width / m) * m
-        while h * (w // 2 + 1) < CHUNK_SIZE:  # enough Fourier tokens for one LSH chunk
-            h += m
-        return h, w
+        config = self.network.config
+        return ModelInfo(self.name, self.scale, config.in_channels, config.out_channels, self.size,
+                         metadata=self.metadata, mapping=self.mapping, seed=self.seed)  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) in [0, 1], C in {1, 3, 4}
         n, c, height, width = x.shape
@@ -89,7 +75,7 @@ class SRModel(nn.Module):
 
     def _run(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
-        ph, pw = self.padded_size(height, width)
+        ph, pw = self.size.padded(height, width)
         x = pad_reflect(x, ph - height, pw - width)
         with runtime(generator=torch.Generator().manual_seed(self.seed)):
             y = self.network(x * 2 - 1)

@@ -13,7 +13,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fatsr.errors import ArgumentError, FatsrError
+from fatsr.errors import ArgumentError
+from fatsr.models.header import safetensors_header
 
 DEFAULT = "fatsr-x4"  # the default model
 # Former names of built-in models (users' scripts keep working, with a warning): the name -> why.
@@ -56,8 +57,6 @@ def builtin_file(name: str) -> Path | None:
 def resolve(spec: str | os.PathLike | None) -> Path:
     """The file of ``spec`` (the argument ``model`` in errors), named as
     :func:`fatsr.models.loading.model_path` reads it, which must exist."""
-    from fatsr.models.loading import model_path
-
     path = model_path(spec)
     if path is not None and path.is_file():
         return path
@@ -66,6 +65,73 @@ def resolve(spec: str | os.PathLike | None) -> Path:
         f"{{arg}}: model file not found, and no built-in model has that name (built-in: {names}; see `fatsr models`)",
         "model",
         spec,
+    )
+
+
+BUILTIN = ("default", "builtin")  # names of the shipped model, besides its file's stem
+# The model files of a `fatsr train` run folder, in the order --model RUN_DIR takes them: the final
+# export, else the best validated weights, else the last weights (written at every validation
+# and when the run stops).
+RUN_FILES = {
+    "model.safetensors": "the run's final model",
+    "best.safetensors": "the weights with the best validation PSNR so far",
+    "last.safetensors": "the latest weights",
+}
+_SAID: set[Path] = set()  # run folders' model files whose choice was announced
+
+
+def default_model_path() -> Path | None:
+    """The default model shipped in the package, or None when this build has none."""
+    name = default_name()
+    return None if name is None else builtin_models()[name]
+
+
+def builtin_names() -> set[str]:
+    """What names a shipped model: every built-in model's name (``fatsr models``) and former
+    name (``ALIASES``), and ``default`` / ``builtin`` for the default one."""
+    shipped = builtin_models()
+    names = set(shipped) | {old for old, (new, _) in ALIASES.items() if new in shipped}
+    return names | set(BUILTIN) if default_model_path() is not None else names
+
+
+def model_path(spec: str | os.PathLike | None) -> Path | None:
+    """The file a spec names (a built-in model's for its name, the default model's for None,
+    ``default`` or ``builtin``, a run folder's model file for a run folder); None for ``"bicubic"``."""
+    if spec == "bicubic":
+        return None
+    if isinstance(spec, str) and not Path(spec).is_file():
+        builtin = builtin_file(spec)
+        if builtin is not None:
+            return builtin
+    if spec is None or (isinstance(spec, str) and spec in BUILTIN and not Path(spec).is_file()):
+        path = default_model_path()
+        if path is None:
+            raise ArgumentError(
+                "no default model is installed with this fatsr; pass {arg} (a .safetensors or .pth file)",
+                "model",
+                "PATH",
+            )
+        return path
+    path = Path(spec)
+    return run_model_file(path, spec) if path.is_dir() else path
+
+
+def run_model_file(folder: Path, spec: object = None) -> Path:
+    """The model file of a ``fatsr train`` run folder (:data:`RUN_FILES`), announced once on stderr."""
+    from fatsr.progress import note
+
+    for name, what in RUN_FILES.items():
+        path = folder / name
+        if path.is_file():
+            if path.resolve() not in _SAID:
+                _SAID.add(path.resolve())
+                note(f"model: {path} ({what})")
+            return path
+    raise ArgumentError(
+        f"{{arg}}: a folder without a model file ({', '.join(RUN_FILES)} of a `fatsr train` run); "
+        "give a model file, or a run folder that has validated or stopped once",
+        "model",
+        spec if spec is not None else str(folder),
     )
 
 
@@ -87,13 +153,14 @@ def summary(path: Path) -> dict:
         info: dict[str, Any] = dict(metadata)
         info["parameters"] = sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
     else:
+        from fatsr.models import registry
         from fatsr.models.files import load_network
 
         network, loaded = load_network(path)
         info = dict(loaded)
         info["parameters"] = sum(p.numel() for p in network.parameters())
         info.setdefault("scale", str(network.scale))
-        info.setdefault("architecture", getattr(network, "architecture", "FAT"))
+        info.setdefault("architecture", registry.of(network).name)
     for key in ("config", "extra", "evaluation", "speed"):
         if key in info:
             try:
@@ -102,23 +169,3 @@ def summary(path: Path) -> dict:
                 pass
     info.setdefault("architecture", "FAT")
     return info
-
-
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a ``.safetensors`` file (tensor names -> dtype, shape, offsets, and
-    ``__metadata__``), checked against the file's length: FatsrError if unreadable or truncated."""
-    try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 2 <= size <= 100_000_000:
-                raise ValueError(f"header length {size}")
-            header = json.loads(f.read(size))
-            data = os.fstat(f.fileno()).st_size - 8 - size
-        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
-        if max(ends, default=0) != data:
-            raise ValueError(f"{data} bytes of tensors, the header describes {max(ends, default=0)}")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FatsrError(
-            f"{path}: not a readable .safetensors model file ({exc}); the file is damaged or truncated"
-        ) from None
-    return header

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
@@ -31,7 +32,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError
+from fatsr.inference.resample import bicubic
 from fatsr.io import atomic_write, remove_stale_parts
+from fatsr.models import registry
+from fatsr.models.contract import Network, SizeRule
 from fatsr.models.runtime import runtime
 from fatsr.training import checkpoint
 from fatsr.training.config import TrainConfig, default_preset, default_workers, to_dict, write_yaml
@@ -41,8 +45,7 @@ from fatsr.training.report import MetricsLog, TensorBoard, plot_progress
 
 if TYPE_CHECKING:
     from fatsr.data.datasets import ValDataset
-    from fatsr.models.cnn import ResidualCNN
-    from fatsr.models.fat import FAT
+    from fatsr.values import ValueMapping
 
 LAST = "last.pt"
 BEST = "best.safetensors"
@@ -78,14 +81,12 @@ def train(config: TrainConfig) -> TrainResult:
 # --- pieces ----------------------------------------------------------------------------------
 
 
-def build_network(config: TrainConfig) -> FAT | ResidualCNN:
+def build_network(config: TrainConfig) -> Network:
     """The preset's network with ``config.network`` overrides, for ``config.scale``."""
-    from fatsr.models.presets import build_network as build_preset
-
     channels = {"in_channels": len(config.bands), "out_channels": len(config.bands)} if config.bands else {}
     try:
         # the trainer has resolved a preset of None by the device (default_preset)
-        return build_preset(config.preset or "fat", config.scale, **config.network, **channels)
+        return registry.build_network(config.preset or "fat", config.scale, **config.network, **channels)
     except (TypeError, ValueError) as exc:
         if not config.network and not channels:
             raise
@@ -94,10 +95,11 @@ def build_network(config: TrainConfig) -> FAT | ResidualCNN:
         ) from None
 
 
-def band_mapping(config: TrainConfig):
-    """The :class:`~fatsr.data.datasets.BandMapping` of a ``--bands`` run (None without),
-    from the first training file."""
-    from fatsr.data.datasets import BandMapping, _layout, find_images
+def band_mapping(config: TrainConfig) -> ValueMapping | None:
+    """The bands and value mapping of a ``--bands`` run (None without), from the first
+    training file."""
+    from fatsr.data.datasets import _layout, find_images
+    from fatsr.data.datasets import band_mapping as for_data
 
     folder = _layout(Path(config.data_dir[0]))[0]
     files = find_images(folder) if folder.is_dir() else []
@@ -107,7 +109,7 @@ def band_mapping(config: TrainConfig):
         return None
     if not files:
         raise FatsrError(f"{folder}: no rasters to train on")
-    return BandMapping.for_data(files[0], tuple(config.bands), config.value_range)
+    return for_data(files[0], tuple(config.bands), config.value_range)
 
 
 def _needs_bands(path: Path) -> None:
@@ -163,20 +165,13 @@ def describe(network_config: dict | None) -> str:
     """A short text of a network configuration for error messages."""
     if not network_config:
         return "unknown"
-    keys: tuple[str, ...] = ("dim", "num_blocks", "num_layers", "num_heads", "window_size", "scale")
-    if "channels" in network_config:  # the residual CNN
-        keys = ("channels", "num_blocks", "scale")
-    return ", ".join(f"{k} {network_config.get(k)}" for k in keys)
+    return ", ".join(f"{k} {v}" for k, v in network_config.items() if k not in ("in_channels", "out_channels"))
 
 
-def check_patch_size(network: FAT | ResidualCNN, patch_size: int) -> None:
-    """FAT needs LR sides that are multiples of ``size_multiple`` and >= 144 Fourier tokens."""
-    if network.architecture != "FAT":
-        return
-    multiple = network.size_multiple
-    tokens = patch_size * (patch_size // 2 + 1)
-    if patch_size % multiple or tokens < 144:
-        smallest = next(m for m in range(multiple, 10 * multiple, multiple) if m * (m // 2 + 1) >= 144)
+def check_patch_size(rule: SizeRule, patch_size: int) -> None:
+    """LR patches must be sides the network computes on as they are (its size rule)."""
+    if not rule.fits(patch_size, patch_size):
+        multiple, smallest = rule.multiple_of, rule.minimum
         raise ArgumentError(
             f"{{arg}} does not fit this network: LR patches must be a multiple of {multiple} and at least "
             f"{smallest} pixels; use e.g. {max(smallest, patch_size // multiple * multiple)}",
@@ -265,7 +260,7 @@ def to_uint8(img: Tensor) -> np.ndarray:
 def evaluate(upscale: Callable[[Tensor], Tensor], samples: ValDataset, scale: int) -> dict[str, float]:
     """Mean PSNR-Y and SSIM-Y (border = scale, 8-bit rounded) of ``upscale`` (NCHW [0, 1] in
     and out) over validation samples."""
-    from fatsr.metrics import psnr, ssim
+    from fatsr.evaluation.metrics import psnr, ssim
 
     psnrs, ssims = [], []
     for i in range(len(samples)):
@@ -275,13 +270,6 @@ def evaluate(upscale: Callable[[Tensor], Tensor], samples: ValDataset, scale: in
         psnrs.append(psnr(sr, hr, border=scale))
         ssims.append(ssim(sr, hr, border=scale))
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
-
-
-def bicubic_upscale(scale: int) -> Callable[[Tensor], Tensor]:
-    def upscale(lr: Tensor) -> Tensor:
-        return torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
-
-    return upscale
 
 
 class StopRequest:
@@ -360,6 +348,7 @@ class Trainer:
         checkpoint.seed_everything(config.seed)
 
         self.network = build_network(config).to(self.device)
+        self.architecture = registry.of(self.network).name
         self.lsh = torch.Generator().manual_seed(config.seed)  # LSH rotations, identical on every rank
 
         self.degradation_preset = load_preset(config.degradation) if config.degradation else None
@@ -371,7 +360,7 @@ class Trainer:
             resize=config.sampling == "resize", scale_augment=config.scale_augment,
         )  # fmt: skip
         for side in set(self.train_set.lr_size):
-            check_patch_size(self.network, side)
+            check_patch_size(registry.size_rule(self.network), side)
         self.steps_per_epoch = len(self.train_set) // config.batch_size
         if self.steps_per_epoch == 0:
             raise ArgumentError(
@@ -385,8 +374,7 @@ class Trainer:
             ValDataset(config.val_dir, config.scale, self.mapping) if config.val_dir and layout.main else None
         )
         self.loss_fn = FATLoss(
-            config.l1_weight, config.perceptual_weight, config.lev_weight,
-            vgg_weights=config.vgg_weights, published_normalization=config.published_normalization,
+            config.losses, vgg_weights=config.vgg_weights, published_normalization=config.published_normalization,
         ).to(self.device)  # fmt: skip
 
         self.optimizer = make_optimizer(self.network, config)
@@ -471,7 +459,7 @@ class Trainer:
         scheduler = self.scheduler.state_dict()
         scheduler["lr_lambdas"] = [None] * len(self.optimizer.param_groups)  # the shape comes from the config
         return {
-            "architecture": self.network.architecture,
+            "architecture": self.architecture,
             "network_config": self.network.config.to_dict(),
             "config": to_dict(self.config),
             "step": self.step,
@@ -504,10 +492,7 @@ class Trainer:
         if not checkpoint.is_checkpoint(state):
             self._load_weights_only(path)
             return "weights"
-        if (
-            state.get("architecture") != self.network.architecture
-            or state["network_config"] != self.network.config.to_dict()
-        ):
+        if state.get("architecture") != self.architecture or state["network_config"] != self.network.config.to_dict():
             raise ArgumentError(
                 f"{path} is a checkpoint of another network ({describe(state.get('network_config'))}), "
                 f"not of this run's ({describe(self.network.config.to_dict())}); "
@@ -627,7 +612,7 @@ class Trainer:
         from fatsr.models.files import DEFAULT_INFO, save_model
 
         config = self.config
-        name = f"{self.network.architecture} {config.preset} x{config.scale} ({self.save_dir.name})"
+        name = f"{self.architecture} {config.preset} x{config.scale} ({self.save_dir.name})"
         info = {
             **DEFAULT_INFO,
             "training_data": f"{len(self.train_set)} images in "
@@ -711,7 +696,7 @@ class Trainer:
         used = sum(p.numel() for p in self.network.parameters())
         threads = torch.get_num_threads()
         self._say(
-            f"training {self.network.architecture} '{self.config.preset}' x{self.config.scale} ({used / 1e6:.2f} M parameters) on "
+            f"training {self.architecture} '{self.config.preset}' x{self.config.scale} ({used / 1e6:.2f} M parameters) on "
             f"{len(self.train_set)} images: {self.total_steps} steps of batch {self.config.batch_size} "
             f"({self.steps_per_epoch} per epoch) on {self.device}"
             # the weights' last bits depend on the thread count (torch's default follows the usable CPUs)
@@ -721,7 +706,7 @@ class Trainer:
             + (f"; LR made per batch by the '{self.config.degradation}' degradation" if self.degrader else "")
         )
         if self.val_set is not None and not (self.log and self.log.of_kind("bicubic")):
-            scores = evaluate(bicubic_upscale(self.config.scale), self.val_set, self.config.scale)
+            scores = evaluate(partial(bicubic, scale=self.config.scale), self.val_set, self.config.scale)
             self._say(f"bicubic on the validation set: PSNR-Y {scores['psnr']:.3f} dB, SSIM-Y {scores['ssim']:.4f}")
             self._record({"kind": "bicubic", "step": 0, **scores})
 
@@ -733,11 +718,11 @@ class Trainer:
             disable=not (self.layout.main and self.config.progress),
         )  # fmt: skip
         with StopRequest(self._say) as stop, bar:
-            while self.step < self.total_steps and not self._budget_spent():
+            while self.step < self.total_steps and not self._stops_here():
                 epoch, first = divmod(self.step, self.steps_per_epoch)
                 batches = self._batches(epoch, first)
                 for position in range(first, min(self.steps_per_epoch, first + self.total_steps - self.step)):
-                    if self._budget_spent():
+                    if self._stops_here():
                         break
                     started, cpu_started = time.perf_counter(), time.process_time()
                     try:
@@ -789,8 +774,11 @@ class Trainer:
             + validations
         )
 
-    def _budget_spent(self) -> bool:
-        """Whether ``cpu_budget_min`` is used up (on any process: all stop at the same step)."""
+    def _stops_here(self) -> bool:
+        """Whether the run stops at this step: ``stop_at`` reached, or ``cpu_budget_min`` used up
+        (on any process: all stop at the same step)."""
+        if self.config.stop_at is not None and self.step >= self.config.stop_at:
+            return True
         budget = self.config.cpu_budget_min
         spent = any_true(bool(budget) and self.train_cpu_seconds >= 60 * budget, self.layout)
         if spent and self.step < self.total_steps and not self._budget_said:

@@ -1,7 +1,9 @@
 """The fatsr QGIS plugin: a Processing provider that runs the installed ``fatsr`` command."""
 
+from typing import Any
 
-def classFactory(iface):
+
+def classFactory(iface: Any) -> Any:
     """QGIS's entry point."""
     from .plugin import FatsrPlugin
 

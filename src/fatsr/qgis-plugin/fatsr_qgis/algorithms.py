@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 from processing.core.ProcessingConfig import ProcessingConfig
 from qgis.core import (
@@ -46,7 +47,7 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
 
     INPUT, MODEL, MODEL_FILE, DEVICE, TILE, OUTPUT = "INPUT", "MODEL", "MODEL_FILE", "DEVICE", "TILE", "OUTPUT"
 
-    def createInstance(self):
+    def createInstance(self) -> Any:
         return type(self)()
 
     def group(self) -> str:
@@ -73,13 +74,13 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
             )
         )
 
-    def model_arguments(self, parameters, context) -> list[str]:
+    def model_arguments(self, parameters: dict[str, Any], context: Any) -> list[str]:
         model_file = self.parameterAsFile(parameters, self.MODEL_FILE, context)
         model = model_file or self.parameterAsEnumString(parameters, self.MODEL, context)
         device = self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto"
         return ["--model", model or "default", "--device", device]
 
-    def source(self, parameters, context) -> str:
+    def source(self, parameters: dict[str, Any], context: Any) -> str:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException("the input raster layer could not be opened; choose a raster layer or file")
@@ -90,7 +91,7 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
             )
         return layer.source()
 
-    def run_command(self, arguments: list[str], output: str, feedback) -> list[str]:
+    def run_command(self, arguments: list[str], output: str, feedback: Any) -> list[str]:
         """Run ``fatsr ARGUMENTS`` with the progress bar, Cancel and fatsr's error message."""
         try:
             # -v: a progress line per update, for the progress bar
@@ -124,7 +125,7 @@ class UpscaleAlgorithm(FatsrAlgorithm):
             "scale. Runs the fatsr command set in Settings > Options > Processing > Providers > fatsr (or on PATH)."
         )
 
-    def initAlgorithm(self, config=None) -> None:
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.addParameter(
             QgsProcessingParameterExtent(
@@ -155,7 +156,7 @@ class UpscaleAlgorithm(FatsrAlgorithm):
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Upscaled raster"))
 
-    def processAlgorithm(self, parameters, context, feedback) -> dict:
+    def processAlgorithm(self, parameters: dict[str, Any], context: Any, feedback: Any) -> dict:
         source = self.source(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if Path(output).suffix.lower() not in (".tif", ".tiff"):
@@ -197,7 +198,7 @@ class CompareAlgorithm(FatsrAlgorithm):
             "a swipe slider and zoom. The page is one HTML file that opens from disk."
         )
 
-    def initAlgorithm(self, config=None) -> None:
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.add_model_parameters()
         self.addParameter(QgsProcessingParameterPoint(self.POINT, "Also show the region at this point", optional=True))
@@ -207,7 +208,7 @@ class CompareAlgorithm(FatsrAlgorithm):
             QgsProcessingParameterFileDestination(self.OUTPUT, "Comparison page", fileFilter="HTML files (*.html)")
         )
 
-    def processAlgorithm(self, parameters, context, feedback) -> dict:
+    def processAlgorithm(self, parameters: dict[str, Any], context: Any, feedback: Any) -> dict:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         source = self.source(parameters, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)

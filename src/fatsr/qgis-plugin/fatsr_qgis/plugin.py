@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qgis.core import QgsApplication
 
 from .provider import FatsrProvider
 
 
 class FatsrPlugin:
-    def __init__(self, iface) -> None:
+    def __init__(self, iface: Any) -> None:
         self.iface = iface
         self.provider: FatsrProvider | None = None
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fatsr.errors import ArgumentError, FatsrError
-from fatsr.losses import vgg_layers
+from fatsr.models.vgg import vgg_layers
 
 # torchvision AlexNet features: (in, out, kernel, stride, padding) convs, "R" ReLU, "M" 3x3/2 max pool
 _ALEX_LAYERS: tuple[tuple[int, int, int, int, int] | str, ...] = (

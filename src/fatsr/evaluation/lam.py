@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fatsr.errors import FatsrError
-from fatsr.io import atomic_write
+from fatsr.data.resize import pillow_bicubic_downscale
+from fatsr.errors import ArgumentError, FatsrError
+from fatsr.io import atomic_write, read_image
+from fatsr.models.contract import Model
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,76 @@ def local_attribution_map(model: Callable[[Tensor], Tensor], lr: Tensor, window:
     )
 
 
+@dataclass
+class LAMReport:
+    """``fatsr lam``'s report: the LR input (HWC, [0, 1]), a result per model, the window, the
+    scale and the settings, as the figure and the JSON show them."""
+
+    lr: np.ndarray = field(repr=False)
+    results: list[LAMResult]
+    window: Window
+    scale: int
+    settings: dict
+
+    def write(self, figure: Path, report: Path, *, overwrite: bool = False) -> None:
+        """The figure (PNG) and the JSON report: both or neither."""
+        write_figure(figure, self.lr, self.results, self.window, self.scale, overwrite=overwrite)
+        try:
+            write_json(report, self.results, self.settings, overwrite=overwrite)
+        except BaseException:
+            figure.unlink(missing_ok=True)
+            raise
+
+
+def report_files(folder: str | os.PathLike, image: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """``<stem>_lam.png`` and ``<stem>_lam.json`` in ``folder``; one that exists is refused
+    unless ``overwrite``."""
+    stem = Path(image).stem
+    files = Path(folder) / f"{stem}_lam.png", Path(folder) / f"{stem}_lam.json"
+    for path in files:
+        if path.exists() and not overwrite:
+            raise ArgumentError(f"{path} exists; pass {{arg}} to replace it", "overwrite", True)
+    return files
+
+
+def lam_report(image_path: str | os.PathLike, models: Sequence[Model], *, window: Window | None = None,
+               steps: int = 50, sigma: float = 1.2, kernel: int = 9, definition: str = "lam", from_hr: bool = False,
+               seed: int = 0, device: torch.device = torch.device("cpu")) -> LAMReport:  # fmt: skip
+    """The LAM of each of ``models`` (one scale; the first sets it) for ``window`` of its output
+    (default: 16 px at the centre) on the image ``image_path``: an LR input, or with ``from_hr``
+    an HR image made into one as LAM_Demo does (cropped to a multiple of the scale, Pillow
+    bicubic downscale). ``seed``: the models' seed, recorded in the settings."""
+    image = read_image(image_path)
+    image = image[:, :, :3] if image.shape[2] == 4 else image
+    scale = models[0].scale
+    if from_hr:
+        if image.shape[0] < scale or image.shape[1] < scale:
+            raise FatsrError(f"{image_path}: {image.shape[1]}x{image.shape[0]} is smaller than the scale {scale}")
+        image = pillow_bicubic_downscale(
+            image[: image.shape[0] // scale * scale, : image.shape[1] // scale * scale], scale
+        )
+    lr = torch.from_numpy(image.astype(np.float32) / np.iinfo(image.dtype).max).permute(2, 0, 1)[None].to(device)
+    window = window or _centre_window(lr.shape[-2:], scale)
+    window.check(lr.shape[-2] * scale, lr.shape[-1] * scale)
+    if min(lr.shape[-2:]) <= kernel // 2:
+        raise FatsrError(f"the input {lr.shape[-1]}x{lr.shape[-2]} is too small for a {kernel}x{kernel} blur")
+    results = []
+    for model in models:
+        print(f"LAM of {model.name}: {steps} steps...", file=sys.stderr)
+        results.append(local_attribution_map(model, lr, window, name=model.name, steps=steps, sigma=sigma,
+                                             kernel=kernel, definition=definition))  # fmt: skip
+    settings = {"image": str(image_path), "window": {"x": window.x, "y": window.y, "size": window.size},
+                "scale": scale, "steps": steps, "sigma": sigma, "kernel": kernel,
+                "seed": seed, "definition": definition, "from_hr": from_hr}  # fmt: skip
+    return LAMReport(lr[0].permute(1, 2, 0).cpu().numpy(), results, window, scale, settings)
+
+
+def _centre_window(lr_size: torch.Size, scale: int) -> Window:
+    height, width = lr_size[0] * scale, lr_size[1] * scale
+    size = min(16, height, width)
+    return Window((width - size) // 2, (height - size) // 2, size)
+
+
 def write_json(path: Path, results: list[LAMResult], settings: dict, *, overwrite: bool = False) -> None:
     """Settings and, per model, Gini, DI, run time and the LR pixel of the largest attribution."""
     entries = []
@@ -234,7 +309,7 @@ def write_figure(path: Path, lr: np.ndarray, results: list[LAMResult], window: W
     plt.close(fig)
 
 
-def _show(ax, image: np.ndarray) -> None:
+def _show(ax: Any, image: np.ndarray) -> None:
     """An HWC float image in [0, 1]: RGB, or band 0 in grey."""
     if image.shape[2] == 3:
         ax.imshow(image)

@@ -3,7 +3,7 @@ regions of a GeoTIFF scene) in one self-contained, offline HTML page.
 
 The Python side only prepares pictures and numbers: every layer of an item becomes an 8-bit
 PNG embedded as a data URI, with its scores where the HR is known (PSNR/SSIM-Y, gain over
-bicubic, PSNR-Y by texture thirds, from :func:`fatsr.evaluate.score`). The page itself, its
+bicubic, PSNR-Y by texture thirds, from :func:`fatsr.evaluation.evaluate.score`). The page itself, its
 swipe slider, synchronized zoom, magnifier, thumbnails and shortcuts, is plain
 HTML/CSS/JS in ``fatsr/page/`` filled in by :func:`render_page`.
 
@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from fatsr.errors import ArgumentError, FatsrError, within
-from fatsr.evaluate import (
+from fatsr.evaluation.evaluate import (
     BicubicModel,
     Masks,
     Pair,
@@ -139,7 +140,7 @@ def _gain(scores: dict[str, float], baseline: dict[str, float]) -> dict[str, flo
 def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarray]], hr: np.ndarray | None,
                *, scale: int, border: int, masks: Masks = Masks()) -> Item:  # fmt: skip
     """An item of an image: LR, bicubic, each named output and HR; scores where HR is known
-    (on the pixels of ``masks``, as :func:`fatsr.evaluate.score`). ``outputs`` may hold
+    (on the pixels of ``masks``, as :func:`fatsr.evaluation.evaluate.score`). ``outputs`` may hold
     "bicubic" itself; otherwise the bicubic layer is computed here."""
     bicubic = dict(outputs).get("bicubic")
     if bicubic is None:
@@ -177,7 +178,8 @@ def load_models(
     """(layer name, model) for each spec: ``bicubic``, ``default`` (the built-in model) or a
     model file; names made unique; all must share one scale. ``tta`` and ``denoise`` apply to
     every model but bicubic (see :func:`~fatsr.models.loading.load_model`)."""
-    from fatsr.models.loading import BUILTIN, builtin_names, load_model
+    from fatsr.models.loading import load_model
+    from fatsr.models.zoo import BUILTIN, builtin_names
 
     builtin = builtin_names()
     models: list[tuple[str, Model]] = []
@@ -192,7 +194,7 @@ def load_models(
                     "{arg}: no such file; give a model file, 'bicubic' or 'default' (the built-in model)", "specs", spec
                 )
             model = load_model(spec, device=device, seed=seed, tta=tta, denoise=denoise)
-        name = str(getattr(model, "name", Path(spec).stem))
+        name = model.info.name
         if name in ("LR", "HR") or any(name == n for n, _ in models):
             name = f"{name} ({Path(spec).name})"
         models.append((name, model))
@@ -253,6 +255,35 @@ def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | N
     return items
 
 
+def comparison_page(inputs: Sequence[str], models: Sequence[tuple[str, Model]], *, hr: str | None = None,
+                    title: str | None = None, border: int | None = None, tiling: Tiling = DEFAULT_TILING,
+                    device: torch.device = torch.device("cpu"), region_size: int = 128, max_regions: int = 16,
+                    points: Sequence[tuple[float, float]] = (), bands: tuple[int, ...] | None = None,
+                    value_range: tuple[float, float] | None = None, command: str = "") -> dict:  # fmt: skip
+    """The data of ``fatsr compare``'s page (for :func:`write_page`): the LR images ``inputs``
+    (files, folders, globs; HR matched by name from ``hr``, or LR made from ``hr`` alone) by
+    :func:`compare_images`, or one GeoTIFF scene by :func:`compare_scene`; ``models`` as
+    :func:`load_models` gives them; ``title``: default the models, scale and image count."""
+    from fatsr.inference.reading import is_raster
+    from fatsr.inputs import collect_inputs
+
+    lr_files = collect_inputs(list(inputs)) if inputs else []
+    hr_files = collect_inputs([hr]) if hr else []
+    scenes = [p for p in lr_files if is_raster(p)]
+    if scenes and (len(lr_files) > 1 or hr_files):
+        raise ArgumentError("a GeoTIFF scene gets a page of its own; give one scene and no {arg}", "hr_files", None)
+    scale = cast(int, models[0][1].scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
+    names = ", ".join(n for n, _ in models)
+    if scenes:
+        scene, items = compare_scene(scenes[0], models, scale=scale, region_size=region_size, max_regions=max_regions,
+                                     points=points, bands=bands, value_range=value_range, tiling=tiling,
+                                     device=device, command=command)  # fmt: skip
+        return page_data(items, title=title or f"{scenes[0].name}: {names} x{scale}", scale=scale, scene=scene)
+    items = compare_images(lr_files, hr_files, models, scale=scale, border=border, tiling=tiling, device=device)
+    title = title or f"{names} x{scale}, {len(items)} image{'s' * (len(items) != 1)}"
+    return page_data(items, title=title, scale=scale, table=bool(hr_files) and len(items) > 1)
+
+
 def _pairs(
     lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | None
 ) -> list[tuple[str, Path | None, Path | None]]:
@@ -304,13 +335,13 @@ def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int
     import rasterio
     from rasterio.enums import Resampling
 
-    from fatsr.inference.raster import _open, _read_bands, _value_mapping, valid_mask
+    from fatsr.inference.reading import band_reader, open_raster, valid_mask, value_mapping
 
     if region_size < 8:
         raise ArgumentError("{arg}: give at least 8 LR pixels", "region_size", region_size)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE), _open(path) as ds:  # GDAL's block cache: 5% of RAM by default
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE), open_raster(path) as ds:  # GDAL's block cache: 5% of RAM by default
         shown = _scene_bands(ds, bands)
-        mapping, fills = _value_mapping(ds, value_range)
+        mapping, fills = value_mapping(ds, value_range)
         factor = max(1, math.ceil(max(ds.width, ds.height) / OVERVIEW_SIZE))
         shape = (len(shown), math.ceil(ds.height / factor), math.ceil(ds.width / factor))
         sample = ds.read(
@@ -328,7 +359,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int
         transform = tuple(ds.transform)[:6]
         scene = Scene(path.name, ds.width, ds.height, region_size, overview, _crs_name(ds.crs),
                       transform, shown, mapping.describe(), command)  # fmt: skip
-        read = _read_bands(ds, shown, mapping, fills)
+        read = band_reader(ds, shown, mapping, fills)
         items = []
         for col, row in tqdm(
             sorted(cells, key=lambda c: (c[1], c[0])), desc=path.name, unit="region", file=sys.stderr, disable=None
@@ -337,7 +368,7 @@ def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int
     return scene, items
 
 
-def _scene_bands(ds, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+def _scene_bands(ds: Any, bands: tuple[int, ...] | None) -> tuple[int, ...]:
     """The bands shown (and fed to the models): ``bands``, else the first three that are not
     alpha, as ``fatsr upscale`` takes them, else the first one (grey)."""
     from rasterio.enums import ColorInterp
@@ -386,7 +417,7 @@ def _choose_cells(
     return {(-c, -r) for *_, r, c in ranked[:limit]}
 
 
-def _crs_name(crs) -> str:
+def _crs_name(crs: Any) -> str:
     """ "EPSG:32621" where the CRS has an authority code, else its PROJ string; "" for none."""
     if crs is None:
         return ""
@@ -394,17 +425,18 @@ def _crs_name(crs) -> str:
     return ":".join(authority) if authority else crs.to_string()
 
 
-def _bounds(ds) -> str:
+def _bounds(ds: Any) -> str:
     b = ds.bounds
     return f"x {b.left:g}..{b.right:g}, y {b.bottom:g}..{b.top:g}"
 
 
-def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int, size: int,
+def _region_item(ds: Any, read: Callable, bands: tuple[int, ...], col: int, row: int, size: int,
                  models: Sequence[tuple[str, Model]], scale: int, tiling: Tiling, device: torch.device) -> Item:  # fmt: skip
     """A region read as a window with a margin of context, upscaled, margin cropped."""
     from rasterio.windows import Window
 
-    from fatsr.inference.raster import TailSafe, valid_mask
+    from fatsr.inference.reading import valid_mask
+    from fatsr.inference.resample import TailSafe
 
     left, top = col * size, row * size
     right, bottom = min(left + size, ds.width), min(top + size, ds.height)

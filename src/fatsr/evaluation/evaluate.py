@@ -2,7 +2,7 @@
 
 Pairs HR, SR and LR files by name, runs a model (or bicubic) on the LR images when no SR
 files are given, and scores every pair with the conventions of the SR literature (see
-:mod:`fatsr.metrics`), always beside the bicubic baseline (Pillow's bicubic upscale of the
+:mod:`fatsr.evaluation.metrics`), always beside the bicubic baseline (Pillow's bicubic upscale of the
 same LR, the MATLAB ``imresize`` kernel the literature reports). LR images missing from disk
 are made from the HR by Pillow's bicubic (or torch's, ``downscale="torch"``). Results go to a
 per-image CSV, a JSON summary, a terminal table and an optional PNG of crops of the worst and
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -30,16 +31,17 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from torch import Tensor
 
-from fatsr import metrics
 from fatsr.data import bicubic_downscale, find_images
-from fatsr.data.datasets import BandMapping
+from fatsr.data.datasets import read_mapped
 from fatsr.data.resize import pillow_bicubic, pillow_bicubic_downscale
 from fatsr.errors import ArgumentError, FatsrError, within
+from fatsr.evaluation import metrics
+from fatsr.evaluation.lpips import LPIPS
 from fatsr.inference.bitdepth import nbits
 from fatsr.io import PILLOW_SUFFIXES, atomic_write, check_picture_size, read_image
-from fatsr.lpips import LPIPS
 from fatsr.models.bicubic import BicubicModel
 from fatsr.models.contract import Model
+from fatsr.values import ValueMapping
 
 COLUMNS = (
     "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas", "lr_psnr",
@@ -144,12 +146,12 @@ def pair_files(hr: str | os.PathLike, *, sr: str | os.PathLike | None = None,
     return [Pair(h.stem, h, s, lr_) for h, s, lr_ in zip(hr_files, srs, lrs, strict=True)]
 
 
-def _read(path: Path, mapping: BandMapping | None = None) -> np.ndarray:
+def _read(path: Path, mapping: ValueMapping | None = None) -> np.ndarray:
     """HWC image (uint8/uint16; from a raster also int16, float, ...: see :func:`value_scale`)
     with any alpha channel dropped; with a multispectral model's ``mapping``, its bands mapped
     to [0, 1]."""
     if mapping is not None:
-        return mapping.read(path)
+        return read_mapped(path, mapping)
     image = read_image(path, any_dtype=True)
     if image.dtype.kind not in "uif":
         raise FatsrError(f"{path}: {image.dtype} values; evaluate scores integer or float rasters")
@@ -163,7 +165,7 @@ def _has_alpha(path: Path) -> bool | None:
 
 
 @contextmanager
-def _raster(path: Path):
+def _raster(path: Path) -> Any:
     if path.suffix.lower() in PILLOW_SUFFIXES:
         yield None
         return
@@ -271,7 +273,7 @@ def _load_pair(
     pair: Pair,
     scale: int,
     downscale: str = "pillow",
-    mapping: BandMapping | None = None,
+    mapping: ValueMapping | None = None,
     value_range: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Masks, ValueScale]:
     """(HR cropped to a multiple of ``scale``, LR from its file or made from the HR by the
@@ -394,7 +396,9 @@ def evaluate(pairs: list[Pair], *, scale: int, border: int, model: Model | None 
         raise FatsrError(f"unknown downscale {downscale!r}; use one of {', '.join(DOWNSCALES)}")
     for pair in pairs:
         try:
-            mapping = getattr(model, "mapping", None)  # a multispectral model reads its bands, as upscale does
+            mapping = (
+                model.info.mapping if model is not None else None
+            )  # a multispectral model reads its bands, as upscale does
             hr, lr, masks, values = _load_pair(pair, scale, downscale, mapping, value_range)
             sr, sr_valid = _sr_image(pair, hr, lr, model, device, values)
             left_out = 0 if masks.hr is None else int((~masks.hr).sum())
@@ -541,7 +545,7 @@ def write_crops(path: Path, results: list[ImageResult], *, overwrite: bool = Fal
     plt.close(fig)
 
 
-def _show(ax, image: np.ndarray) -> None:
+def _show(ax: Any, image: np.ndarray) -> None:
     """Display an HWC uint8/uint16 (or float [0, 1]) image: RGB, or the first three bands, or
     band 0 in grey."""
     unit = np.clip(np.nan_to_num(image.astype(np.float64) / _peak(image.dtype)), 0, 1)

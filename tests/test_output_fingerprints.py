@@ -1,0 +1,30 @@
+"""The shipped models' outputs through the public commands are byte-identical to those recorded
+in tests/fixtures/output-fingerprints.txt (scripts/output_fingerprints.py writes that file; rerun
+it there only when a change is meant to alter outputs, and say so)."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("output_fingerprints", ROOT / "scripts" / "output_fingerprints.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_model_outputs_are_unchanged():
+    recorded = (ROOT / "tests" / "fixtures" / "output-fingerprints.txt").read_text().splitlines()
+    assert _script().fingerprints() == recorded
+
+
+def test_a_json_report_is_fingerprinted_by_its_numbers_only(tmp_path):
+    script = _script()
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    a.write_text('{"settings": {"hr": "/x/hr", "scale": 4}, "seconds": 1.5, "mean": {"psnr_y": 30.25}}')
+    b.write_text('{"settings": {"hr": "/y/hr", "scale": 4}, "seconds": 9.0, "mean": {"psnr_y": 30.25}}')
+    c.write_text('{"settings": {"hr": "/x/hr", "scale": 4}, "seconds": 1.5, "mean": {"psnr_y": 30.26}}')
+    assert script.fingerprint(a) == script.fingerprint(b) != script.fingerprint(c)
