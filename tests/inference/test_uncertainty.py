@@ -3,6 +3,8 @@ to an independent computation, masked where the output is, and never left half-w
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from pathlib import Path
 
@@ -15,10 +17,12 @@ from PIL import Image
 
 import fatsr
 from checks import upscale_cli as cli
+from fatsr.cli import main
+from fatsr.compare import compare_images, compare_scene, load_models
 from fatsr.errors import FatsrError
 from fatsr.inference.raster import RasterOptions
 from fatsr.inference.tiling import Tiling
-from fatsr.inference.uncertainty import sidecar_path, upscale_spread_raster
+from fatsr.inference.uncertainty import heat_map, sidecar_path, upscale_spread_raster
 from fatsr.models.loading import load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"
@@ -161,3 +165,39 @@ def test_a_finished_sidecar_of_the_same_job_is_kept_another_refused(capsys, tmp_
     assert sidecar.stat().st_mtime_ns == before and "kept" in capsys.readouterr().err
     with pytest.raises(FatsrError, match="exists; pass"):
         upscale_spread_raster(scene, sidecar, model, tiling=Tiling(36, 6), options=RasterOptions(cog=False))
+
+
+def decode(uri: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+def test_compare_page_shows_the_spread_as_a_layer(capsys, tmp_path, model_file):
+    src = picture(tmp_path / "p.png")
+    models = load_models([str(model_file)], scale=None, device=torch.device("cpu"), tta=True)
+    (item,) = compare_images([src], None, models, scale=2, tiling=Tiling(48, 12), uncertainty=True)
+    names = [layer.name for layer in item.layers]
+    assert names[:3] == ["LR", "bicubic", "tiny x8 ensemble"] and len(names) == 4
+    assert names[3].startswith("tiny x8 ensemble uncertainty (0-")
+    top = float(names[3].split("-")[-1].rstrip(")"))
+    unit = np.asarray(Image.open(src)).transpose(2, 0, 1).astype(np.float32) / 255
+    expected = heat_map(eight_spread(load_model(model_file), unit), top)
+    shown = decode(item.layers[3].src).astype(int)
+    assert shown.shape == expected.shape == (72, 72, 3)
+    assert np.abs(shown - expected).mean() < 0.5 and np.abs(shown - expected).max() <= 8
+    assert main(["compare", str(src), "--model", str(model_file), "--uncertainty", "-o", str(tmp_path / "c.html")]) == 0
+    assert "tiny x8 ensemble uncertainty (0-" in (tmp_path / "c.html").read_text()
+
+
+def test_compare_scene_regions_show_the_spread_with_nodata_transparent(tmp_path, model_file):
+    scene = crop(tmp_path / "s.tif", 200, 40, 40, 30, nodata=255)
+    models = load_models([str(model_file)], scale=None, device=torch.device("cpu"), tta=True)
+    _, items = compare_scene(scene, models, scale=2, region_size=20, tiling=Tiling(24, 6), uncertainty=True)
+    masked = 0
+    for item in items:
+        assert item.layers[-1].name.startswith("tiny x8 ensemble uncertainty (0-")
+        lr, heat = decode(item.layers[0].src), decode(item.layers[-1].src)
+        hidden = lr.shape[2] == 4 and (lr[:, :, 3] == 0)
+        if hidden is not False:
+            np.testing.assert_array_equal(heat[:, :, 3] == 0, hidden.repeat(2, axis=0).repeat(2, axis=1))
+            masked += int(hidden.sum())
+    assert masked > 0

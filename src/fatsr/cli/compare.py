@@ -76,6 +76,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the models' random hashing (default: 0)")
     add_model_options(parser)
+    parser.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="add a layer per model: a heat map of the --tta ensemble's per-pixel spread, where the network is "
+        "unsure (one scale per image, in the layer's name; implies --tta)",
+    )
     parser.add_argument("--tile", type=int, default=96, help="tile side in LR pixels, a multiple of 12 (default: 96)")
     parser.add_argument("--overwrite", action="store_true", help="replace the page if it exists")
     geo = parser.add_argument_group("GeoTIFF scenes")
@@ -113,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError("a GeoTIFF scene gets a page of its own; give one scene and no --hr")
     device = resolve_device(args.device)
     models = load_models(
-        args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise
+        args.model,
+        scale=args.scale,
+        device=device,
+        seed=args.seed,
+        tta=args.tta or args.uncertainty,
+        denoise=args.denoise,
     )
     scale = cast(int, models[0][1].scale)  # set by the loader; nn.Module attributes are typed Tensor | Module
     tiling = Tiling(args.tile, args.tile // 4)
@@ -131,12 +142,20 @@ def run(args: argparse.Namespace) -> int:
             tiling=tiling,
             device=device,
             command=_command(args),
+            uncertainty=args.uncertainty,
         )
         title = args.title or f"{scenes[0].name}: {', '.join(names)} x{scale}"
         data = page_data(items, title=title, scale=scale, scene=scene)
     else:
         items = compare_images(
-            lr_files, hr_files, models, scale=scale, border=args.border, tiling=tiling, device=device
+            lr_files,
+            hr_files,
+            models,
+            scale=scale,
+            border=args.border,
+            tiling=tiling,
+            device=device,
+            uncertainty=args.uncertainty,
         )
         title = args.title or f"{', '.join(names)} x{scale}, {len(items)} image{'s' * (len(items) != 1)}"
         data = page_data(items, title=title, scale=scale, table=bool(hr_files) and len(items) > 1)
@@ -154,6 +173,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--bands", ",".join(map(str, args.bands))]
     if args.value_range:
         words += ["--range", *(f"{v:g}" for v in args.value_range)]
+    if args.uncertainty:
+        words.append("--uncertainty")
     words += ["--region-size", str(args.region_size), "--regions", str(args.regions)]
     for x, y in args.region:
         words += ["--region", f"{x:g}", f"{y:g}"]

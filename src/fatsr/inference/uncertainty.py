@@ -322,3 +322,28 @@ def array_spread(
     net = list(range(chw.shape[0])) if bands is None else [b - 1 for b in bands]
     unit = ((chw[net].astype(np.float64) - low[net]) / (high[net] - low[net])).astype(np.float32)
     return unit_spread(model, unit, tiling, device=device, autocast=autocast)
+
+
+def heat_map(spread: np.ndarray, top: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """An HWC uint8 picture of a (H, W) spread: 0..``top`` on matplotlib's ``inferno`` colour
+    map (black, purple, orange, pale yellow; above ``top`` as ``top``); RGBA, transparent where
+    ``mask`` (True: no data) is set or the spread is NaN."""
+    from matplotlib import colormaps
+
+    values = np.clip(np.nan_to_num(spread / top), 0.0, 1.0)
+    rgb = colormaps["inferno"](values, bytes=True)[:, :, :3]
+    hidden = np.isnan(spread) if mask is None else mask | np.isnan(spread)
+    if not hidden.any():
+        return np.ascontiguousarray(rgb)
+    alpha = np.where(hidden, 0, 255).astype(np.uint8)[:, :, None]
+    return np.concatenate([rgb, alpha], axis=2)
+
+
+def spread_layers(
+    spreads: list[tuple[str, np.ndarray]], mask: np.ndarray | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """(layer name, heat map) of each model's spread, all on one scale (0 to the 99.5th
+    percentile of them all, to two significant digits), named with it, for the comparison page."""
+    values = np.concatenate([s[np.isfinite(s)].ravel() for _, s in spreads])
+    top = float(f"{max(float(np.percentile(values, 99.5)) if values.size else 0.0, 1e-4):.2g}")
+    return [(f"{name} uncertainty (0-{top:g})", heat_map(s, top, mask)) for name, s in spreads]
