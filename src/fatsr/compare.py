@@ -459,7 +459,7 @@ def _region_item(ds, read: Callable, bands: tuple[int, ...], col: int, row: int,
     big = (slice((top - t0) * scale, (bottom - t0) * scale), slice((left - l0) * scale, (right - l0) * scale))
     layers += [Layer(n, _picture(out[big].transpose(2, 0, 1), up_mask)) for n, out in outputs]
     if uncertainty:
-        hidden = None if up_mask is None else up_mask.any(axis=0)
+        hidden = None if up_mask is None else np.asarray(up_mask.any(axis=0))
         layers += [Layer(n, heat) for n, heat in _spreads(models, unit, tiling, device, big, hidden)]
     a, b, c, d, e, f = tuple(ds.transform)[:6]
     x0, y0 = c + a * left + b * top, f + d * left + e * top

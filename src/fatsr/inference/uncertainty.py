@@ -96,11 +96,14 @@ def spread_model(model: Resampler) -> SelfEnsemble:
     return SelfEnsemble(model, spread=True)  # type: ignore[arg-type]  # a Resampler with .scale suffices
 
 
-def tail_safe(model: Model) -> TailSafe:
+class NamedTailSafe(TailSafe):
     """``model`` behind :class:`TailSafe`, as rasters reach it, under its own name."""
-    runner = TailSafe(model)
-    runner.name = model.name
-    return runner
+
+    name: str
+
+    def __init__(self, model: Model) -> None:
+        super().__init__(model)
+        self.name = model.name
 
 
 def picture_spread(
@@ -136,7 +139,7 @@ def unit_spread(
 ) -> np.ndarray:
     """The (H * scale, W * scale) float32 spread of (C, H, W) values mapped to [0, 1] with
     tails beyond it, as rasters and stretched arrays reach the network (:class:`TailSafe`)."""
-    runner = spread_model(tail_safe(base_model(model)))
+    runner = spread_model(NamedTailSafe(base_model(model)))
     return np.ascontiguousarray(upscale_tiled(runner, unit, tiling, device=device, autocast=autocast)[0])
 
 
@@ -174,7 +177,7 @@ def upscale_spread_raster(
     *,
     model_file: str | os.PathLike | None = None,
     tiling: Tiling = DEFAULT_TILING,
-    options: RasterOptions = RasterOptions(),
+    options: RasterOptions | None = None,
     autocast: torch.dtype | None = None,
     overwrite: bool = False,
     checkpoint_seconds: float = 60.0,
@@ -189,7 +192,7 @@ def upscale_spread_raster(
     name = sources.public(str(src)) if remote else str(src)
     model = base_model(model)
     channels = getattr(model, "channels", 3)
-    options = replace(options, creation_options=())  # the output's --co are for its dtype and bands
+    options = replace(options or RasterOptions(), creation_options=())  # the output's --co are for its dtype and bands
     with _open(src) as ds:
         area = scene_window(ds, window, name) if window is not None else None
         if options.alpha_as_data:
@@ -203,7 +206,7 @@ def upscale_spread_raster(
                 "send bands to it with --bands or --other-bands network"
             )
         mapping, fills = _value_mapping(ds, options.value_range, fixed, nbits(ds))
-        runner = spread_model(tail_safe(model))
+        runner = spread_model(NamedTailSafe(model))
         tags = _provenance(runner, model_file, tiling, mapping, groups) | (tags or {})
         tags["FATSR_UNCERTAINTY"] = UNITS
         if area is not None:
