@@ -439,6 +439,12 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
         "Its figures with `--tta` (the x8 self-ensemble), on satellite (300 m) and Sentinel-2 (10 m) tiles, and for "
         "`--denoise` strengths: [ensembles](../ensembles.md) (`benchmarks/eval_tta_denoise.sh`).",
     ]
+    if spec.scale == 4:
+        lines.append(
+            "How well `--uncertainty` (the ensemble's per-pixel spread) predicts its actual error, per pixel "
+            "and per 32x32 tile on val: [ensembles](../ensembles.md#uncertainty-where-the-network-is-unsure) "
+            "(`benchmarks/eval_uncertainty.py`)."
+        )
     lines += ["", "## Licence", f"{info.get('licence', '?')}."]
     return "\n".join(lines) + "\n"
 

@@ -51,6 +51,7 @@ def upscale(
     bands: tuple[int, ...] | None = None,
     tta: bool = False,
     denoise: float | str | None = None,
+    uncertainty: bool = False,
     window: tuple[int, int, int, int] | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     bbox_crs: str = "EPSG:4326",
@@ -89,6 +90,11 @@ def upscale(
     redone in float32).
     ``tta``: the model on the 8 flips and quarter turns of each tile, averaged (8 times the
     work). ``denoise``: 0..1, the built-in fatsr-x4 (0) and fatsr-real-x4 (1) mixed.
+    ``uncertainty``: ``tta``, and the ensemble's per-pixel spread too (see
+    :mod:`fatsr.inference.uncertainty`): the call returns ``(result, spread)``, ``result`` being
+    what it returns otherwise and ``spread`` the float32 spread array ((H, W) for a picture or
+    an array, (passes, H, W) for a raster, NaN where the raster has no data) or, with
+    ``output``, the path of the sidecar ``NAME.uncertainty.tif`` written beside it.
     """
     import tempfile
 
@@ -105,6 +111,7 @@ def upscale(
         precision=precision,
         tta=tta,
         denoise=denoise,
+        uncertainty=uncertainty,
     )
     if not isinstance(image, (str, os.PathLike)):
         from fatsr.inference.arrays import upscale_array
@@ -115,12 +122,21 @@ def upscale(
             raise FatsrError(
                 f"{', '.join(raster_options)}: options for raster files only; arrays take layout= and bands="
             )
-        return upscale_array(
+        result = upscale_array(
             job.model, image, job.tiling, layout=layout, bands=bands, device=job.device, autocast=job.autocast
         )
+        if not uncertainty:
+            return result
+        from fatsr.inference.uncertainty import array_spread
+
+        spread = array_spread(
+            job.model, image, job.tiling, layout=layout, bands=bands, device=job.device, autocast=job.autocast
+        )
+        return result, spread
     from fatsr.inference.options import RasterOptions
     from fatsr.inference.reading import is_raster
     from fatsr.inference.sources import is_remote
+    from fatsr.inference.uncertainty import sidecar_path
     from fatsr.inference.windows import BBox, PixelWindow
 
     if window is not None and bbox is not None:
@@ -134,14 +150,19 @@ def upscale(
         options = RasterOptions(bands=tuple(bands) if bands is not None else None, **raster_options)
         chosen = tuple(assets) if assets is not None else None
         if output is not None:
-            return job.file(source, Path(output), options=options, overwrite=overwrite, window=area, assets=chosen)
+            written = job.file(source, Path(output), options=options, overwrite=overwrite, window=area, assets=chosen)
+            return (written, sidecar_path(written)) if uncertainty else written
         import rasterio
 
         with tempfile.TemporaryDirectory(prefix="fatsr-") as folder:
             written = Path(folder) / "output.tif"
             job.file(source, written, options=options, window=area, assets=chosen)
             with rasterio.open(written) as ds:
-                return ds.read(), ds.profile
+                result = ds.read(), ds.profile
+            if not uncertainty:
+                return result
+            with rasterio.open(sidecar_path(written)) as ds:
+                return result, ds.read()
     if raster_options or bands is not None or layout is not None or area is not None:
         given = [
             *raster_options,
@@ -154,5 +175,7 @@ def upscale(
     if output is None:
         from fatsr.io import read_image
 
-        return job.picture(read_image(source))
-    return job.picture_file(Path(source), Path(output), overwrite=overwrite)
+        picture = read_image(source)
+        return (job.picture(picture), job.spread(picture)) if uncertainty else job.picture(picture)
+    written = job.picture_file(Path(source), Path(output), overwrite=overwrite)
+    return (written, sidecar_path(written)) if uncertainty else written

@@ -78,6 +78,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the models' random hashing (default: 0)")
     add_model_options(parser)
+    parser.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="add a layer per model: a heat map of the --tta ensemble's per-pixel spread, where the network is "
+        "unsure (one scale per image, in the layer's name; implies --tta)",
+    )
     parser.add_argument("--tile", type=int, default=96, help="tile side in LR pixels, a multiple of 12 (default: 96)")
     parser.add_argument("--overwrite", action="store_true", help="replace the page if it exists")
     geo = parser.add_argument_group("GeoTIFF scenes")
@@ -108,12 +114,18 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(f"--regions {args.regions}: give at least 1")
     device = resolve_device(args.device)
     models = load_models(
-        args.model, scale=args.scale, device=device, seed=args.seed, tta=args.tta, denoise=args.denoise
+        args.model,
+        scale=args.scale,
+        device=device,
+        seed=args.seed,
+        tta=args.tta or args.uncertainty,
+        denoise=args.denoise,
     )
     data = comparison_page(
         args.inputs, models, hr=args.hr, title=args.title, border=args.border, tiling=Tiling(args.tile, args.tile // 4),
         device=device, region_size=args.region_size, max_regions=args.regions, points=[tuple(p) for p in args.region],
         bands=args.bands, value_range=tuple(args.value_range) if args.value_range else None, command=_command(args),
+        uncertainty=args.uncertainty,
     )  # fmt: skip
     write_page(output, data, overwrite=args.overwrite)
     print(f"wrote {output}", file=sys.stderr)
@@ -129,6 +141,8 @@ def _command(args: argparse.Namespace) -> str:
         words += ["--bands", ",".join(map(str, args.bands))]
     if args.value_range:
         words += ["--range", *(f"{v:g}" for v in args.value_range)]
+    if args.uncertainty:
+        words.append("--uncertainty")
     words += ["--region-size", str(args.region_size), "--regions", str(args.regions)]
     for x, y in args.region:
         words += ["--region", f"{x:g}", f"{y:g}"]

@@ -142,6 +142,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
     add_model_options(parser)
     parser.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also write NAME.uncertainty.tif beside each output NAME.EXT: float32, the per-pixel standard "
+        "deviation of the --tta ensemble's 8 outputs (0..1 units of the value range; a raster's grid, "
+        "georeference and nodata; docs/ensembles.md); implies --tta, twice its work",
+    )
+    parser.add_argument(
         "--backend",
         choices=("auto", "pytorch", "onnxruntime"),
         default="auto",
@@ -272,13 +279,16 @@ def run(args: argparse.Namespace) -> int:
         channels_last=args.channels_last,
         tta=args.tta,
         denoise=args.denoise,
+        uncertainty=args.uncertainty,
     )
     if args.quality is not None:
         job = replace(job, quality=args.quality)
     jobs = plan_outputs(
         inputs, target, job.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
     )
-    _prepare_folders([dst for _, dst in jobs])
+    from fatsr.inference.uncertainty import sidecar_path
+
+    _prepare_folders([dst for _, dst in jobs] + [sidecar_path(dst) for _, dst in jobs if args.uncertainty])
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
     failed: list[Path | str] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
@@ -306,6 +316,8 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {message(exc, 'upscale')} (skipped)", file=sys.stderr)
             continue
         tqdm.write(str(dst), file=sys.stdout)
+        if args.uncertainty:
+            tqdm.write(str(sidecar_path(dst)), file=sys.stdout)
     if failed:
         names = ", ".join(_name(p) for p in failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
         raise FatsrError(

@@ -138,10 +138,12 @@ def _gain(scores: dict[str, float], baseline: dict[str, float]) -> dict[str, flo
 
 
 def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarray]], hr: np.ndarray | None,
-               *, scale: int, border: int, masks: Masks = Masks()) -> Item:  # fmt: skip
-    """An item of an image: LR, bicubic, each named output and HR; scores where HR is known
-    (on the pixels of ``masks``, as :func:`fatsr.evaluation.evaluate.score`). ``outputs`` may hold
-    "bicubic" itself; otherwise the bicubic layer is computed here."""
+               *, scale: int, border: int, masks: Masks = Masks(),
+               extra: Sequence[tuple[str, np.ndarray]] = ()) -> Item:  # fmt: skip
+    """An item of an image: LR, bicubic, each named output, the ``extra`` layers (unscored,
+    e.g. uncertainty heat maps) and HR; scores where HR is known (on the pixels of ``masks``,
+    as :func:`fatsr.evaluation.evaluate.score`). ``outputs`` may hold "bicubic" itself; otherwise
+    the bicubic layer is computed here."""
     bicubic = dict(outputs).get("bicubic")
     if bicubic is None:
         bicubic = bicubic_baseline(lr, scale)  # as fatsr evaluate's
@@ -157,9 +159,13 @@ def image_item(name: str, lr: np.ndarray, outputs: Sequence[tuple[str, np.ndarra
             scores = base if image is bicubic else score(image, hr, lr, scale=scale, border=border, masks=masks)
             layer.scores = _gain(scores, base)
             gains.append(layer.scores["gain"])
-        layers.append(Layer("HR", hr))
         model_gains = gains[1:]  # of the layers between bicubic and HR
         item.gain = min(model_gains) if model_gains else 0.0
+    elif extra:  # the thumbnail shows the last output, not a heat map
+        item.thumb = png_data_uri(thumbnail(layers[-1].image))  # type: ignore[arg-type]  # not encoded yet
+    layers += [Layer(n, image) for n, image in extra]
+    if hr is not None:
+        layers.append(Layer("HR", hr))
     return item
 
 
@@ -230,9 +236,11 @@ def run_model(model: Resampler, image: np.ndarray, tiling: Tiling, device: torch
 
 def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | None,
                    models: Sequence[tuple[str, Model]], *, scale: int, border: int | None = None,
-                   tiling: Tiling = DEFAULT_TILING, device: torch.device = torch.device("cpu")) -> list[Item]:  # fmt: skip
+                   tiling: Tiling = DEFAULT_TILING, device: torch.device = torch.device("cpu"),
+                   uncertainty: bool = False) -> list[Item]:  # fmt: skip
     """Items for LR files (HR matched by name where given) or, without LR files, HR files
-    downscaled by bicubic."""
+    downscaled by bicubic; ``uncertainty``: a heat map of each model's x8 spread too (see
+    :mod:`fatsr.inference.uncertainty`)."""
     pairs = _pairs(lr_files, hr_files)
     border = scale if border is None else border
     items = []
@@ -248,22 +256,44 @@ def compare_images(lr_files: Sequence[Path] | None, hr_files: Sequence[Path] | N
                 lr = lr[:, :, :3]
         outputs = [(n, bicubic_baseline(lr, scale) if isinstance(m, BicubicModel) else run_model(m, lr, tiling, device))
                    for n, m in models]  # fmt: skip
+        extra = _spreads(models, lr, tiling, device) if uncertainty else []
         try:
-            items.append(image_item(name, lr, outputs, hr, scale=scale, border=border, masks=masks).encode())
+            items.append(image_item(name, lr, outputs, hr, scale=scale, border=border, masks=masks,
+                                    extra=extra).encode())  # fmt: skip
         except FatsrError as exc:
             raise within(exc, f"{name}: ") from None
     return items
+
+
+def _spreads(models: Sequence[tuple[str, Model]], image: np.ndarray, tiling: Tiling, device: torch.device,
+             crop: tuple[slice, slice] | None = None, mask: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:  # fmt: skip
+    """Heat maps of each model's x8 spread on ``image`` (HWC: a picture's pixels, or a scene
+    region's [0, 1] values with tails, then ``crop``-ped to the region and ``mask``-ed)."""
+    from fatsr.inference.uncertainty import picture_spread, spread_layers, unit_spread
+
+    spreads = []
+    for name, model in models:
+        if isinstance(model, BicubicModel):
+            continue
+        if crop is None:
+            spreads.append((name, picture_spread(model, image, tiling, device=device)))
+        else:
+            chw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+            spreads.append((name, unit_spread(model, chw, tiling, device=device)[crop]))
+    return spread_layers(spreads, mask) if spreads else []
 
 
 def comparison_page(inputs: Sequence[str], models: Sequence[tuple[str, Model]], *, hr: str | None = None,
                     title: str | None = None, border: int | None = None, tiling: Tiling = DEFAULT_TILING,
                     device: torch.device = torch.device("cpu"), region_size: int = 128, max_regions: int = 16,
                     points: Sequence[tuple[float, float]] = (), bands: tuple[int, ...] | None = None,
-                    value_range: tuple[float, float] | None = None, command: str = "") -> dict:  # fmt: skip
+                    value_range: tuple[float, float] | None = None, command: str = "",
+                    uncertainty: bool = False) -> dict:  # fmt: skip
     """The data of ``fatsr compare``'s page (for :func:`write_page`): the LR images ``inputs``
     (files, folders, globs; HR matched by name from ``hr``, or LR made from ``hr`` alone) by
     :func:`compare_images`, or one GeoTIFF scene by :func:`compare_scene`; ``models`` as
-    :func:`load_models` gives them; ``title``: default the models, scale and image count."""
+    :func:`load_models` gives them; ``title``: default the models, scale and image count;
+    ``uncertainty``: a heat map of each model's x8 spread too."""
     from fatsr.inference.reading import is_raster
     from fatsr.inputs import collect_inputs
 
@@ -277,9 +307,10 @@ def comparison_page(inputs: Sequence[str], models: Sequence[tuple[str, Model]], 
     if scenes:
         scene, items = compare_scene(scenes[0], models, scale=scale, region_size=region_size, max_regions=max_regions,
                                      points=points, bands=bands, value_range=value_range, tiling=tiling,
-                                     device=device, command=command)  # fmt: skip
+                                     device=device, command=command, uncertainty=uncertainty)  # fmt: skip
         return page_data(items, title=title or f"{scenes[0].name}: {names} x{scale}", scale=scale, scene=scene)
-    items = compare_images(lr_files, hr_files, models, scale=scale, border=border, tiling=tiling, device=device)
+    items = compare_images(lr_files, hr_files, models, scale=scale, border=border, tiling=tiling, device=device,
+                           uncertainty=uncertainty)  # fmt: skip
     title = title or f"{names} x{scale}, {len(items)} image{'s' * (len(items) != 1)}"
     return page_data(items, title=title, scale=scale, table=bool(hr_files) and len(items) > 1)
 
@@ -330,8 +361,10 @@ class Scene:
 def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int, region_size: int = 128,
                   max_regions: int = 16, points: Sequence[tuple[float, float]] = (), bands: tuple[int, ...] | None = None,
                   value_range: tuple[float, float] | None = None, tiling: Tiling = DEFAULT_TILING,
-                  device: torch.device = torch.device("cpu"), command: str = "") -> tuple[Scene, list[Item]]:  # fmt: skip
-    """The scene's overview and an item per computed region (LR, bicubic, each model)."""
+                  device: torch.device = torch.device("cpu"), command: str = "",
+                  uncertainty: bool = False) -> tuple[Scene, list[Item]]:  # fmt: skip
+    """The scene's overview and an item per computed region (LR, bicubic, each model and,
+    with ``uncertainty``, a heat map of each model's x8 spread)."""
     import rasterio
     from rasterio.enums import Resampling
 
@@ -364,7 +397,8 @@ def compare_scene(path: Path, models: Sequence[tuple[str, Model]], *, scale: int
         for col, row in tqdm(
             sorted(cells, key=lambda c: (c[1], c[0])), desc=path.name, unit="region", file=sys.stderr, disable=None
         ):
-            items.append(_region_item(ds, read, shown, col, row, region_size, models, scale, tiling, device).encode())
+            items.append(_region_item(ds, read, shown, col, row, region_size, models, scale, tiling, device,
+                                      uncertainty).encode())  # fmt: skip
     return scene, items
 
 
@@ -431,7 +465,8 @@ def _bounds(ds: Any) -> str:
 
 
 def _region_item(ds: Any, read: Callable, bands: tuple[int, ...], col: int, row: int, size: int,
-                 models: Sequence[tuple[str, Model]], scale: int, tiling: Tiling, device: torch.device) -> Item:  # fmt: skip
+                 models: Sequence[tuple[str, Model]], scale: int, tiling: Tiling, device: torch.device,
+                 uncertainty: bool = False) -> Item:  # fmt: skip
     """A region read as a window with a margin of context, upscaled, margin cropped."""
     from rasterio.windows import Window
 
@@ -458,6 +493,9 @@ def _region_item(ds: Any, read: Callable, bands: tuple[int, ...], col: int, row:
         outputs.sort(key=lambda o: o[0] != "bicubic")
     big = (slice((top - t0) * scale, (bottom - t0) * scale), slice((left - l0) * scale, (right - l0) * scale))
     layers += [Layer(n, _picture(out[big].transpose(2, 0, 1), up_mask)) for n, out in outputs]
+    if uncertainty:
+        hidden = None if up_mask is None else np.asarray(up_mask.any(axis=0))
+        layers += [Layer(n, heat) for n, heat in _spreads(models, unit, tiling, device, big, hidden)]
     a, b, c, d, e, f = tuple(ds.transform)[:6]
     x0, y0 = c + a * left + b * top, f + d * left + e * top
     geo = {"crs": _crs_name(ds.crs), "transform": [a / scale, b / scale, x0, d / scale, e / scale, y0],

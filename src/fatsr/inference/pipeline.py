@@ -9,6 +9,7 @@ an array through :func:`~fatsr.inference.arrays.upscale_array`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Upscaler:
     autocast: torch.dtype | None = None
     model_file: Path | None = None
     quality: int | None = None
+    uncertainty: bool = False  # also write the x8 spread beside each output (fatsr.inference.uncertainty)
 
     @classmethod
     def prepare(
@@ -62,6 +64,7 @@ class Upscaler:
         channels_last: bool = False,
         tta: bool = False,
         denoise: float | str | None = None,
+        uncertainty: bool = False,
     ) -> Upscaler:
         """``model``: a model object, or what :func:`~fatsr.models.loading.load_model` takes
         (None: the shipped model). ``device``: where it runs (a model object is moved there;
@@ -69,7 +72,10 @@ class Upscaler:
         ``overlap``: a quarter of the tile, at most 24, by default; ``batch``: tiles per
         forward pass (0: by the tile size, see :class:`~fatsr.inference.tiling.Tiling`). ``precision``: "float32", or
         "bfloat16"/"float16" autocast (a tile batch giving NaN/Inf is redone in float32).
-        ``tta`` and ``denoise``: as :func:`~fatsr.models.loading.load_model` takes them."""
+        ``tta`` and ``denoise``: as :func:`~fatsr.models.loading.load_model` takes them;
+        ``uncertainty``: ``tta``, and each file's x8 spread written beside its output (see
+        :mod:`fatsr.inference.uncertainty`)."""
+        tta = tta or uncertainty
         if precision not in PRECISIONS:
             raise ArgumentError("{arg}: choose float32, bfloat16 or float16", "precision", precision)
         model_file = None
@@ -109,7 +115,7 @@ class Upscaler:
         tile = info.tile if tile is None else tile
         tiling = Tiling(tile, min(tile // 4, DEFAULT_TILING.overlap) if overlap is None else overlap, batch)
         check_tiling(tiling, model)
-        return cls(model, tiling, target, autocast, model_file)
+        return cls(model, tiling, target, autocast, model_file, uncertainty=uncertainty)
 
     @property
     def scale(self) -> int:
@@ -130,7 +136,11 @@ class Upscaler:
             check_format(output, image)
             result = self.picture(image, progress=progress)
             try:
-                write_image(output, result, overwrite=overwrite, quality=self.quality)
+                if self.uncertainty:
+                    self._with_spread(image, output, lambda: write_image(output, result, overwrite=overwrite,
+                                                                        quality=self.quality), overwrite)  # fmt: skip
+                else:
+                    write_image(output, result, overwrite=overwrite, quality=self.quality)
             except OSError as exc:
                 raise SystemFailure(
                     f"{output}: could not write ({exc.strerror or exc}); free some space or choose another output"
@@ -148,6 +158,23 @@ class Upscaler:
         from fatsr.inference.options import RasterOptions
         from fatsr.inference.raster import upscale_raster
 
+        if self.uncertainty:  # first: a finished sidecar of the same job is kept when a run resumes
+            from fatsr.inference.uncertainty import sidecar_path, upscale_spread_raster
+
+            if output.exists() and not overwrite:
+                raise ArgumentError(f"{output} exists; pass {{arg}} to replace it", "overwrite", True)
+            upscale_spread_raster(
+                source,
+                sidecar_path(output),
+                self.model,
+                model_file=self.model_file,
+                tiling=self.tiling,
+                options=RasterOptions() if options is None else options,
+                autocast=self.autocast,
+                overwrite=overwrite,
+                window=window,
+                tags=tags,
+            )
         upscale_raster(
             source,
             output,
@@ -161,6 +188,22 @@ class Upscaler:
             tags=tags,
         )
         return output
+
+    def spread(self, image: np.ndarray, *, progress: str | None = None) -> np.ndarray:
+        """The (H, W) float32 x8 spread of an HWC picture's upscaling (see
+        :func:`~fatsr.inference.uncertainty.picture_spread`)."""
+        from fatsr.inference.uncertainty import picture_spread
+
+        return picture_spread(self.model, image, self.tiling, device=self.device, autocast=self.autocast)
+
+    def _with_spread(self, image: np.ndarray, output: Path, write: Callable[[], None], overwrite: bool) -> None:
+        """``write()`` the output inside the atomic write of its sidecar: both appear, or neither."""
+        from fatsr.inference.uncertainty import check_free, sidecar_path, write_picture_spread
+
+        sidecar = sidecar_path(output)
+        check_free(sidecar, overwrite)
+        spread = self.spread(image)
+        write_picture_spread(sidecar, spread, overwrite=overwrite, before=write)
 
     def file(
         self,
