@@ -136,6 +136,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="quality of JPEG and WebP outputs, 1-100 (default: Pillow's, 75)",
     )
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on Dask workers: a scheduler's address (tcp://host:8786) or local:N (N worker processes started "
+        "here); one scene is split into tile batches, several files go file by file (pip install 'fatsr[dask]')",
+    )
     add_model_options(parser)
     parser.add_argument(
         "--backend",
@@ -275,6 +281,8 @@ def run(args: argparse.Namespace) -> int:
         inputs, target, job.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
     )
     _prepare_folders([dst for _, dst in jobs])
+    if args.dask is not None and jobs:
+        return _on_dask(args, job, jobs, options, area, str(device), precision)
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
     failed: list[Path | str] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
@@ -307,6 +315,31 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(
             f"{len(failed)} of {len(jobs)} inputs failed ({names}, see above); the other {len(jobs) - len(failed)} were written"
         )
+    return 0
+
+
+def _on_dask(args: argparse.Namespace, job: Upscaler, jobs, options, area, device: str, precision: str) -> int:
+    """The jobs on Dask workers (see :mod:`fatsr.inference.distributed`)."""
+    from fatsr.inference.distributed import JobSpec, upscale_on_dask
+
+    if shard()[1] > 1:
+        raise FatsrError("--dask runs the work on Dask workers; start it once, not under torchrun")
+    spec = JobSpec(
+        args.model, device, args.seed, args.tile, args.overlap, 0, precision, args.channels_last, args.tta,
+        args.denoise, args.quality,
+    )  # fmt: skip
+    upscale_on_dask(
+        args.dask,
+        spec,
+        job,
+        jobs,
+        describe=lambda exc: message(exc, "upscale"),
+        skip_existing=args.skip_existing,
+        options=options,
+        overwrite=args.overwrite,
+        window=area,
+        assets=args.assets,
+    )
     return 0
 
 
