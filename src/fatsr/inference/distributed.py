@@ -300,18 +300,21 @@ def _result(pair, distributed):
         ) from None
 
 
-def summary(client: Client) -> str:
-    """One line: workers, model loads per worker, tile batches or files, time in model calls,
-    peak memory per worker."""
-    figures = client.run(worker_figures)
-    loads = sorted({int(f["loads"]) for f in figures.values()})
-    batches = sum(int(f["batches"]) for f in figures.values())
-    files = sum(int(f["files"]) for f in figures.values())
-    seconds = sum(f["model_seconds"] for f in figures.values())
-    peaks = ", ".join(f"{f['peak_gib']:.2f}" for f in figures.values())
+def summary(figures: dict[str, dict[str, float]], before: dict[str, dict[str, float]]) -> str:
+    """One line from the workers' :func:`worker_figures` at the end and at the start of a run:
+    workers, model loads per worker, tile batches or files, time in model calls, peak memory."""
+    done = {
+        worker: {k: v - before.get(worker, {}).get(k, 0) if k != "peak_gib" else v for k, v in f.items()}
+        for worker, f in figures.items()
+    }
+    loads = sorted({int(f["loads"]) for f in done.values()})
+    batches = sum(int(f["batches"]) for f in done.values())
+    files = sum(int(f["files"]) for f in done.values())
+    seconds = sum(f["model_seconds"] for f in done.values())
+    peaks = ", ".join(f"{f['peak_gib']:.2f}" for f in done.values())
     work = f"{batches} tile batches, {seconds:.1f} s in model calls" if batches else f"{files} files"
     return (
-        f"dask: {len(figures)} workers, the model loaded {'/'.join(map(str, loads))} time(s) on each; {work}; "
+        f"dask: {len(done)} workers, the model loaded {'/'.join(map(str, loads))} time(s) on each; {work}; "
         f"peak RSS per worker {peaks} GiB"
     )
 
@@ -333,6 +336,7 @@ def upscale_on_dask(
     from tqdm import tqdm
 
     with connect(address) as client:
+        before = client.run(worker_figures)
         if len(pairs) == 1:
             src, dst = pairs[0]
             with remote_tiles(client, spec, job.model):
@@ -340,7 +344,7 @@ def upscale_on_dask(
             print(dst, flush=True)
         else:
             _spread_files(client, spec, pairs, describe, skip_existing, how, tqdm)
-        note(summary(client))
+        note(summary(client.run(worker_figures), before))
 
 
 def _spread_files(client, spec, pairs, describe, skip_existing, how, tqdm) -> None:

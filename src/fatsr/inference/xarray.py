@@ -45,6 +45,7 @@ from fatsr.inference.raster import (
     _read_bands,
     _trained_bands,
     _value_mapping,
+    _quiet,
     _write_block,
 )
 from fatsr.inference.tiling import Area, Block, Tiling, panel_columns, tile_starts, upscale_window
@@ -254,7 +255,7 @@ def _upscale_area(
     scale = model.scale
     out = np.empty((pixels.shape[0], (bottom - top) * scale, (right - left) * scale), pixels.dtype)
     tiling = plan.tiling if workers is None else replace(plan.tiling, workers=workers)
-    with borrowed(model) as mine:
+    with borrowed(model) as mine, _quiet():
         runners: dict[str, Resampler] = {
             "rgb": TailSafe(mine),
             "network": TailSafe(mine),
@@ -326,7 +327,7 @@ def _wrap(da, cube, data, ydim: str, xdim: str, banddim: str | None, scale: int)
     CRS, transform and nodata."""
     xr = _xarray()
     transform = da.rio.transform()
-    new = transform * Affine.scale(1 / scale)
+    new = transform @ Affine.scale(1 / scale)
     if new.b != 0 or new.d != 0:
         raise FatsrError("a rotated DataArray (its transform has rotation terms): upscale the file instead")
     height, width = data.shape[1], data.shape[2]
