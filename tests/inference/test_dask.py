@@ -4,6 +4,7 @@ the outputs are the local run's, byte for byte, also when a worker dies mid-run.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from checks import assert_one_line_error, upscale_cli
 from distributed import Client, LocalCluster
 
-MODEL = ("--model", "bicubic", "--no-overviews")
+from checks import assert_one_line_error, upscale_cli
+
+MODEL = ("--model", "bicubic", "--no-overviews", "--compress", "zstd", "--other-bands", "network")
 
 
 def write_scene(path: Path, size: int, seed: int, count: int = 3, nodata: int | None = None) -> Path:
@@ -38,9 +40,9 @@ def write_scene(path: Path, size: int, seed: int, count: int = 3, nodata: int | 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory) -> tuple[Path, Path]:
-    """A 1024x1024 scene and its local run's output."""
+    """A 1024x1024 one-band scene (through the network as grey) and its local run's output."""
     folder = tmp_path_factory.mktemp("dask-scene")
-    src = write_scene(folder / "scene.tif", 1024, 0)
+    src = write_scene(folder / "scene.tif", 1024, 0, count=1)
     code = upscale_cli_plain(src, "-o", folder / "local.tif", *MODEL)
     assert code == 0
     return src, folder / "local.tif"
@@ -85,7 +87,10 @@ def test_a_batch_on_workers_equals_the_local_run(cluster, tmp_path, capsys) -> N
     for path in written:
         assert path.read_bytes() == (tmp_path / "local" / path.name).read_bytes(), path.name
     assert sorted(out.split()) == sorted(map(str, written))
-    assert "dask: 2 workers, the model loaded 1 time(s) on each; 6 files" in err or "dask: 2 workers, the model loaded 0/1 time(s) on each; 6 files" in err, err
+    assert (
+        "dask: 2 workers, the model loaded 1 time(s) on each; 6 files" in err
+        or "dask: 2 workers, the model loaded 0/1 time(s) on each; 6 files" in err
+    ), err
 
 
 def test_a_chunked_dataarray_on_workers_loads_the_model_once_per_worker(cluster, tmp_path) -> None:
@@ -136,11 +141,47 @@ def test_a_killed_worker_leaves_the_output_unchanged(scene, cluster, tmp_path, c
 
     with Client(cluster) as client:
         client.register_plugin(ExitOnce(str(marker)))
-        code, _, err = upscale_cli(capsys, src, "-o", tmp_path / "dask.tif", *MODEL, "--dask", cluster.scheduler_address)
+        code, _, err = upscale_cli(
+            capsys, src, "-o", tmp_path / "dask.tif", *MODEL, "--dask", cluster.scheduler_address
+        )
         client.unregister_worker_plugin(ExitOnce.name)
     assert code == 0, err
     assert marker.exists()  # a worker did die
     assert (tmp_path / "dask.tif").read_bytes() == local.read_bytes()
+
+
+def test_an_interrupted_run_resumes_from_its_partial_file(scene, cluster, tmp_path, monkeypatch, capsys) -> None:
+    """The client stops (Ctrl-C) after 20 of the 36 tile batches: no output, the partial file
+    and its journal are kept; the same command on the workers resumes and gives the local bytes."""
+    import fatsr.inference.distributed as dist
+    from fatsr.inference.raster import RasterOptions, upscale_raster
+
+    src, local = scene
+    spec = dist.JobSpec("bicubic")
+    job = spec.prepare()
+    options = RasterOptions(other_bands="network", compress="zstd", overviews=False)  # as MODEL says
+    handed, count = dist._result, [0]
+
+    def interrupted(pair, distributed):
+        count[0] += 1
+        if count[0] > 20:
+            raise KeyboardInterrupt
+        return handed(pair, distributed)
+
+    monkeypatch.setattr(dist, "_result", interrupted)
+    out = tmp_path / "out.tif"
+    with dist.connect(cluster.scheduler_address) as client, dist.remote_tiles(client, spec, job.model):
+        with pytest.raises(KeyboardInterrupt):
+            upscale_raster(src, out, job.model, model_file=job.model_file, tiling=job.tiling, options=options,
+                           checkpoint_seconds=0)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.tif.fatsr-partial.json", ".out.tif.fatsr-partial.tif"]
+    monkeypatch.undo()
+    code, _, err = upscale_cli(capsys, src, "-o", out, *MODEL, "--dask", cluster.scheduler_address)
+    assert code == 0, err
+    assert f"{out}: resuming an interrupted run at band group 1, panel 1, output row" in err
+    assert int(re.search(r"(\d+) tile batches", err).group(1)) < 36  # the finished rows are not redone
+    assert out.read_bytes() == local.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
 
 
 def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path, capsys) -> None:

@@ -11,7 +11,6 @@ import rasterio
 import rioxarray
 import xarray as xr
 from affine import Affine
-from checks import upscale_cli
 from dask.callbacks import Callback
 
 import fatsr
