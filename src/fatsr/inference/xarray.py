@@ -42,10 +42,10 @@ from fatsr.inference.raster import (
     TailSafe,
     ValueMapping,
     _band_groups,
+    _quiet,
     _read_bands,
     _trained_bands,
     _value_mapping,
-    _quiet,
     _write_block,
 )
 from fatsr.inference.tiling import Area, Block, Tiling, panel_columns, tile_starts, upscale_window
