@@ -167,6 +167,11 @@ def upscale_file(spec: JobSpec, src: Path | str, dst: Path, **how) -> list[str]:
     return [str(w.message) for w in caught if issubclass(w.category, AreaClipped)]
 
 
+def warm(spec: JobSpec) -> None:
+    """A worker task: prepare the job (load the model) before the first tile batch comes."""
+    prepared(spec)
+
+
 def worker_figures() -> dict[str, float]:
     """A worker's counts: model loads, tile batches, files, seconds in model calls, peak RSS (GiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
@@ -215,7 +220,7 @@ def connect(address: str) -> Iterator[Client]:
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=None,
-                        silence_logs=logging.ERROR,
+                        silence_logs=logging.CRITICAL,  # a worker's failures reach this process as errors
                     )
                 )
                 client = stack.enter_context(distributed.Client(cluster))
@@ -339,8 +344,14 @@ def upscale_on_dask(
         before = client.run(worker_figures)
         if len(pairs) == 1:
             src, dst = pairs[0]
+            # each worker loads the model while this process reads the scene's statistics
+            ready = [
+                client.submit(warm, spec, workers=[worker], allow_other_workers=False, pure=False)
+                for worker in client.scheduler_info()["workers"]
+            ]
             with remote_tiles(client, spec, job.model):
                 job.file(src, dst, **how)
+            del ready
             print(dst, flush=True)
         else:
             _spread_files(client, spec, pairs, describe, skip_existing, how, tqdm)
