@@ -276,9 +276,9 @@ def _farm(client: Client, spec: JobSpec, kind: str, autocast: torch.dtype | None
 
     def run(jobs):
         pending: deque = deque()
+        ahead = AHEAD * max(1, sum(client.nthreads().values()))
         try:
             for key, x in jobs:
-                ahead = AHEAD * max(1, sum(client.nthreads().values()))
                 pending.append((key, client.submit(tile_batch, spec, kind, x, autocast, pure=False)))
                 while len(pending) >= ahead:
                     yield _result(pending.popleft(), distributed)
@@ -294,10 +294,10 @@ def _result(pair, distributed):
     key, future = pair
     try:
         return key, future.result()
-    except distributed.KilledWorker as exc:
+    except distributed.KilledWorker:
         raise SystemFailure(
-            f"dask: a tile batch was running on workers that died {exc.task!r}; see the workers' logs "
-            "(memory? give each worker more, or run fewer threads per worker)"
+            "dask: the workers computing one tile batch died one after another and Dask gave up on it; see the workers' logs "
+            "(out of memory? give each worker more, or run fewer threads per worker)"
         ) from None
     except (OSError, distributed.client.FutureCancelledError) as exc:
         raise SystemFailure(
