@@ -6,7 +6,9 @@ then runs ``fatsr upscale SCENE -o OUT --model MODEL`` twice, each in its own pr
 * one process with --threads torch threads (its tile batches on that many worker threads);
 * the same command with ``--dask local:N`` (N one-thread worker processes).
 
-It prints for each: wall time, LR megapixels per second, the time spent in model calls
+It prints for each: wall time, LR megapixels per second, CPU seconds (of every process of
+the run: on a loaded machine the ratio of CPU times says more than that of wall times), the
+time spent in model calls
 (summed over threads or workers) and the "overhead": the share of the cores' wall time
 (threads or workers x wall) spent outside model calls (reading, blending, writing, the COG
 copy, and for Dask the cluster's start, scheduling and transfers); the peak RSS of the process
@@ -66,8 +68,10 @@ def child(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     code = main(command)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(json.dumps({"code": code, "seconds": seconds, "model_seconds": spent[0], "peak_gib": peak}), flush=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak, cpu = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime
+    print(json.dumps({"code": code, "seconds": seconds, "model_seconds": spent[0], "peak_gib": peak, "cpu_seconds": cpu}),
+          flush=True)  # fmt: skip
 
 
 def load() -> str:
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace, source: Path, output: Path, dask: str | None) 
         result["summary"] = summary.group(0)
         result["model_seconds"] = float(re.search(r"([\d.]+) s in model calls", summary.group(0)).group(1))
         result["worker_peaks"] = summary.group(0).rsplit("peak RSS per worker ", 1)[1]
+        result["cpu_seconds"] += float(re.search(r"([\d.]+) CPU-s on the workers", summary.group(0)).group(1))
     return result
 
 
@@ -121,7 +126,8 @@ def main() -> None:
         peaks = f"; workers {r['worker_peaks']}" if dask else ""
         print(
             f"{args.size}^2 LR, {args.model}, {name} ({cores} x 1 thread): {r['seconds']:.1f} s, "
-            f"{mpix / r['seconds']:.4f} LR Mpx/s; model calls {r['model_seconds']:.1f} s; overhead "
+            f"{mpix / r['seconds']:.4f} LR Mpx/s, {r['cpu_seconds']:.0f} CPU-s (all processes); "
+            f"model calls {r['model_seconds']:.1f} s; overhead "
             f"{overhead:.1%}; peak RSS {r['peak_gib']:.2f} GiB (this process){peaks}; load {r['load']}",
             flush=True,
         )
@@ -130,8 +136,9 @@ def main() -> None:
     local, dask_run = results["one process"], results[f"--dask local:{args.workers}"]
     same = (args.workdir / "out-local.tif").read_bytes() == (args.workdir / "out-dask.tif").read_bytes()
     print(
-        f"throughput --dask local:{args.workers} / one process: {local['seconds'] / dask_run['seconds']:.3f}x "
-        f"(target >= 0.9); outputs {'identical' if same else 'DIFFERENT'}"
+        f"throughput --dask local:{args.workers} / one process: {local['seconds'] / dask_run['seconds']:.3f}x by wall "
+        f"time (target >= 0.9), {local['cpu_seconds'] / dask_run['cpu_seconds']:.3f}x by CPU time; "
+        f"outputs {'identical' if same else 'DIFFERENT'}"
     )
 
 

@@ -112,3 +112,26 @@ def test_file_options_are_refused_for_a_dataarray() -> None:
     array = xr.DataArray(np.zeros((5, 6), np.uint8), dims=("y", "x"))
     with pytest.raises(FatsrError, match="^compress, output: not for a DataArray"):
         fatsr.upscale(array, "bicubic", compress="zstd", output="x.tif")
+
+
+def test_band_names_choose_red_green_blue_as_for_the_file(tmp_path, capsys) -> None:
+    """Bands named blue, green, red (in that order) go to the network as red, green, blue,
+    from the file and from the DataArray alike (rioxarray keeps the names in ``long_name``)."""
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 255, (3, 40, 56)).astype(np.uint8)
+    profile = {"driver": "GTiff", "dtype": "uint8", "count": 3, "width": 56, "height": 40, "crs": "EPSG:32617",
+               "transform": Affine.translation(400000.0, 3280000.0) @ Affine.scale(0.3, -0.3)}  # fmt: skip
+    src = tmp_path / "bgr.tif"
+    with rasterio.open(src, "w", **profile) as ds:
+        ds.write(pixels)
+        ds.descriptions = ("blue", "green", "red")
+    from fatsr.cli import main
+
+    assert main(["upscale", str(src), "-o", str(tmp_path / "cli.tif"), "--model", "fatsr-x4"]) == 0
+    capsys.readouterr()
+    with rasterio.open(tmp_path / "cli.tif") as ds:
+        expected = ds.read()
+    out = fatsr.upscale(rioxarray.open_rasterio(src), "fatsr-x4")
+    assert np.array_equal(out.values, expected)
+    swapped = fatsr.upscale(rioxarray.open_rasterio(src), "fatsr-x4", bands=(1, 2, 3))
+    assert not np.array_equal(swapped.values, expected)  # the order matters to the network

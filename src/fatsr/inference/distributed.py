@@ -173,9 +173,12 @@ def warm(spec: JobSpec) -> None:
 
 
 def worker_figures() -> dict[str, float]:
-    """A worker's counts: model loads, tile batches, files, seconds in model calls, peak RSS (GiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    """A worker's counts: model loads, tile batches, files, seconds in model calls, CPU seconds
+    of the process, peak RSS (GiB)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     return {
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "loads": _WORKER.loads,
         "batches": _WORKER.batches,
         "files": _WORKER.files,
@@ -316,8 +319,10 @@ def summary(figures: dict[str, dict[str, float]], before: dict[str, dict[str, fl
     batches = sum(int(f["batches"]) for f in done.values())
     files = sum(int(f["files"]) for f in done.values())
     seconds = sum(f["model_seconds"] for f in done.values())
+    cpu = sum(f["cpu_seconds"] for f in done.values())
     peaks = ", ".join(f"{f['peak_gib']:.2f}" for f in done.values())
     work = f"{batches} tile batches, {seconds:.1f} s in model calls" if batches else f"{files} files"
+    work += f", {cpu:.1f} CPU-s on the workers"
     return (
         f"dask: {len(done)} workers, the model loaded {'/'.join(map(str, loads))} time(s) on each; {work}; "
         f"peak RSS per worker {peaks} GiB"

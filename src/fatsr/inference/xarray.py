@@ -59,7 +59,8 @@ Groups = list[tuple[tuple[int, ...], str]]
 
 class _Pixels:
     """The part of a scene a task holds, read as :mod:`fatsr.inference.raster` reads a
-    dataset (``read``, ``read_masks``; nodata masks; no colour interpretation): ``data``
+    dataset (``read``, ``read_masks``; nodata masks; band ``descriptions``, no colour
+    interpretation): ``data``
     (C, rows, cols) starts at the scene's LR (row, column) ``origin``. With ``sample``, reads
     of an ``out_shape`` (the value mapping's decimated read) return it."""
 
@@ -71,6 +72,7 @@ class _Pixels:
         width: int,
         nodata: float | None,
         sample: np.ndarray | None = None,
+        descriptions: tuple[str | None, ...] | None = None,
     ) -> None:
         self.data, self.origin, self.height, self.width = data, origin, height, width
         self.nodata, self.sample = nodata, sample
@@ -78,7 +80,7 @@ class _Pixels:
         self.indexes = tuple(range(1, self.count + 1))
         self.dtypes = (data.dtype.name,) * self.count
         self.colorinterp = (ColorInterp.undefined,) * self.count
-        self.descriptions = (None,) * self.count
+        self.descriptions = descriptions or (None,) * self.count
         self.name = NAME
         flags = [MaskFlags.nodata] if nodata is not None else [MaskFlags.all_valid]
         self.mask_flag_enums = [flags] * self.count
@@ -168,7 +170,9 @@ def upscale_dataarray(job: Upscaler, da, options: RasterOptions | None = None):
     nodata = da.rio.nodata
     nodata = None if nodata is None else float(nodata)
     model, scale = job.model, job.model.scale
-    meta = _Pixels(np.empty((cube.shape[0], 0, 0), dtype), (0, 0), height, width, nodata)
+    names = da.attrs.get("long_name")  # rioxarray's band descriptions: band names say which is red
+    names = tuple(names) if isinstance(names, (tuple, list)) and len(names) == cube.shape[0] else None
+    meta = _Pixels(np.empty((cube.shape[0], 0, 0), dtype), (0, 0), height, width, nodata, descriptions=names)
     options, fixed = _trained_bands(cast(Any, meta), NAME, model, options)
     from fatsr.inference.bands import choose_bands
 
