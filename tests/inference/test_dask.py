@@ -96,7 +96,8 @@ def test_dask_local_scene_equals_the_local_run_with_a_worker_killed(scene, tmp_p
     assert marker.exists()  # a worker did die
     assert (tmp_path / "dask.tif").read_bytes() == local.read_bytes()
     assert out.strip() == str(tmp_path / "dask.tif")
-    assert "dask: 2 workers, the model loaded 1 time(s) on each" in err, err  # the new worker too
+    # the new worker loads the model once, or not at all when the other one finished first
+    assert re.search(r"dask: 2 workers, the model loaded (1|0/1) time\(s\) on each", err), err
 
 
 def test_dask_local_batch_equals_the_local_run(tmp_path, capsys) -> None:
