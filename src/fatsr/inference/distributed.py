@@ -69,7 +69,7 @@ class JobSpec:
     precision: str = "float32"
     channels_last: bool = False
     tta: bool = False
-    denoise: float | None = None
+    denoise: float | str | None = None
     quality: int | None = None
 
     def prepare(self) -> Upscaler:
