@@ -79,6 +79,11 @@ def upscale(
         ``/vsis3/`` ...): a raster, read block by block (see :mod:`fatsr.inference.sources`).
       * a STAC item (a .json file or URL) with ``assets`` (asset keys or ``eo:bands`` common
         names, stacked in that order): a raster (needs ``pip install 'fatsr[stac]'``).
+      * an ``xarray.DataArray`` with dims ``(band, y, x)`` or ``(y, x)``, as rioxarray opens a
+        raster -> a DataArray with the new pixel centres, CRS, transform, nodata, band
+        coordinate, attrs and dtype kept, computed as for the raster file (``bands``,
+        ``value_range`` and ``other_bands`` apply); Dask-backed input gives a lazy result
+        (needs ``pip install 'fatsr[xarray]'``; see :mod:`fatsr.inference.xarray`).
     ``window=(col, row, width, height)`` in source pixels, or ``bbox=(west, south, east,
     north)`` in ``bbox_crs``: a raster's output covers only that area (clipped to the raster
     with a warning), with the same pixels as the whole-scene output there.
@@ -113,6 +118,16 @@ def upscale(
         denoise=denoise,
         uncertainty=uncertainty,
     )
+    if type(image).__module__.startswith("xarray."):
+        from fatsr.inference.raster import RasterOptions
+        from fatsr.inference.xarray import FILE_ONLY, upscale_dataarray
+
+        given = [*(k for k in raster_options if k in FILE_ONLY), *(["output"] if output is not None else [])]
+        given += [name for name, value in (("layout", layout), ("window", window), ("bbox", bbox)) if value is not None]
+        if given:
+            raise FatsrError(f"{', '.join(given)}: not for a DataArray; select its area with da.isel or da.sel")
+        options = RasterOptions(bands=tuple(bands) if bands is not None else None, **raster_options)
+        return upscale_dataarray(job, image, options)
     if not isinstance(image, (str, os.PathLike)):
         from fatsr.inference.arrays import upscale_array
 

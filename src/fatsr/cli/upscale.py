@@ -140,6 +140,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="quality of JPEG and WebP outputs, 1-100 (default: Pillow's, 75)",
     )
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the convolutions")
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on Dask workers: a scheduler's address (tcp://host:8786) or local:N (N worker processes started "
+        "here); one scene is split into tile batches, several files go file by file (pip install 'fatsr[dask]')",
+    )
     add_model_options(parser)
     parser.add_argument(
         "--uncertainty",
@@ -289,6 +295,10 @@ def run(args: argparse.Namespace) -> int:
     from fatsr.inference.uncertainty import sidecar_path
 
     _prepare_folders([dst for _, dst in jobs] + [sidecar_path(dst) for _, dst in jobs if args.uncertainty])
+    if args.dask is not None and jobs:
+        if args.uncertainty:
+            raise FatsrError("--uncertainty runs in this process only; drop --dask or --uncertainty")
+        return _on_dask(args, job, jobs, options, area, str(device), precision)
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
     failed: list[Path | str] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
@@ -323,6 +333,33 @@ def run(args: argparse.Namespace) -> int:
         raise FatsrError(
             f"{len(failed)} of {len(jobs)} inputs failed ({names}, see above); the other {len(jobs) - len(failed)} were written"
         )
+    return 0
+
+
+def _on_dask(
+    args: argparse.Namespace, job: Upscaler, jobs: Any, options: Any, area: Any, device: str, precision: str
+) -> int:
+    """The jobs on Dask workers (see :mod:`fatsr.inference.distributed`)."""
+    from fatsr.inference.distributed import JobSpec, upscale_on_dask
+
+    if shard()[1] > 1:
+        raise FatsrError("--dask runs the work on Dask workers; start it once, not under torchrun")
+    spec = JobSpec(
+        args.model, device, args.seed, args.tile, args.overlap, 0, precision, args.channels_last, args.tta,
+        args.denoise, args.quality,
+    )  # fmt: skip
+    upscale_on_dask(
+        args.dask,
+        spec,
+        job,
+        jobs,
+        describe=lambda exc: message(exc, "upscale"),
+        skip_existing=args.skip_existing,
+        options=options,
+        overwrite=args.overwrite,
+        window=area,
+        assets=args.assets,
+    )
     return 0
 
 

@@ -25,7 +25,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypedDict, TypeVar
 
@@ -45,6 +45,12 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing's from Python 3.11
 
 Area = tuple[int, int, int, int]  # LR (top, bottom, left, right): a window of the scene
+Runner = Callable[[Iterator[tuple[Key, np.ndarray]]], Iterator[tuple[Key, np.ndarray]]]
+# Where tile batches run instead of this process (fatsr.inference.distributed sets it): given a
+# run's model and autocast, a context manager of a runner as tile_runner's, or None to run here.
+REMOTE_TILES: contextvars.ContextVar[
+    Callable[[Resampler, torch.dtype | None], AbstractContextManager[Runner] | None] | None
+] = contextvars.ContextVar("fatsr_remote_tiles", default=None)
 
 
 class ReadWindow(Protocol):
@@ -289,8 +295,15 @@ def tile_runner(
     ahead of the consumer: the cores stay busy on whole batches instead of splitting every
     operation of one forward between them (where they wait on each other), and reading,
     blending and writing overlap the forwards. A tile's output does not depend on the worker
-    that computes it (the model re-seeds its LSH generator at every call).
+    that computes it (the model re-seeds its LSH generator at every call). Where
+    :data:`REMOTE_TILES` gives a runner for this model, the batches go there instead.
     """
+    remote = REMOTE_TILES.get()
+    elsewhere = remote(model, autocast) if remote is not None else None
+    if elsewhere is not None:
+        with elsewhere as run_there:
+            yield run_there
+        return
     threads = torch.get_num_threads()
     workers = tile_workers(model, device, workers)
     try:
