@@ -119,7 +119,7 @@ def upscale(
         uncertainty=uncertainty,
     )
     if type(image).__module__.startswith("xarray."):
-        from fatsr.inference.raster import RasterOptions
+        from fatsr.inference.options import RasterOptions
         from fatsr.inference.xarray import FILE_ONLY, upscale_dataarray
 
         given = [*(k for k in raster_options if k in FILE_ONLY), *(["output"] if output is not None else [])]
