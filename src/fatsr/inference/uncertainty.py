@@ -44,7 +44,7 @@ from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 
-from fatsr.errors import ArgumentError, FatsrError, SystemFailure, within
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.inference import sources
 from fatsr.inference.bands import alpha_as_data, band_groups, choose_bands, trained_bands
 from fatsr.inference.bitdepth import nbits
@@ -55,7 +55,7 @@ from fatsr.inference.reading import band_reader, open_raster, quiet, read_source
 from fatsr.inference.resample import TailSafe
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_blocks, upscale_tiled
 from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
-from fatsr.inference.writer import PartialWriter, WriteFailed, disk_full, libtiff_quiet, write_failure
+from fatsr.inference.writer import PartialWriter, WriteFailed, disk_full, libtiff_quiet
 from fatsr.io import atomic_write
 from fatsr.models.contract import Model, Resampler
 from fatsr.models.ensemble import SelfEnsemble
@@ -231,7 +231,7 @@ def upscale_spread_raster(
                 with libtiff_quiet():
                     writer.finish(lambda out: _finish(out, tags, groups), options, overwrite=overwrite)
 
-            try:
+            with writer.guarded():
                 try:
                     write_all()
                 except (RasterioError, WriteFailed) as exc:
@@ -239,19 +239,6 @@ def upscale_spread_raster(
                         raise
                     writer.restart(f"it cannot be completed ({reason(exc)})")
                     write_all()
-            except (RasterioError, WriteFailed, OSError) as exc:
-                writer.discard()
-                raise SystemFailure(write_failure(dst, exc)) from None
-            except FatsrError as exc:
-                hint = writer.abandon()
-                raise within(exc, suffix=f"; {hint}" if hint else "") from None
-            except BaseException:
-                hint = writer.abandon()
-                if hint:
-                    print(f"{dst}: {hint}", file=sys.stderr)
-                raise
-            finally:
-                writer.release()
 
 
 def _write_spread(
