@@ -53,7 +53,7 @@ from fatsr.inference.options import BLOCK, RasterOptions
 from fatsr.inference.raster import _job
 from fatsr.inference.reading import band_reader, open_raster, quiet, read_source, reason, valid_mask, value_mapping
 from fatsr.inference.resample import TailSafe
-from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_blocks, upscale_tiled
+from fatsr.inference.tiling import DEFAULT_TILING, Tiling, image_peak, upscale_blocks, upscale_tiled
 from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
 from fatsr.inference.writer import PartialWriter, WriteFailed, disk_full, libtiff_quiet
 from fatsr.io import atomic_write
@@ -102,12 +102,7 @@ def picture_spread(
     """The (H * scale, W * scale) float32 spread of an HWC picture (uint8/uint16 by their full
     range, float as [0, 1]); an alpha channel is left out (it goes bicubic, not through the
     network)."""
-    if image.dtype in (np.uint8, np.uint16):
-        peak = float(np.iinfo(image.dtype).max)
-    elif np.issubdtype(image.dtype, np.floating):
-        peak = 1.0
-    else:
-        raise FatsrError(f"{image.dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
+    peak = image_peak(image.dtype)
     colour = image[:, :, :3] if image.shape[2] in (3, 4) else image[:, :, :1]
     unit = np.ascontiguousarray(colour.transpose(2, 0, 1), dtype=np.float32) / np.float32(peak)
     out = upscale_tiled(spread_model(base_model(model)), unit, tiling, device=device, autocast=autocast)
