@@ -51,11 +51,11 @@ from fatsr.inference.bitdepth import nbits
 from fatsr.inference.georef import output_profile, provenance
 from fatsr.inference.options import BLOCK, RasterOptions
 from fatsr.inference.raster import _job
-from fatsr.inference.reading import band_reader, open_raster, quiet, read_source, reason, valid_mask, value_mapping
+from fatsr.inference.reading import band_reader, open_raster, quiet, read_source, valid_mask, value_mapping
 from fatsr.inference.resample import TailSafe
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, image_peak, upscale_blocks, upscale_tiled
 from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
-from fatsr.inference.writer import PartialWriter, WriteFailed, disk_full, libtiff_quiet
+from fatsr.inference.writer import PartialWriter, libtiff_quiet
 from fatsr.io import atomic_write
 from fatsr.models.contract import Model, Resampler
 from fatsr.models.ensemble import SelfEnsemble
@@ -227,13 +227,7 @@ def upscale_spread_raster(
                     writer.finish(lambda out: _finish(out, tags, groups), options, overwrite=overwrite)
 
             with writer.guarded():
-                try:
-                    write_all()
-                except (RasterioError, WriteFailed) as exc:
-                    if not writer.resumed or disk_full(dst.parent):
-                        raise
-                    writer.restart(f"it cannot be completed ({reason(exc)})")
-                    write_all()
+                writer.write_or_restart(write_all)
 
 
 def _write_spread(
