@@ -158,35 +158,22 @@ class Upscaler:
         from fatsr.inference.options import RasterOptions
         from fatsr.inference.raster import upscale_raster
 
+        run: dict[str, Any] = {
+            "model_file": self.model_file,
+            "tiling": self.tiling,
+            "options": RasterOptions() if options is None else options,
+            "autocast": self.autocast,
+            "overwrite": overwrite,
+            "window": window,
+            "tags": tags,
+        }
         if self.uncertainty:  # first: a finished sidecar of the same job is kept when a run resumes
             from fatsr.inference.uncertainty import sidecar_path, upscale_spread_raster
 
             if output.exists() and not overwrite:
                 raise ArgumentError(f"{output} exists; pass {{arg}} to replace it", "overwrite", True)
-            upscale_spread_raster(
-                source,
-                sidecar_path(output),
-                self.model,
-                model_file=self.model_file,
-                tiling=self.tiling,
-                options=RasterOptions() if options is None else options,
-                autocast=self.autocast,
-                overwrite=overwrite,
-                window=window,
-                tags=tags,
-            )
-        upscale_raster(
-            source,
-            output,
-            self.model,
-            model_file=self.model_file,
-            tiling=self.tiling,
-            options=RasterOptions() if options is None else options,
-            autocast=self.autocast,
-            overwrite=overwrite,
-            window=window,
-            tags=tags,
-        )
+            upscale_spread_raster(source, sidecar_path(output), self.model, **run)
+        upscale_raster(source, output, self.model, **run)
         return output
 
     def spread(self, image: np.ndarray, *, progress: str | None = None) -> np.ndarray:

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
 
 from fatsr.errors import ArgumentError, FatsrError
@@ -43,7 +42,6 @@ from fatsr.inference.reading import (
     band_reader,
     georeferenced,
     open_raster,
-    reason,
     value_mapping,
 )
 from fatsr.inference.resample import Bicubic, Nearest, TailSafe
@@ -51,8 +49,6 @@ from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_blocks
 from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
 from fatsr.inference.writer import (
     PartialWriter,
-    WriteFailed,
-    disk_full,
     libtiff_quiet,
     with_creation_options,
     write_block,
@@ -100,13 +96,9 @@ def upscale_raster(
         with rasterio.Env(GDAL_CACHEMAX=2 * block_row + (16 << 20)):
             writer = PartialWriter(dst, plan.profile, job, checkpoint_seconds)
             with writer.guarded():
-                try:
-                    unmatched = _write(ds, writer, plan, model, tiling, autocast, overwrite)
-                except (RasterioError, WriteFailed) as exc:
-                    if not writer.resumed or disk_full(dst.parent):
-                        raise
-                    writer.restart(f"it cannot be completed ({reason(exc)})")
-                    unmatched = _write(ds, writer, plan, model, tiling, autocast, overwrite)
+                unmatched = writer.write_or_restart(
+                    lambda: _write(ds, writer, plan, model, tiling, autocast, overwrite)
+                )
                 _report_unmatched(name, unmatched)
 
 

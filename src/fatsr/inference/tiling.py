@@ -488,6 +488,16 @@ def upscale_tiled(
     return out
 
 
+def image_peak(dtype: np.dtype) -> float:
+    """The value that stands for full scale in an image of ``dtype``: the largest uint8/uint16
+    value, or 1.0 for float; any other dtype is refused."""
+    if dtype in (np.uint8, np.uint16):
+        return float(np.iinfo(dtype).max)
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise FatsrError(f"{dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
+
+
 def upscale_image(
     model: Resampler, image: np.ndarray, tiling: Tiling = DEFAULT_TILING, **run: Unpack[TileRun]
 ) -> np.ndarray:
@@ -495,12 +505,7 @@ def upscale_image(
     or float ([0, 1]; float32 out, not clipped). ``run`` as :func:`upscale_tiled` takes it."""
     if image.ndim != 3:
         raise FatsrError(f"image of shape {image.shape}: give an HWC array (height, width, channels)")
-    if image.dtype in (np.uint8, np.uint16):
-        peak = float(np.iinfo(image.dtype).max)
-    elif np.issubdtype(image.dtype, np.floating):
-        peak = 1.0
-    else:
-        raise FatsrError(f"{image.dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
+    peak = image_peak(image.dtype)
     x = np.transpose(image, (2, 0, 1)).astype(np.float32) / np.float32(peak)
     if peak == 1.0 and not np.isfinite(x).all():
         raise FatsrError(

@@ -44,18 +44,18 @@ from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 
-from fatsr.errors import ArgumentError, FatsrError, SystemFailure, within
+from fatsr.errors import ArgumentError, FatsrError
 from fatsr.inference import sources
 from fatsr.inference.bands import alpha_as_data, band_groups, choose_bands, trained_bands
 from fatsr.inference.bitdepth import nbits
 from fatsr.inference.georef import output_profile, provenance
 from fatsr.inference.options import BLOCK, RasterOptions
 from fatsr.inference.raster import _job
-from fatsr.inference.reading import band_reader, open_raster, quiet, read_source, reason, valid_mask, value_mapping
+from fatsr.inference.reading import band_reader, open_raster, quiet, read_source, valid_mask, value_mapping
 from fatsr.inference.resample import TailSafe
-from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_blocks, upscale_tiled
+from fatsr.inference.tiling import DEFAULT_TILING, Tiling, image_peak, upscale_blocks, upscale_tiled
 from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
-from fatsr.inference.writer import PartialWriter, WriteFailed, disk_full, libtiff_quiet, write_failure
+from fatsr.inference.writer import PartialWriter, libtiff_quiet
 from fatsr.io import atomic_write
 from fatsr.models.contract import Model, Resampler
 from fatsr.models.ensemble import SelfEnsemble
@@ -102,12 +102,7 @@ def picture_spread(
     """The (H * scale, W * scale) float32 spread of an HWC picture (uint8/uint16 by their full
     range, float as [0, 1]); an alpha channel is left out (it goes bicubic, not through the
     network)."""
-    if image.dtype in (np.uint8, np.uint16):
-        peak = float(np.iinfo(image.dtype).max)
-    elif np.issubdtype(image.dtype, np.floating):
-        peak = 1.0
-    else:
-        raise FatsrError(f"{image.dtype} image: give uint8, uint16 or float (in [0, 1]) pixels")
+    peak = image_peak(image.dtype)
     colour = image[:, :, :3] if image.shape[2] in (3, 4) else image[:, :, :1]
     unit = np.ascontiguousarray(colour.transpose(2, 0, 1), dtype=np.float32) / np.float32(peak)
     out = upscale_tiled(spread_model(base_model(model)), unit, tiling, device=device, autocast=autocast)
@@ -231,27 +226,8 @@ def upscale_spread_raster(
                 with libtiff_quiet():
                     writer.finish(lambda out: _finish(out, tags, groups), options, overwrite=overwrite)
 
-            try:
-                try:
-                    write_all()
-                except (RasterioError, WriteFailed) as exc:
-                    if not writer.resumed or disk_full(dst.parent):
-                        raise
-                    writer.restart(f"it cannot be completed ({reason(exc)})")
-                    write_all()
-            except (RasterioError, WriteFailed, OSError) as exc:
-                writer.discard()
-                raise SystemFailure(write_failure(dst, exc)) from None
-            except FatsrError as exc:
-                hint = writer.abandon()
-                raise within(exc, suffix=f"; {hint}" if hint else "") from None
-            except BaseException:
-                hint = writer.abandon()
-                if hint:
-                    print(f"{dst}: {hint}", file=sys.stderr)
-                raise
-            finally:
-                writer.release()
+            with writer.guarded():
+                writer.write_or_restart(write_all)
 
 
 def _write_spread(

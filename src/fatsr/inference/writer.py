@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 import rasterio
@@ -36,6 +36,8 @@ from fatsr.inference.reading import quiet, read_source, reason
 from fatsr.inference.tiling import Block
 from fatsr.io import atomic_write, locked_file, private_temporary
 from fatsr.values import ValueMapping
+
+T = TypeVar("T")
 
 WRITE_ROWS = 16  # LR rows mapped back and written at a time
 
@@ -265,6 +267,18 @@ class PartialWriter:
             raise
         finally:
             self.release()
+
+    def write_or_restart(self, write: Callable[[], T]) -> T:
+        """``write()``; where a resumed run's partial file cannot be completed (a read or write
+        error, the disk not full), the partial file is discarded and ``write()`` runs once more
+        from the start."""
+        try:
+            return write()
+        except (RasterioError, WriteFailed) as exc:
+            if not self.resumed or disk_full(self.dst.parent):
+                raise
+            self.restart(f"it cannot be completed ({reason(exc)})")
+            return write()
 
     def release(self) -> None:
         """Let other runs at this output (the lock goes with the partial file's descriptor)."""
