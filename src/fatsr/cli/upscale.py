@@ -12,7 +12,6 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from fatsr.cli.flags import message
 from fatsr.cli.options import add_model_options
 from fatsr.devices import resolve_device, torchrun_layout
 from fatsr.errors import FatsrError
-from fatsr.inference.pipeline import Upscaler
+from fatsr.inference.pipeline import JobSpec, Upscaler
 from fatsr.inference.reading import is_raster
 from fatsr.inputs import collect_inputs
 from fatsr.io import IMAGE_SUFFIXES, Busy, remove_stale_parts
@@ -275,20 +274,11 @@ def run(args: argparse.Namespace) -> int:
     target = _output_target(args.output, args.save_dir)
     _backend(args)
     precision = "float16" if args.fp16 else "bfloat16" if args.bf16 else "float32"
-    job = Upscaler.prepare(
-        args.model,
-        device=device,
-        seed=args.seed,
-        tile=args.tile,
-        overlap=args.overlap,
-        precision=precision,
-        channels_last=args.channels_last,
-        tta=args.tta,
-        denoise=args.denoise,
-        uncertainty=args.uncertainty,
-    )
-    if args.quality is not None:
-        job = replace(job, quality=args.quality)
+    spec = JobSpec(
+        args.model, str(device), args.seed, args.tile, args.overlap, 0, precision, args.channels_last, args.tta,
+        args.denoise, args.quality, args.uncertainty,
+    )  # fmt: skip
+    job = spec.prepare()
     jobs = plan_outputs(
         inputs, target, job.scale, overwrite=args.overwrite, skip_existing=args.skip_existing, shard=(rank, world)
     )
@@ -298,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dask is not None and jobs:
         if args.uncertainty:
             raise FatsrError("--uncertainty runs in this process only; drop --dask or --uncertainty")
-        return _on_dask(args, job, jobs, options, area, str(device), precision)
+        return _on_dask(args, spec, job, jobs, options, area)
     desc = f"upscale [{rank + 1}/{world}]" if world > 1 else "upscale"
     failed: list[Path | str] = []
     for src, dst in tqdm(jobs, desc=desc, unit="image", file=sys.stderr, disable=None, position=rank):
@@ -336,18 +326,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _on_dask(
-    args: argparse.Namespace, job: Upscaler, jobs: Any, options: Any, area: Any, device: str, precision: str
-) -> int:
+def _on_dask(args: argparse.Namespace, spec: JobSpec, job: Upscaler, jobs: Any, options: Any, area: Any) -> int:
     """The jobs on Dask workers (see :mod:`fatsr.inference.distributed`)."""
-    from fatsr.inference.distributed import JobSpec, upscale_on_dask
+    from fatsr.inference.distributed import upscale_on_dask
 
     if shard()[1] > 1:
         raise FatsrError("--dask runs the work on Dask workers; start it once, not under torchrun")
-    spec = JobSpec(
-        args.model, device, args.seed, args.tile, args.overlap, 0, precision, args.channels_last, args.tta,
-        args.denoise, args.quality,
-    )  # fmt: skip
     upscale_on_dask(
         args.dask,
         spec,

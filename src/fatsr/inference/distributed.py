@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from fatsr.errors import ArgumentError, FatsrError, SystemFailure
-from fatsr.inference.pipeline import Upscaler
+from fatsr.inference.pipeline import JobSpec, Upscaler
 from fatsr.inference.tiling import REMOTE_TILES, Runner, _forward
 from fatsr.io import Busy
 from fatsr.models.contract import Resampler
@@ -53,43 +53,6 @@ AHEAD = 2  # tile batches in flight per worker thread: the next one is there whe
 # every large tensor allocation faults its pages in afresh: model calls take about twice the CPU
 # (a fatsr-x4 192-pixel tile, one thread: 3.70 vs 1.94 CPU-s). local:N starts its workers without it.
 SLOW_MALLOC = "MALLOC_TRIM_THRESHOLD_"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What :meth:`Upscaler.prepare` takes (and the picture quality): a worker prepares the
-    same job from it, loading the model itself, once per process."""
-
-    model: str | None = None
-    device: str = "cpu"
-    seed: int | None = None
-    tile: int | None = None
-    overlap: int | None = None
-    batch: int = 0
-    precision: str = "float32"
-    channels_last: bool = False
-    tta: bool = False
-    denoise: float | str | None = None
-    quality: int | None = None
-
-    def prepare(self) -> Upscaler:
-        from dataclasses import replace
-
-        from fatsr.devices import resolve_device
-
-        job = Upscaler.prepare(
-            self.model,
-            device=resolve_device(self.device),
-            seed=self.seed,
-            tile=self.tile,
-            overlap=self.overlap,
-            batch=self.batch,
-            precision=self.precision,
-            channels_last=self.channels_last,
-            tta=self.tta,
-            denoise=self.denoise,
-        )
-        return job if self.quality is None else replace(job, quality=self.quality)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +230,41 @@ def check_format(output: Path, image: np.ndarray) -> None:
     if image.dtype.type not in dtypes or image.shape[2] not in channels:
         kind = f"{image.dtype.itemsize * 8}-bit {image.shape[2]}-channel"
         raise FatsrError(f"{output}: {output.suffix} cannot hold this {kind} image; use .png or .tif")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What :meth:`Upscaler.prepare` takes (and the picture quality), by value: ``fatsr
+    upscale`` prepares its job from it, and a Dask worker the same job, loading the model
+    itself, once per process."""
+
+    model: str | None = None
+    device: str = "cpu"
+    seed: int | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    batch: int = 0
+    precision: str = "float32"
+    channels_last: bool = False
+    tta: bool = False
+    denoise: float | str | None = None
+    quality: int | None = None
+    uncertainty: bool = False
+
+    def prepare(self) -> Upscaler:
+        from fatsr.devices import resolve_device
+
+        job = Upscaler.prepare(
+            self.model,
+            device=resolve_device(self.device),
+            seed=self.seed,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch=self.batch,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            tta=self.tta,
+            denoise=self.denoise,
+            uncertainty=self.uncertainty,
+        )
+        return job if self.quality is None else replace(job, quality=self.quality)
