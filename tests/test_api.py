@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +114,34 @@ def test_device_moves_a_model_object(rgb, model_file):
     model.to = recording_to
     fatsr.upscale(rgb, model, device="cpu", **KW)
     assert moved == [("cpu",)]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="typing.get_overloads needs Python 3.11")
+def test_upscale_overloads_match_what_it_returns(tmp_path, rgb, tiny):
+    """The typed overloads of fatsr.upscale, by input and uncertainty=, against real calls."""
+    signatures = [
+        (f.__annotations__["image"], f.__annotations__.get("output"), f.__annotations__.get("uncertainty"),
+         f.__annotations__["return"])
+        for f in typing.get_overloads(fatsr.upscale)
+    ]  # fmt: skip
+    assert signatures == [
+        ("ArrayT", None, "Literal[False]", "ArrayT"),
+        ("ArrayT", None, "Literal[True]", "tuple[ArrayT, Array]"),
+        ("xarray.DataArray", None, None, "xarray.DataArray"),
+        ("Src", "Src", "Literal[False]", "Path"),
+        ("Src", "Src", "Literal[True]", "tuple[Path, Path]"),
+        ("Src", "None", "Literal[False]", "Read"),
+        ("Src", "None", "Literal[True]", "tuple[Read, Array]"),
+        ("Any", None, None, "Any"),
+    ]
+    assert isinstance(fatsr.upscale(rgb, tiny, **KW), np.ndarray)
+    tensor = torch.from_numpy(rgb.copy())
+    result, spread = fatsr.upscale(tensor, tiny, uncertainty=True, **KW)
+    assert isinstance(result, torch.Tensor) and isinstance(spread, np.ndarray)
+    picture = tmp_path / "in.png"
+    Image.fromarray(rgb).save(picture)
+    assert isinstance(fatsr.upscale(str(picture), tiny, **KW), np.ndarray)
+    written = fatsr.upscale(picture, tiny, output=tmp_path / "out.png", **KW)
+    assert written == tmp_path / "out.png" and written.is_file()
+    pair = fatsr.upscale(picture, tiny, output=tmp_path / "both.png", uncertainty=True, **KW)
+    assert pair == (tmp_path / "both.png", tmp_path / "both.uncertainty.tif")

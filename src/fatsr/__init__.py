@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from fatsr.version import __version__
 
+if TYPE_CHECKING:  # numpy, torch and xarray (an optional extra) for the annotations only
+    import numpy as np
+    import torch
+    import xarray
+
+    Array = np.ndarray
+    Src = str | os.PathLike  # a path or URL
+    Read = Array | tuple[Array, dict[str, Any]]  # a picture's HWC array, or a raster's (CHW array, profile)
+
 __all__ = ["__version__", "default_model_path", "load_model", "upscale"]
+
+ArrayT = TypeVar("ArrayT", "np.ndarray", "torch.Tensor")
 
 
 def default_model_path() -> Path | None:
@@ -35,6 +46,34 @@ def load_model(
     return load(spec, device=device, seed=seed, tta=tta, denoise=denoise)
 
 
+# What fatsr.upscale returns for each kind of input (and ``uncertainty=True``); its other
+# parameters (tile=, bands=, window=, ...) stand in **options here, typed in the implementation.
+@overload
+def upscale(image: ArrayT, model: Any = None, *, uncertainty: Literal[False] = False, **options: Any) -> ArrayT: ...
+@overload
+def upscale(
+    image: ArrayT, model: Any = None, *, uncertainty: Literal[True], **options: Any
+) -> tuple[ArrayT, Array]: ...
+@overload
+def upscale(image: xarray.DataArray, model: Any = None, **options: Any) -> xarray.DataArray: ...
+@overload
+def upscale(
+    image: Src, model: Any = None, *, output: Src, uncertainty: Literal[False] = False, **options: Any
+) -> Path: ...
+@overload
+def upscale(
+    image: Src, model: Any = None, *, output: Src, uncertainty: Literal[True], **options: Any
+) -> tuple[Path, Path]: ...
+@overload
+def upscale(
+    image: Src, model: Any = None, *, output: None = None, uncertainty: Literal[False] = False, **options: Any
+) -> Read: ...
+@overload
+def upscale(
+    image: Src, model: Any = None, *, output: None = None, uncertainty: Literal[True], **options: Any
+) -> tuple[Read, Array]: ...
+@overload
+def upscale(image: Any, model: Any = None, **options: Any) -> Any: ...  # e.g. uncertainty= a bool variable
 def upscale(
     image: Any,
     model: Any = None,
