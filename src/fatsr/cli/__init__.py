@@ -1,6 +1,7 @@
-"""Command line: ``fatsr <command> ...``. Each subcommand lives in its own module with
-``add_parser(subparsers)`` and ``run(args) -> int``; only the module of the command being run
-is imported (``fatsr --help``, ``--version``, ``models`` and ``info`` start without PyTorch)."""
+"""Command line: ``fatsr <command> ...``. Each subcommand lives in its own module with its
+``DESCRIPTION`` (and ``EXAMPLES``), ``add_arguments(parser)`` and ``run(args) -> int``; only
+the module of the command being run is imported (``fatsr --help``, ``--version``, ``models``
+and ``info`` start without PyTorch)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import NoReturn, TextIO
 from fatsr.cli.flags import message
 from fatsr.errors import FatsrError, SystemFailure, os_error_class
 
-# The commands in --help order, with their one-line help (each module's add_parser gives the same).
+# The commands in --help order, with their one-line help.
 COMMANDS: dict[str, str] = {
     "upscale": "upscale images with a FAT model",
     "train": "train a FAT network",
@@ -98,10 +99,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMANDS.items():
         if command is None or name == command:
-            importlib.import_module(f"fatsr.cli.{name}").add_parser(sub)
-            command_parser = sub.choices[name]
+            module = importlib.import_module(f"fatsr.cli.{name}")
+            examples = getattr(module, "EXAMPLES", None)
+            command_parser = sub.add_parser(
+                name,
+                help=text,
+                description=module.DESCRIPTION,
+                epilog=f"{examples}\n{EXIT_CODES}" if examples else EXIT_CODES,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            module.add_arguments(command_parser)
             add_common_options(command_parser, threads=name in MODEL_COMMANDS)
-            command_parser.epilog = f"{command_parser.epilog}\n{EXIT_CODES}" if command_parser.epilog else EXIT_CODES
         else:
             sub.add_parser(name, help=text)
     return parser

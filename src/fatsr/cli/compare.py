@@ -44,15 +44,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr compare``."""
-    parser = subparsers.add_parser(
-        "compare",
-        help="write an offline HTML page comparing LR, bicubic, models and HR (swipe, zoom, numbers)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr compare``'s arguments."""
     parser.add_argument(
         "inputs", nargs="*", metavar="INPUT", help="LR image or GeoTIFF file, folder, or glob pattern (quoted)"
     )

@@ -17,6 +17,12 @@ from fatsr.io import image_size
 
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")  # their LR is written as PNG, not compressed again
 
+DESCRIPTION = (
+    "Degrade every image of IN_DIR into an LR image of exactly 1/scale its size, "
+    "written to OUT_DIR under the same name (same bit depth and channels; the LR of a "
+    ".jpg/.webp image is written as <stem>.png so it is not compressed twice)."
+)
+
 EXAMPLES = """\
 examples:
   fatsr degrade datasets/train/HR -o datasets/train/LR --scale 4 --preset fat --seed 0 --workers 2
@@ -24,17 +30,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr degrade``."""
-    parser = subparsers.add_parser(
-        "degrade",
-        help="make realistic LR images from HR images (Real-ESRGAN degradation)",
-        description="Degrade every image of IN_DIR into an LR image of exactly 1/scale its size, "
-        "written to OUT_DIR under the same name (same bit depth and channels; the LR of a "
-        ".jpg/.webp image is written as <stem>.png so it is not compressed twice).",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr degrade``'s arguments."""
     parser.add_argument("input", type=Path, metavar="IN_DIR", help="folder of HR images")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="folder for the LR images")
     add_degradation_options(parser, default_preset="fat")

@@ -12,6 +12,11 @@ from fatsr.data.jobs import input_images, refuse_existing
 from fatsr.errors import FatsrError
 from fatsr.io import read_image, write_image
 
+DESCRIPTION = (
+    "Denoise an image or a folder of images into OUT (a folder; same names, bit depth "
+    "and channels). Prints Immerkaer's noise sigma estimate (0-255 scale) before and after."
+)
+
 EXAMPLES = """\
 examples:
   fatsr denoise datasets/train/HR -o datasets/train/HR_denoised --strength 5
@@ -20,16 +25,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr denoise``."""
-    parser = subparsers.add_parser(
-        "denoise",
-        help="denoise training images (non-local means or BM3D) and print noise estimates",
-        description="Denoise an image or a folder of images into OUT (a folder; same names, bit depth "
-        "and channels). Prints Immerkaer's noise sigma estimate (0-255 scale) before and after.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr denoise``'s arguments."""
     parser.add_argument("input", type=Path, metavar="IN", help="an image or a folder of images")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder")
     parser.add_argument(

@@ -52,15 +52,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr evaluate``."""
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score SR images or a model against HR images (PSNR/SSIM Y and RGB, SAM, ERGAS, LPIPS)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr evaluate``'s arguments."""
     parser.add_argument("hr", metavar="HR", help="HR image file or folder of HR images")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--sr", metavar="PATH", help="SR image file or folder to score")

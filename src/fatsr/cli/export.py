@@ -26,15 +26,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr export``."""
-    parser = subparsers.add_parser(
-        "export",
-        help="write a model as an ONNX graph (onnxruntime), checked against PyTorch",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr export``'s arguments."""
     parser.add_argument(
         "model",
         nargs="?",

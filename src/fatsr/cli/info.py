@@ -20,12 +20,8 @@ ORDER = ("name", "architecture", "scale", "parameters", "bands", "value_range", 
          "degradation", "training", "licence", "description", "evaluation", "speed", "config", "extra")  # fmt: skip
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr info``."""
-    parser = subparsers.add_parser(
-        "info", help="print a model file's metadata", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr info``'s arguments."""
     parser.add_argument("model", metavar="FILE|NAME", help="model file or built-in model name (see `fatsr models`)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
     parser.set_defaults(func=run)

@@ -44,15 +44,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr lam``."""
-    parser = subparsers.add_parser(
-        "lam",
-        help="local attribution map of an output window (Gini, diffusion index, figures)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr lam``'s arguments."""
     parser.add_argument("image", metavar="LR_IMAGE", help="the LR input image")
     parser.add_argument(
         "--model",

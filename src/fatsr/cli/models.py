@@ -12,12 +12,8 @@ Quality and speed are the figures measured for the model (its file records the c
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr models``."""
-    parser = subparsers.add_parser(
-        "models", help="list the built-in models", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr models``'s arguments."""
     parser.add_argument("--json", action="store_true", help="print the models' records as JSON")
     parser.set_defaults(func=run)
 

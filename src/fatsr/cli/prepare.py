@@ -19,6 +19,8 @@ from fatsr.errors import FatsrError
 from fatsr.inference.reading import is_raster
 from fatsr.io import image_size, read_image, write_image
 
+DESCRIPTION = "Prepare and check super-resolution training data."
+
 EXAMPLES = """\
 examples:
   fatsr prepare split scenes/ -o tiles/ --size 480 --step 240 --min-size 48
@@ -27,15 +29,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr prepare {split,pairs,check}``."""
-    parser = subparsers.add_parser(
-        "prepare",
-        help="split scenes into tiles, build HR/LR pairs, check a dataset",
-        description="Prepare and check super-resolution training data.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr prepare {split,pairs,check}``'s arguments."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     split = sub.add_parser(

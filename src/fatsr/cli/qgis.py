@@ -35,14 +35,8 @@ so QGIS's own Python needs no PyTorch.
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr qgis``."""
-    parser = subparsers.add_parser(
-        "qgis",
-        help="install the QGIS plugin (Processing algorithms fatsr:upscale, fatsr:compare) or build its zip",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr qgis``'s arguments."""
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build-plugin", help="write the plugin as a zip for QGIS's plugin manager")
     build.add_argument("-o", "--output", required=True, metavar="ZIP", help="the zip file to write")

@@ -76,12 +76,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr train``."""
-    parser = subparsers.add_parser(
-        "train", help="train a FAT network", description=DESCRIPTION, epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr train``'s arguments."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of options (flags override it)")
     defaults = TrainConfig()
     for name in FIELDS:

@@ -81,15 +81,8 @@ examples:
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``fatsr upscale``."""
-    parser = subparsers.add_parser(
-        "upscale",
-        help="upscale images with a FAT model",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fatsr upscale``'s arguments."""
     parser.add_argument(
         "inputs",
         nargs="*",
