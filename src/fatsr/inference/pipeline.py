@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,17 +254,7 @@ class JobSpec:
     def prepare(self) -> Upscaler:
         from fatsr.devices import resolve_device
 
-        job = Upscaler.prepare(
-            self.model,
-            device=resolve_device(self.device),
-            seed=self.seed,
-            tile=self.tile,
-            overlap=self.overlap,
-            batch=self.batch,
-            precision=self.precision,
-            channels_last=self.channels_last,
-            tta=self.tta,
-            denoise=self.denoise,
-            uncertainty=self.uncertainty,
-        )
-        return job if self.quality is None else replace(job, quality=self.quality)
+        settings = asdict(self)  # Upscaler.prepare's arguments, and the quality
+        quality = settings.pop("quality")
+        job = Upscaler.prepare(**settings | {"device": resolve_device(self.device)})
+        return job if quality is None else replace(job, quality=quality)
