@@ -47,8 +47,20 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
 
     INPUT, MODEL, MODEL_FILE, DEVICE, TILE, OUTPUT = "INPUT", "MODEL", "MODEL_FILE", "DEVICE", "TILE", "OUTPUT"
 
+    NAME: str  # each algorithm's id (fatsr:NAME) and title; its docstring is its help
+    TITLE: str
+
     def createInstance(self) -> Any:
         return type(self)()
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:
+        return self.TITLE
+
+    def shortHelpString(self) -> str:
+        return " ".join((self.__doc__ or "").split())
 
     def group(self) -> str:
         return ""
@@ -109,21 +121,13 @@ class FatsrAlgorithm(QgsProcessingAlgorithm):
 
 
 class UpscaleAlgorithm(FatsrAlgorithm):
+    """Upscales a raster, or the area of interest of it, with a fatsr model (fatsr upscale) into a Cloud-Optimized
+    GeoTIFF: georeference rescaled to the new pixel size; nodata, mask, data type and every band kept. The pixels of
+    an area are those of the whole raster's output there. The model sets the scale. Runs the fatsr command set in
+    Settings > Options > Processing > Providers > fatsr (or on PATH)."""
+
     BANDS, BACK_PROJECT, EXTENT = "BANDS", "BACK_PROJECT", "EXTENT"
-
-    def name(self) -> str:
-        return "upscale"
-
-    def displayName(self) -> str:
-        return "Upscale raster (super-resolution)"
-
-    def shortHelpString(self) -> str:
-        return (
-            "Upscales a raster, or the area of interest of it, with a fatsr model (fatsr upscale) into a "
-            "Cloud-Optimized GeoTIFF: georeference rescaled to the new pixel size; nodata, mask, data type and every "
-            "band kept. The pixels of an area are those of the whole raster's output there. The model sets the "
-            "scale. Runs the fatsr command set in Settings > Options > Processing > Providers > fatsr (or on PATH)."
-        )
+    NAME, TITLE = "upscale", "Upscale raster (super-resolution)"
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
@@ -183,20 +187,12 @@ class UpscaleAlgorithm(FatsrAlgorithm):
 
 
 class CompareAlgorithm(FatsrAlgorithm):
+    """Writes fatsr's comparison page (fatsr compare) for the raster: an overview, a grid of regions and, for the most
+    textured regions and the one at the given point, LR, bicubic and the model side by side with a swipe slider and
+    zoom. The page is one HTML file that opens from disk."""
+
     POINT, REGIONS, OPEN = "POINT", "REGIONS", "OPEN"
-
-    def name(self) -> str:
-        return "compare"
-
-    def displayName(self) -> str:
-        return "Comparison page (LR, bicubic, model)"
-
-    def shortHelpString(self) -> str:
-        return (
-            "Writes fatsr's comparison page (fatsr compare) for the raster: an overview, a grid of regions and, for "
-            "the most textured regions and the one at the given point, LR, bicubic and the model side by side with "
-            "a swipe slider and zoom. The page is one HTML file that opens from disk."
-        )
+    NAME, TITLE = "compare", "Comparison page (LR, bicubic, model)"
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
