@@ -78,10 +78,12 @@ def psnr(
     """Peak signal-to-noise ratio in dB; ``data_range`` is the peak on the 0..255 scale. inf if
     equal. ``valid`` (HW bool, every metric here): only those pixels are scored."""
     a, b, mask = _prepare(sr, hr, border, y_channel, valid)
-    mse = float(np.mean((a[mask] - b[mask]) ** 2))
-    if mse == 0:
-        return float("inf")
-    return float(10.0 * np.log10(data_range**2 / mse))
+    return _decibels(float(np.mean((a[mask] - b[mask]) ** 2)), data_range)
+
+
+def _decibels(mse: float, peak: float) -> float:
+    """PSNR of a mean squared error: ``10 log10(peak^2 / mse)``, inf for 0."""
+    return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))
 
 
 def _gaussian_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -179,6 +181,5 @@ def psnr_by_texture(
     error = ((a - b) ** 2).mean(axis=2).ravel()
     result = {}
     for name, part in zip(STRATA, np.array_split(order, len(STRATA)), strict=True):
-        mse = float(error[part].mean())
-        result[name] = float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
+        result[name] = _decibels(float(error[part].mean()), 255.0)
     return result

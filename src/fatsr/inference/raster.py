@@ -106,10 +106,8 @@ def _paths(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool) -> t
     """The source (a Path, or a remote path or URL as given), the destination and the source's
     name for messages (a URL without credentials); an output that would replace the input,
     exists (without ``overwrite``) or is a folder is refused."""
-    remote = sources.is_remote(src)
-    source, out = str(src) if remote else Path(src), Path(dst)
-    name = sources.public(str(source)) if remote else str(source)
-    if not remote and out.resolve() == Path(source).resolve():
+    (source, name), out = sources.source_and_name(src), Path(dst)
+    if isinstance(source, Path) and out.resolve() == source.resolve():
         raise FatsrError(f"{source}: its output {out} would replace this input; choose another output")
     if out.exists() and not overwrite:
         raise ArgumentError(f"{out} exists; pass {{arg}} to replace it", "overwrite", True)

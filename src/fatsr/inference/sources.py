@@ -30,6 +30,14 @@ def is_remote(spec: str | os.PathLike) -> bool:
     return isinstance(spec, str) and spec.lower().startswith(REMOTE_SCHEMES)
 
 
+def source_and_name(spec: str | os.PathLike) -> tuple[Path | str, str]:
+    """A raster as it is opened (a Path, or a remote path or URL as given) and its name for
+    messages (a URL without credentials)."""
+    if is_remote(spec):
+        return str(spec), public(str(spec))
+    return Path(spec), str(Path(spec))
+
+
 def gdal_path(spec: str) -> str:
     """The path GDAL itself opens for a URL (as in a VRT): ``/vsicurl/https://...``,
     ``/vsis3/bucket/key``, ``/vsigs/...``, ``/vsiaz/...``; other paths as they are."""

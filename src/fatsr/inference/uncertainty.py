@@ -167,9 +167,7 @@ def upscale_spread_raster(
     """Write ``dst``, the uncertainty sidecar of ``src`` upscaled by ``model`` (its x8 spread),
     on the grid :func:`~fatsr.inference.raster.upscale_raster` gives the output with the same
     arguments. A finished ``dst`` made by this same job is kept as it is."""
-    remote = sources.is_remote(src)
-    src, dst = str(src) if remote else Path(src), Path(dst)
-    name = sources.public(str(src)) if remote else str(src)
+    (src, name), dst = sources.source_and_name(src), Path(dst)
     model = base_model(model)
     channels = model.info.channels
     options = replace(options or RasterOptions(), creation_options=())  # the output's --co are for its dtype and bands
