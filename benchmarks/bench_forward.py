@@ -2,8 +2,9 @@
 
 Prints the median time of several passes after a warm-up, as seconds and as a ratio to the
 yardstick (benchmarks/yardstick.py, timed between the passes), and the peak RSS of the process
-(ru_maxrss, includes the interpreter and the model). Published code on the 2-core machine:
-3.1-3.2 s, 0.94-1.04 GiB at 2 threads (shared/reference/README.md section 3).
+(ru_maxrss, includes the interpreter and the model). Published code (github.com/fengyanzi/FAT,
+its FAT(), random weights, float32, median of 3 runs after a warm-up, a fresh process each) on
+the 2-core machine: 3.1-3.2 s, 0.94-1.04 GiB at 2 threads.
 
     python benchmarks/bench_forward.py [--preset fat] [--size 120] [--batch 1] [--runs 3] [--threads 2]
     python benchmarks/bench_forward.py --preset compact --size 96 --batch 4 --threads 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from fatsr.cli.options import add_model_options
 from fatsr.errors import FatsrError
 
-# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+# library arguments whose flag is not --name (see fatsr.cli.flags.flag_of)
 FLAGS = {"specs": "--model", "hr_files": "--hr", "points": "--region", "value_range": "--range"}
 
 DESCRIPTION = """\

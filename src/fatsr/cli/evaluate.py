@@ -11,7 +11,7 @@ from fatsr.evaluation.evaluate import DOWNSCALES
 from fatsr.evaluation.lpips import NETWORKS
 from fatsr.models.loading import load_model
 
-# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+# library arguments whose flag is not --name (see fatsr.cli.flags.flag_of)
 FLAGS = {"weights_dir": "--lpips-weights", "value_range": "--range"}
 
 DESCRIPTION = """\

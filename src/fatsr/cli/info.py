@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-# library arguments whose flag is not --name (see fatsr.cli.flag_of): the model file is positional
+# library arguments whose flag is not --name (see fatsr.cli.flags.flag_of): the model file is positional
 FLAGS = {"model": ""}
 
 DESCRIPTION = """\

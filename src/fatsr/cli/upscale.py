@@ -26,7 +26,7 @@ from fatsr.inference.reading import is_raster
 from fatsr.inputs import collect_inputs
 from fatsr.io import IMAGE_SUFFIXES, Busy, remove_stale_parts
 
-# library arguments whose flag is not --name (see fatsr.cli.flag_of)
+# library arguments whose flag is not --name (see fatsr.cli.flags.flag_of)
 FLAGS = {"value_range": "--range"}
 
 DESCRIPTION = """\

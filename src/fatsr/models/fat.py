@@ -1,6 +1,7 @@
 """FAT: Frequency-Aware Transformer for remote-sensing super-resolution (IEEE TGRS 2025).
 
-Written from the specification in ``docs/fat-architecture.md``; it computes the published
+Written from a study of the published code (github.com/fengyanzi/FAT, commit 82a977b:
+``models/FAT.py``, ``models/FSSA.py``), none of it copied; it computes the published
 numbers and keeps the published parameter names, so a published state dict loads after the
 keys the published forward never touches are dropped (:func:`from_official_state_dict`).
 Only modules the forward pass uses exist here (10.23 M parameters at the published size,

@@ -1,5 +1,5 @@
 """VGG feature stacks (torchvision's layout), shared by the perceptual training loss
-(:mod:`fatsr.losses`) and LPIPS (:mod:`fatsr.lpips`)."""
+(:mod:`fatsr.losses`) and LPIPS (:mod:`fatsr.evaluation.lpips`)."""
 
 from __future__ import annotations
 

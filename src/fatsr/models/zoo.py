@@ -56,7 +56,7 @@ def builtin_file(name: str) -> Path | None:
 
 def resolve(spec: str | os.PathLike | None) -> Path:
     """The file of ``spec`` (the argument ``model`` in errors), named as
-    :func:`fatsr.models.loading.model_path` reads it, which must exist."""
+    :func:`~fatsr.models.zoo.model_path` reads it, which must exist."""
     path = model_path(spec)
     if path is not None and path.is_file():
         return path

@@ -313,7 +313,7 @@ def check_option(f: dataclasses.Field, value: Any) -> None:
         raise ArgumentError(f"{{arg}}: must be > {above:g}", f.name, value)
 
 
-# The published train.py (fengyanzi/FAT), as recorded in docs/fat-architecture.md sections 11-12.
+# The published train.py (github.com/fengyanzi/FAT, commit 82a977b): its losses and training recipe.
 PUBLISHED: dict[str, Any] = {
     "preset": "fat", "scale": 4, "sampling": "resize", "patch_size": 120, "augment": False,
     "batch_size": 2, "epochs": 100, "steps": None, "optimizer": "adam", "lr": 1e-4, "betas": (0.9, 0.999),
