@@ -14,7 +14,7 @@ from fatsr import losses
 from fatsr.cli import build_parser, message
 from fatsr.cli.train import resolve_config
 from fatsr.errors import FatsrError
-from fatsr.training.config import FIELDS, TrainConfig, from_dict, help_of, to_dict
+from fatsr.training.config import FIELDS, TrainConfig, help_of, to_dict, updated
 from fatsr.training.train import train
 
 
@@ -70,7 +70,7 @@ def test_losses_by_name_and_the_former_weight_options(tmp_path):
     assert _config(["--config", str(new), "--lev-weight", "0.7"]).losses["lev"] == 0.7  # flags over the file
     saved = to_dict(_config(["--losses", "lev=0.2"]))
     assert saved["losses"] == {**defaults, "lev": 0.2} and "lev_weight" not in saved
-    assert from_dict({"l1_weight": 1.0, "lev_weight": 0.25, "perceptual_weight": 0.0}, "checkpoint").losses == {
+    assert updated(TrainConfig(), {"l1_weight": 1.0, "lev_weight": 0.25, "perceptual_weight": 0.0}, "checkpoint").losses == {
         **defaults, "lev": 0.25, "perceptual": 0.0,
     }  # fmt: skip
     with pytest.raises(FatsrError, match=r"config value losses: .* is not a valid"):

@@ -43,10 +43,6 @@ from fatsr.models.bicubic import BicubicModel
 from fatsr.models.contract import Model
 from fatsr.values import ValueMapping
 
-COLUMNS = (
-    "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "sam_deg", "ergas", "lr_psnr",
-    "psnr_low", "psnr_mid", "psnr_high",
-)  # fmt: skip
 DOWNSCALES = {
     "pillow": "Pillow bicubic (8-bit path) of the HR (float rasters: torch's)",
     "torch": "torch antialiased bicubic of the HR, rounded",

@@ -433,11 +433,6 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
-def from_dict(values: dict[str, Any], source: str) -> TrainConfig:
-    """A :class:`TrainConfig` from a plain mapping (e.g. a checkpoint's saved config)."""
-    return updated(TrainConfig(), values, source)
-
-
 def write_yaml(config: TrainConfig, path: str | os.PathLike) -> None:
     """Save the resolved config (readable back with ``--config``)."""
     with atomic_write(path, overwrite=True) as tmp:
