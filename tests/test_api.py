@@ -127,7 +127,7 @@ def test_upscale_overloads_match_what_it_returns(tmp_path, rgb, tiny):
     assert signatures == [
         ("ArrayT", None, "Literal[False]", "ArrayT"),
         ("ArrayT", None, "Literal[True]", "tuple[ArrayT, Array]"),
-        ("xarray.DataArray", None, None, "xarray.DataArray"),
+        ("xarray.DataArray", None, "Literal[False]", "xarray.DataArray"),
         ("Src", "Src", "Literal[False]", "Path"),
         ("Src", "Src", "Literal[True]", "tuple[Path, Path]"),
         ("Src", "None", "Literal[False]", "Read"),

@@ -55,7 +55,9 @@ def upscale(
     image: ArrayT, model: Any = None, *, uncertainty: Literal[True], **options: Any
 ) -> tuple[ArrayT, Array]: ...
 @overload
-def upscale(image: xarray.DataArray, model: Any = None, **options: Any) -> xarray.DataArray: ...
+def upscale(
+    image: xarray.DataArray, model: Any = None, *, uncertainty: Literal[False] = False, **options: Any
+) -> xarray.DataArray: ...
 @overload
 def upscale(
     image: Src, model: Any = None, *, output: Src, uncertainty: Literal[False] = False, **options: Any
@@ -165,6 +167,8 @@ def upscale(
         given += [name for name, value in (("layout", layout), ("window", window), ("bbox", bbox)) if value is not None]
         if given:
             raise FatsrError(f"{', '.join(given)}: not for a DataArray; select its area with da.isel or da.sel")
+        if uncertainty:
+            raise FatsrError("uncertainty=True: not for a DataArray yet; pass the raster's path, or use tta=True")
         options = RasterOptions(bands=tuple(bands) if bands is not None else None, **raster_options)
         return upscale_dataarray(job, image, options)
     if not isinstance(image, (str, os.PathLike)):

@@ -114,6 +114,12 @@ def test_file_options_are_refused_for_a_dataarray() -> None:
         fatsr.upscale(array, "bicubic", compress="zstd", output="x.tif")
 
 
+def test_uncertainty_is_refused_for_a_dataarray_not_dropped() -> None:
+    array = xr.DataArray(np.zeros((5, 6), np.uint8), dims=("y", "x"))
+    with pytest.raises(FatsrError, match=r"^uncertainty=True: not for a DataArray yet; pass the raster's path"):
+        fatsr.upscale(array, "bicubic", uncertainty=True)
+
+
 def test_band_names_choose_red_green_blue_as_for_the_file(tmp_path, capsys) -> None:
     """Bands named blue, green, red (in that order) go to the network as red, green, blue,
     from the file and from the DataArray alike (rioxarray keeps the names in ``long_name``)."""
