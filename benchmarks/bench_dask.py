@@ -17,7 +17,7 @@ two outputs are the same bytes. Issue 25 targets on a 2-core machine: ratio >= 0
 overhead < 10%.
 
     python benchmarks/bench_dask.py [--size 2048] [--model fatsr-x4] [--threads 2] [--workers 2]
-        [--tiles ../shared/data/ucmerced/train] [--workdir /tmp/fatsr-bench-dask]
+        [--rounds 1] [--tiles ../shared/data/ucmerced/train] [--workdir /tmp/fatsr-bench-dask]
 
 The load average before and after each run is printed: on a shared machine, read the
 figures with it.
@@ -30,6 +30,7 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--model", default="fatsr-x4")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the one-process run")
     parser.add_argument("--workers", type=int, default=2, help="N of --dask local:N")
+    parser.add_argument("--rounds", type=int, default=1, help="pairs of runs, alternating which goes first")
     parser.add_argument("--tiles", type=Path, default=TILES)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fatsr-bench-dask"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -117,29 +119,42 @@ def main() -> None:
     if not source.exists():
         build_mosaic(source, args.size, existing(args.tiles, "folder", "--tiles"))
     mpix = args.size**2 / 1e6
-    results = {}
-    for name, dask in (("one process", None), (f"--dask local:{args.workers}", f"local:{args.workers}")):
-        output = args.workdir / f"out-{'dask' if dask else 'local'}.tif"
-        r = results[name] = run(args, source, output, dask)
-        cores = args.workers if dask else args.threads
-        overhead = 1 - r["model_seconds"] / (cores * r["seconds"])
-        peaks = f"; workers {r['worker_peaks']}" if dask else ""
+    runs = (("one process", None), (f"--dask local:{args.workers}", f"local:{args.workers}"))
+    ratios, overheads = [], []
+    for round_ in range(args.rounds):
+        results = {}
+        # odd rounds run Dask first: on a shared machine a change of load then favours neither
+        for name, dask in runs if round_ % 2 == 0 else runs[::-1]:
+            output = args.workdir / f"out-{'dask' if dask else 'local'}.tif"
+            r = results[name] = run(args, source, output, dask)
+            cores = args.workers if dask else args.threads
+            overhead = 1 - r["model_seconds"] / (cores * r["seconds"])
+            if dask:
+                overheads.append(overhead)
+            peaks = f"; workers {r['worker_peaks']}" if dask else ""
+            print(
+                f"round {round_ + 1}: {args.size}^2 LR, {args.model}, {name} ({cores} x 1 thread): {r['seconds']:.1f} s, "
+                f"{mpix / r['seconds']:.4f} LR Mpx/s, {r['cpu_seconds']:.0f} CPU-s (all processes); "
+                f"model calls {r['model_seconds']:.1f} s; overhead "
+                f"{overhead:.1%}; peak RSS {r['peak_gib']:.2f} GiB (this process){peaks}; load {r['load']}",
+                flush=True,
+            )
+            if dask:
+                print(f"  {r['summary']}")
+        local, dask_run = results[runs[0][0]], results[runs[1][0]]
+        ratios.append(local["seconds"] / dask_run["seconds"])
+        same = (args.workdir / "out-local.tif").read_bytes() == (args.workdir / "out-dask.tif").read_bytes()
         print(
-            f"{args.size}^2 LR, {args.model}, {name} ({cores} x 1 thread): {r['seconds']:.1f} s, "
-            f"{mpix / r['seconds']:.4f} LR Mpx/s, {r['cpu_seconds']:.0f} CPU-s (all processes); "
-            f"model calls {r['model_seconds']:.1f} s; overhead "
-            f"{overhead:.1%}; peak RSS {r['peak_gib']:.2f} GiB (this process){peaks}; load {r['load']}",
+            f"round {round_ + 1}: throughput --dask local:{args.workers} / one process: {ratios[-1]:.3f}x by wall "
+            f"time (target >= 0.9), {local['cpu_seconds'] / dask_run['cpu_seconds']:.3f}x by CPU time; "
+            f"outputs {'identical' if same else 'DIFFERENT'}",
             flush=True,
         )
-        if dask:
-            print(f"  {r['summary']}")
-    local, dask_run = results["one process"], results[f"--dask local:{args.workers}"]
-    same = (args.workdir / "out-local.tif").read_bytes() == (args.workdir / "out-dask.tif").read_bytes()
-    print(
-        f"throughput --dask local:{args.workers} / one process: {local['seconds'] / dask_run['seconds']:.3f}x by wall "
-        f"time (target >= 0.9), {local['cpu_seconds'] / dask_run['cpu_seconds']:.3f}x by CPU time; "
-        f"outputs {'identical' if same else 'DIFFERENT'}"
-    )
+    if args.rounds > 1:
+        print(
+            f"median of {args.rounds} rounds: throughput ratio {statistics.median(ratios):.3f}x (target >= 0.9), "
+            f"Dask overhead {statistics.median(overheads):.1%} (target < 10%)"
+        )
 
 
 if __name__ == "__main__":
