@@ -269,14 +269,14 @@ def _spreads(models: Sequence[tuple[str, Model]], image: np.ndarray, tiling: Til
              crop: tuple[slice, slice] | None = None, mask: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:  # fmt: skip
     """Heat maps of each model's x8 spread on ``image`` (HWC: a picture's pixels, or a scene
     region's [0, 1] values with tails, then ``crop``-ped to the region and ``mask``-ed)."""
-    from fatsr.inference.uncertainty import picture_spread, spread_layers, unit_spread
+    from fatsr.inference.uncertainty import picture_unit, spread_layers, unit_spread
 
     spreads = []
     for name, model in models:
         if isinstance(model, BicubicModel):
             continue
         if crop is None:
-            spreads.append((name, picture_spread(model, image, tiling, device=device)))
+            spreads.append((name, unit_spread(model, picture_unit(image), tiling, device=device)))
         else:
             chw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
             spreads.append((name, unit_spread(model, chw, tiling, device=device)[crop]))

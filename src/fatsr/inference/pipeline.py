@@ -178,10 +178,10 @@ class Upscaler:
 
     def spread(self, image: np.ndarray, *, progress: str | None = None) -> np.ndarray:
         """The (H, W) float32 x8 spread of an HWC picture's upscaling (see
-        :func:`~fatsr.inference.uncertainty.picture_spread`)."""
-        from fatsr.inference.uncertainty import picture_spread
+        :func:`~fatsr.inference.uncertainty.unit_spread`)."""
+        from fatsr.inference.uncertainty import picture_unit, unit_spread
 
-        return picture_spread(self.model, image, self.tiling, device=self.device, autocast=self.autocast)
+        return unit_spread(self.model, picture_unit(image), self.tiling, device=self.device, autocast=self.autocast)
 
     def _with_spread(self, image: np.ndarray, output: Path, write: Callable[[], None], overwrite: bool) -> None:
         """``write()`` the output inside the atomic write of its sidecar: both appear, or neither."""

@@ -91,22 +91,13 @@ class NamedTailSafe(TailSafe):
         self.name = model.name
 
 
-def picture_spread(
-    model: Model,
-    image: np.ndarray,
-    tiling: Tiling = DEFAULT_TILING,
-    *,
-    device: torch.device | None = None,
-    autocast: torch.dtype | None = None,
-) -> np.ndarray:
-    """The (H * scale, W * scale) float32 spread of an HWC picture (uint8/uint16 by their full
-    range, float as [0, 1]); an alpha channel is left out (it goes bicubic, not through the
-    network)."""
+def picture_unit(image: np.ndarray) -> np.ndarray:
+    """An HWC picture's colour channels as (C, H, W) float32 in [0, 1] (uint8/uint16 by their
+    full range, float as it is), as they reach the network; an alpha channel is left out (it
+    goes bicubic, not through the network)."""
     peak = image_peak(image.dtype)
     colour = image[:, :, :3] if image.shape[2] in (3, 4) else image[:, :, :1]
-    unit = np.ascontiguousarray(colour.transpose(2, 0, 1), dtype=np.float32) / np.float32(peak)
-    out = upscale_tiled(spread_model(base_model(model)), unit, tiling, device=device, autocast=autocast)
-    return np.ascontiguousarray(out[0])
+    return np.ascontiguousarray(colour.transpose(2, 0, 1), dtype=np.float32) / np.float32(peak)
 
 
 def unit_spread(
@@ -118,7 +109,8 @@ def unit_spread(
     autocast: torch.dtype | None = None,
 ) -> np.ndarray:
     """The (H * scale, W * scale) float32 spread of (C, H, W) values mapped to [0, 1] with
-    tails beyond it, as rasters and stretched arrays reach the network (:class:`TailSafe`)."""
+    tails beyond it, as rasters and stretched arrays reach the network (:class:`TailSafe`,
+    which is the model itself on values in [0, 1], such as a :func:`picture_unit`)."""
     runner = spread_model(NamedTailSafe(base_model(model)))
     return np.ascontiguousarray(upscale_tiled(runner, unit, tiling, device=device, autocast=autocast)[0])
 
@@ -278,7 +270,7 @@ def array_spread(
         hwc = array if band_axis(array.shape, layout) == "HWC" else array.transpose(1, 2, 0)
     plain = hwc.dtype in (np.uint8, np.uint16) or hwc.dtype.kind == "f"
     if bands is None and plain:
-        return picture_spread(model, np.ascontiguousarray(hwc), tiling, device=device, autocast=autocast)
+        return unit_spread(model, picture_unit(hwc), tiling, device=device, autocast=autocast)
     chw = hwc.transpose(2, 0, 1)
     net = tuple(range(1, chw.shape[0] + 1)) if bands is None else tuple(bands)
     unit = _stretch(chw).to_unit(chw[[b - 1 for b in net]].astype(np.float64), net)
