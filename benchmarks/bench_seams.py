@@ -1,7 +1,8 @@
 """Seams: tiled against whole-image output of the built-in model on a real 400x400 image.
 
-Upscales the NEON orthophoto OSBS_029.tif (400x400 RGB) once as a single forward pass and
-once in blended tiles, and prints
+Upscales a 400x400 RGB image once as a single forward pass and once in blended tiles: by
+default a mosaic of four UC Merced training images (benchmarks/inputs.py, ``train_mosaic``;
+its joins fall between the borders of the default tiles), or --image. It prints
   * PSNR of the tiled output against the whole-image output (8-bit, all pixels), and
   * the mean absolute gradient across tile borders (output columns/rows where a tile starts,
     ends or its blend ramp is centred) divided by the mean elsewhere (issue 4: within 5%).
@@ -11,6 +12,7 @@ once in blended tiles, and prints
     whole-image output at the same positions shows how much.
 
     python benchmarks/bench_seams.py [--tile 96] [--overlap 24] [--threads 2] [--model PATH]
+        [--tiles ../shared/data/ucmerced/train | --image RGB.tif]
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from inputs import DATA, existing
+from inputs import MOSAIC, TRAIN, existing, train_mosaic
 from yardstick import Yardstick
 
 import fatsr
 from fatsr.inference.tiling import Tiling, tile_borders, upscale_tiled
-
-IMAGE = DATA / "neon" / "OSBS_029.tif"
 
 
 def seam_ratio(y: np.ndarray, tiling: Tiling, scale: int, matched: bool = True) -> float:
@@ -56,17 +56,21 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="model file (default: the built-in model)")
+    parser.add_argument("--image", type=Path, help="an 8-bit RGB GeoTIFF instead of the mosaic")
     parser.add_argument(
-        "--image", type=Path, default=IMAGE, help="RGB GeoTIFF, at least 400x400 (default: %(default)s)"
+        "--tiles", type=Path, default=TRAIN, help="folder of the mosaic's UC Merced images (default: %(default)s)"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = fatsr.load_model(args.model)
-    image_path = existing(args.image, "file", "--image")
+    if args.image:
+        name = existing(args.image, "file", "--image").name
+        with rasterio.open(args.image) as ds:
+            image = ds.read().astype(np.float32) / 255
+    else:
+        name, image = f"mosaic of UC Merced train {', '.join(MOSAIC)}", train_mosaic(args.tiles)
     yardstick = Yardstick()
     yardstick.measure()
-    with rasterio.open(image_path) as ds:
-        image = ds.read().astype(np.float32) / 255
     side = max(image.shape[1:])
     start = time.perf_counter()
     whole = to_8bit(upscale_tiled(model, image, Tiling(-(-side // 12) * 12, 0)))  # one tile: a plain forward
@@ -77,9 +81,7 @@ def main() -> None:
     tiled_s = time.perf_counter() - start
     yardstick.measure()
     psnr = 10 * np.log10(255**2 / np.mean((tiled - whole) ** 2))
-    print(
-        f"{image_path.name} {image.shape[2]}x{image.shape[1]}, model {model.name} x{model.scale}, threads {args.threads}"
-    )
+    print(f"{name} {image.shape[2]}x{image.shape[1]}, model {model.name} x{model.scale}, threads {args.threads}")
     print(
         f"whole image: {whole_s:.1f} s ({yardstick.ratio(whole_s)} yardstick); "
         f"tiled {args.tile}/{args.overlap}: {tiled_s:.1f} s ({yardstick.ratio(tiled_s)} yardstick)"

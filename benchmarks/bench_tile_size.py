@@ -2,7 +2,8 @@
 agreement with the untiled output, and PSNR against ground truth.
 
 For each tiling (the first is the reference) it prints
-  * on ``examples/harbor55.png`` and the NEON orthophoto OSBS_029 (400x400), each as LR input:
+  * on ``examples/harbor55.png`` and a 400x400 mosaic of four UC Merced training images
+    (benchmarks/inputs.py, ``train_mosaic``), each as LR input:
     the largest difference from the reference tiling (on [0, 1] and in 8-bit levels), the PSNR
     of the tiled output against the whole image in one forward pass, and the phase-matched
     seam ratio (see bench_seams.py) beside the whole-image output's at the same positions;
@@ -21,10 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
-from bench_seams import IMAGE, seam_ratio, to_8bit
-from inputs import DATA, existing
+from bench_seams import seam_ratio, to_8bit
+from inputs import DATA, existing, train_mosaic
 from PIL import Image
 from yardstick import Yardstick
 
@@ -57,8 +57,7 @@ def main() -> None:
     yardstick.measure()
     print(f"model {model.name} x{model.scale}, threads {args.threads}, tilings {' '.join(args.tilings)}")
     images = {"harbor55": np.asarray(Image.open(HARBOR).convert("RGB")).transpose(2, 0, 1).astype(np.float32) / 255}
-    with rasterio.open(existing(IMAGE, "file", "(data)")) as ds:
-        images["OSBS_029"] = ds.read().astype(np.float32) / 255
+    images["train mosaic"] = train_mosaic()
     for name, image in images.items():
         one = whole(model, image)
         reference = None

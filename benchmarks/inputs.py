@@ -10,7 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TRAIN = DATA / "ucmerced" / "train"
+MOSAIC = ("harbor00", "denseresidential00", "intersection00", "parkinglot00")  # 2x2, row by row
 
 
 def existing(path: Path, what: str, flag: str) -> Path:
@@ -19,3 +24,16 @@ def existing(path: Path, what: str, flag: str) -> Path:
         print(f"error: {path}: no such {what}; give one with {flag}", file=sys.stderr)
         raise SystemExit(2)
     return path
+
+
+def train_mosaic(tiles: Path = TRAIN, side: int = 400) -> np.ndarray:
+    """(3, side, side) float32 in [0, 1]: the top-left side x side pixels of a 2x2 mosaic of four
+    UC Merced training images (MOSAIC: boats, roofs, roads, cars), a real 8-bit RGB scene for the
+    benchmarks that time or check the tiling, of the images the models trained on (none that an
+    evaluation uses)."""
+    folder = existing(tiles, "folder", "--tiles")
+    mosaic = np.zeros((512, 512, 3), np.uint8)
+    for k, name in enumerate(MOSAIC):
+        with Image.open(existing(folder / f"{name}.png", "file", "--tiles")) as im:
+            mosaic[k // 2 * 256 : k // 2 * 256 + 256, k % 2 * 256 : k % 2 * 256 + 256] = np.asarray(im.convert("RGB"))
+    return mosaic[:side, :side].transpose(2, 0, 1).astype(np.float32) / 255

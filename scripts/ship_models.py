@@ -21,6 +21,11 @@ only when its input changed (evaluations are keyed by the weights' SHA-256):
   5. docs/models/NAME.md (model card) and NAME-progress.png (the run's training curves); then
      MODEL_CARD.md and README.md's table (between the models-table markers) from the records of
      every shipped file; the README table is printed too.
+The cards' and README's figures on every domain split come from docs/models/domains.json
+(`python benchmarks/eval_domains.py --splits splits`). Without the runs,
+    python scripts/ship_models.py --docs
+rewrites README.md's table, MODEL_CARD.md and the domain section of each card from the shipped
+files and that JSON (nothing is evaluated).
 Commit src/fatsr/weights, docs/models, MODEL_CARD.md and README.md afterwards.
 """
 
@@ -55,11 +60,15 @@ SPEED_THREADS = 2
 AUTO_DENOISE = [
     "By its name it runs `--denoise auto`: each tile gets a mix of these weights and `fatsr-x4`'s by how "
     "blurred the tile looks. On UC Merced val that gives +1.70 dB over bicubic on clean LR, +0.51 on the `mild` "
-    "degradation (both as `fatsr-x4`) and +0.63 on `fat` (`fatsr-x4` +0.35); the tables below are of these "
-    "weights alone (`--denoise 1`). Details: [ensembles](../ensembles.md).",
+    "degradation (both as `fatsr-x4`) and +0.63 on `fat` (`fatsr-x4` +0.35); the evaluation tables are of these "
+    "weights alone (`--denoise 1`), the domain tables give both. Details: [ensembles](../ensembles.md).",
     "",
 ]
 MARKERS = ("<!-- models-table:start -->", "<!-- models-table:end -->")
+DOMAINS = ROOT / "docs" / "models" / "domains.json"  # benchmarks/eval_domains.py
+DOMAIN_SECTION = "## Every domain split, with and without `--tta`"
+OLD_SECTIONS = (DOMAIN_SECTION, "## Test-time ensemble, other domains, denoise strength")
+OWN_WEIGHTS = {"fatsr-real-x4": "fatsr-real-x4 --denoise 1"}  # domains.json's row of the file's weights
 GSD_M = "0.3048"
 TRAINING_DATA = (
     "UC Merced Land Use, 420 training images of 256x256 RGB (configs/ucmerced-split.csv: train + train_extra), "
@@ -279,14 +288,41 @@ def ordered(shipped: dict[str, dict]) -> list[tuple[str, dict]]:
     return sorted(shipped.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
 
 
-def readme_table(shipped: dict[str, dict]) -> str:
-    """The evaluation table of every shipped model (from the files' records), by scale, each
-    scale's bicubic first."""
+def domain_figures() -> dict:
+    """docs/models/domains.json, written by benchmarks/eval_domains.py ({} where there is none)."""
+    return json.loads(DOMAINS.read_text()) if DOMAINS.is_file() else {}
+
+
+def figure(domains: dict, row: str, split: str, tta: bool = False, lr: str = "clean") -> dict | None:
+    wanted = (row, split, tta, lr)
+    return next((f for f in domains.get("figures", []) if (f["row"], f["split"], f["tta"], f["lr"]) == wanted), None)
+
+
+def psnr_cell(f: dict | None) -> str:
+    return f"{f['psnr_y']:.2f} ({f['psnr_y'] - f['bicubic_psnr_y']:+.2f})" if f else "-"
+
+
+def gain_cell(domains: dict, row: str, split: str) -> str:
+    """Gain in PSNR-Y over bicubic, and with --tta in brackets."""
+    plain, tta = figure(domains, row, split), figure(domains, row, split, True)
+    if not plain:
+        return "-"
+    text = f"{plain['psnr_y'] - plain['bicubic_psnr_y']:+.2f}"
+    return text + (f" ({tta['psnr_y'] - tta['bicubic_psnr_y']:+.2f})" if tta else "")
+
+
+def readme_table(shipped: dict[str, dict], domains: dict) -> str:
+    """The evaluation table of every shipped model (from the files' records and domains.json), by
+    scale, each scale's bicubic first; a model whose name runs other settings than its weights
+    alone (OWN_WEIGHTS) gets a row for each."""
+    splits = domains.get("splits", {})
     rows = [
-        "| model | scale | parameters | val PSNR-Y / SSIM-Y | gain over bicubic | gain in smoothest / most textured "
-        "third | `fat`-degraded val PSNR-Y (gain) | scene speed, LR Mpx/s (per CPU-s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | scale | parameters | val PSNR-Y / SSIM-Y | "
+        + " | ".join(f"gain (`--tta`): {s['label']}" for s in splits.values())
+        + " | `fat`-degraded val PSNR-Y (gain) | scene speed, LR Mpx/s (per CPU-s) |",
+        "|---|---|---|---|" + "---|" * len(splits) + "---|---|",
     ]
+    dash = " - |" * len(splits)
     for scale in sorted({info["scale"] for info in shipped.values()}, key=int, reverse=True):
         models = [(name, info) for name, info in ordered(shipped) if info["scale"] == scale]
         ev = models[0][1]["evaluation"]
@@ -294,20 +330,29 @@ def readme_table(shipped: dict[str, dict]) -> str:
             (info["evaluation"]["degraded"] for _, info in models if "degraded" in info["evaluation"]), None
         )
         rows.append(
-            f"| bicubic (Pillow) | x{scale} | - | {ev['bicubic_psnr_y']:.3f} / {ev['bicubic_ssim_y']:.4f} | - | - | "
+            f"| bicubic (Pillow) | x{scale} | - | {ev['bicubic_psnr_y']:.3f} / {ev['bicubic_ssim_y']:.4f} |{dash} "
             + (f"{degraded['bicubic_psnr_y']:.3f} | - |" if degraded else "- | - |")
         )
         for name, info in models:
+            params = f"{info['parameters'] / 1e6:.2f} M"
+            if name in OWN_WEIGHTS:  # by its name: other settings than its weights alone
+                val, fat = figure(domains, name, "ucmerced-val"), figure(domains, name, "ucmerced-val", lr="fat")
+                if val:
+                    gains = " | ".join(gain_cell(domains, name, split) for split in splits)
+                    deg = f"{fat['psnr_y']:.3f} ({fat['psnr_y'] - fat['bicubic_psnr_y']:+.2f})" if fat else "-"
+                    rows.append(
+                        f"| `{name}` (by its name) | x{scale} | {params} | {val['psnr_y']:.3f} / {val['ssim_y']:.4f} | "
+                        f"{gains} | {deg} | - |"
+                    )
             ev, sp = info["evaluation"], info["speed"]
             degraded = ev.get("degraded")
             deg = f"{degraded['psnr_y']:.3f} ({gain(degraded, 'psnr_y'):+.2f})" if degraded else "-"
             notes = [n for n, on in (("default", name == zoo.DEFAULT), ("stand-in", stand_in(info))) if on]
-            label = f"`{name}`" + (f" ({', '.join(notes)})" if notes else "")
+            row = OWN_WEIGHTS.get(name, name)
+            label = f"`{row}`" + (f" ({', '.join(notes)})" if notes else "")
+            gains = "".join(f" {gain_cell(domains, row, split)} |" for split in splits)
             rows.append(
-                f"| {label} | x{scale} | "
-                f"{info['parameters'] / 1e6:.2f} M | {ev['psnr_y']:.3f} / {ev['ssim_y']:.4f} | "
-                f"{gain(ev, 'psnr_y'):+.2f} dB / {gain(ev, 'ssim_y'):+.4f} | "
-                f"{gain(ev, 'psnr_low'):+.2f} / {gain(ev, 'psnr_high'):+.2f} dB | {deg} | "
+                f"| {label} | x{scale} | {params} | {ev['psnr_y']:.3f} / {ev['ssim_y']:.4f} |{gains} {deg} | "
                 f"{sp.get('lr_mpx_per_s', '-')} ({sp['lr_mpx_per_cpu_s']}) |"
             )
     name, info = next(iter(shipped.items()))
@@ -316,7 +361,11 @@ def readme_table(shipped: dict[str, dict]) -> str:
         "",
         "UC Merced val (42 images none of the models trained on), PSNR/SSIM on BT.601 Y, border = scale; LR and "
         "baseline by Pillow's bicubic (the literature's convention): `fatsr evaluate ucmerced/val --model NAME`. "
-        "Thirds: pixels by local variance of the HR. Degraded: LR made once by `fatsr degrade ucmerced/val "
+        "Gains: PSNR-Y (dB) over bicubic, in brackets with `--tta` (the x8 self-ensemble), on UC Merced val and on "
+        "satellite tiles of 300 m and 10 m none of the models trained on: `fatsr evaluate SPLIT --model NAME "
+        "[--tta]`, splits by `scripts/domain_splits.py`, all by `python benchmarks/eval_domains.py` "
+        "(docs/models/domains.json). `fatsr-real-x4` by its name runs `--denoise auto`, `--denoise 1` its weights "
+        "alone. Degraded: LR made once by `fatsr degrade ucmerced/val "
         f"--scale 4 --preset fat --seed {DEGRADE_SEED}`, scored with `--lr`. Speed: `{speed_command}` (wall clock). "
         "Each model's card in `docs/models/` has the details; `fatsr models` lists the same figures. "
         "Bands: every built-in model takes red, green, blue (in that order; trained on 8-bit RGB); a raster's "
@@ -442,11 +491,70 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
             f"* In the smoothest third of pixels it is {gain(ev, 'psnr_low'):+.2f} dB against bicubic (val, "
             "table above): flat areas come out worse than plain bicubic."
         )
+    lines += domain_section(spec, domain_figures())
+    lines += ["", "## Licence", f"{info.get('licence', '?')}."]
+    return "\n".join(lines) + "\n"
+
+
+def domain_section(spec: Spec, domains: dict) -> list[str]:
+    """A card's section: the model on every domain split, without and with --tta (and the x4
+    models on degraded LR), from domains.json, with the commands that rerun it."""
+    lines = ["", DOMAIN_SECTION]
+    splits = domains.get("splits", {})
+    rows = [spec.name, *([OWN_WEIGHTS[spec.name]] if spec.name in OWN_WEIGHTS else [])]
+    if not figure(domains, rows[0], "ucmerced-val"):
+        return lines + ["Not measured yet: `python benchmarks/eval_domains.py --splits splits` measures it."]
+    images = {s: (figure(domains, rows[0], s) or {}).get("images", "?") for s in splits}
+    lines += [
+        "PSNR-Y (dB) and its gain over Pillow's bicubic upscale of the same LR (Pillow bicubic of the HR). `--tta`: "
+        "the x8 self-ensemble (the 8 flips and quarter turns of each tile, averaged; 8 times the network's work). "
+        "UC Merced val is of the domain it was trained on; the satellite splits are cut by "
+        "`scripts/domain_splits.py` from imagery none of the models trained on: the four quarters of rasterio's "
+        "Landsat 7 test composite (300 m) and 18 tiles of a Sentinel-2 L1C scene west of Berlin (10 m).",
+        "",
+        "| | " + " | ".join(f"{s['label']} ({images[n]})" for n, s in splits.items()) + " |",
+        "|---|" + "---|" * len(splits),
+        "| bicubic (Pillow) | "
+        + " | ".join(f"{f['bicubic_psnr_y']:.2f}" if (f := figure(domains, rows[0], n)) else "-" for n in splits)
+        + " |",
+    ]
+    for row in rows:
+        for tta in (False, True):
+            cells = " | ".join(psnr_cell(figure(domains, row, n, tta)) for n in splits)
+            lines.append(f"| `{row}{' --tta' if tta else ''}` | {cells} |")
+    commands = [f"`{figure(domains, row, 'ucmerced-val')['command'].replace('ucmerced/val', 'SPLIT')} [--tta]`"
+                for row in rows]  # type: ignore[index]  # fmt: skip
+    paths = ", ".join(f"`{s['command_path']}`" for s in splits.values())
     lines += [
         "",
-        "## Test-time ensemble, other domains, denoise strength",
-        "Its figures with `--tta` (the x8 self-ensemble), on satellite (300 m) and Sentinel-2 (10 m) tiles, and for "
-        "`--denoise` strengths: [ensembles](../ensembles.md) (`benchmarks/eval_tta_denoise.sh`).",
+        f"Rerun: {' and '.join(commands)} for SPLIT in {paths}, the satellite splits made by "
+        f"`{domains['splits_made_by']}`; all of them: `{domains['made_by']}` (measured {domains['measured']}, "
+        "one thread each, into docs/models/domains.json).",
+    ]
+    if spec.scale == 4:
+        x4 = ["fatsr-x4", "fatsr-real-x4", OWN_WEIGHTS["fatsr-real-x4"]]
+        sets = [(n, lr) for n in splits for lr in ("mild", "fat") if figure(domains, x4[0], n, lr=lr)]
+        if sets:
+            lines += [
+                "",
+                "On degraded LR: `fatsr degrade SPLIT -o lr-PRESET --preset PRESET --scale 4 --seed 0`, then "
+                "`fatsr evaluate SPLIT --lr lr-PRESET --model NAME`; `mild` is slight blur, light noise and JPEG "
+                "75-85, `fat` the FAT release's heavy degradation that fatsr-real-x4 was trained on:",
+                "",
+                "| | " + " | ".join(f"{splits[n]['label']}, {lr}" for n, lr in sets) + " |",
+                "|---|" + "---|" * len(sets),
+                "| bicubic (Pillow) | "
+                + " | ".join(f"{figure(domains, x4[0], n, lr=lr)['bicubic_psnr_y']:.2f}" for n, lr in sets)  # type: ignore[index]
+                + " |",
+                *(f"| `{row}` | " + " | ".join(psnr_cell(figure(domains, row, n, lr=lr)) for n, lr in sets) + " |"
+                  for row in x4),
+            ]  # fmt: skip
+    lines += [
+        "",
+        "`--denoise` strengths and how `auto` chooses them: [ensembles](../ensembles.md) "
+        "(`benchmarks/eval_tta_denoise.sh`)."
+        if spec.scale == 4
+        else "More on `--tta`: [ensembles](../ensembles.md).",
     ]
     if spec.scale == 4:
         lines.append(
@@ -454,8 +562,17 @@ def card(spec: Spec, info: dict, shipped: dict[str, dict], run_dir: Path | None,
             "and per 32x32 tile on val: [ensembles](../ensembles.md#uncertainty-where-the-network-is-unsure) "
             "(`benchmarks/eval_uncertainty.py`)."
         )
-    lines += ["", "## Licence", f"{info.get('licence', '?')}."]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def put_domain_section(path: Path, section: list[str]) -> None:
+    """Replace a card's domain section (the old or the new heading, up to the next one) by ``section``."""
+    text = path.read_text()
+    start = min((i for i in (text.find(f"\n{h}\n") for h in OLD_SECTIONS) if i >= 0), default=-1)
+    if start < 0:
+        sys.exit(f"error: {path} has no section {DOMAIN_SECTION!r}; write the card with the runs")
+    end = text.find("\n## ", start + 1)
+    path.write_text(text[:start] + "\n".join([*section, ""]) + text[end:])
 
 
 def model_card_index(shipped: dict[str, dict], table: str) -> str:
@@ -499,8 +616,11 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, help="folder of the run folders x4, real, x2")
     parser.add_argument("--run", action="append", default=[], metavar="NAME=PATH",
                         help="a model's run folder (its best.safetensors) or weights file")  # fmt: skip
-    parser.add_argument("--val", type=Path, required=True, help="the UC Merced val folder (42 HR images)")
-    parser.add_argument("--work", type=Path, required=True, help="folder for evaluations, inputs and timings")
+    parser.add_argument("--val", type=Path, help="the UC Merced val folder (42 HR images)")
+    parser.add_argument("--work", type=Path, help="folder for evaluations, inputs and timings")
+    parser.add_argument(
+        "--docs", action="store_true", help="only rewrite the tables and the cards' domain sections (no runs)"
+    )
     parser.add_argument("--models", nargs="+", choices=list(BY_NAME), default=list(BY_NAME))
     parser.add_argument("--speed", action="store_true", help="time the models again (on a quiet machine)")
     parser.add_argument("--speed-size", type=int, default=1024, help="side of the LR scene timed (default 1024)")
@@ -516,6 +636,11 @@ def main() -> None:
     unknown = set(overrides) - set(BY_NAME)
     if unknown:
         parser.error(f"--run: no model {', '.join(sorted(unknown))}; choose from {', '.join(BY_NAME)}")
+    if args.docs:
+        write_docs([BY_NAME[name] for name in args.models])
+        return
+    if args.val is None or args.work is None:
+        parser.error("give --val and --work (or --docs)")
     val = args.val.resolve()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -604,11 +729,25 @@ def main() -> None:
             shutil.copyfile(png, docs / curve_png)
         (docs / f"{spec.name}.md").write_text(card(spec, shipped[spec.name], shipped, run_dir, curve_png))
         print(f"wrote docs/models/{spec.name}.md" + (f" and {curve_png}" if curve_png else ""))
-    table = readme_table(shipped)
+    write_tables(shipped)
+
+
+def write_tables(shipped: dict[str, dict]) -> None:
+    table = readme_table(shipped, domain_figures())
     (ROOT / "MODEL_CARD.md").write_text(model_card_index(shipped, table))
     put_readme_table(table)
     print("wrote MODEL_CARD.md and README.md's table:\n")
     print(table)
+
+
+def write_docs(specs: list[Spec]) -> None:
+    """--docs: each card's domain section, MODEL_CARD.md and README.md's table from the shipped
+    files and domains.json."""
+    domains = domain_figures()
+    for spec in specs:
+        put_domain_section(ROOT / "docs" / "models" / f"{spec.name}.md", domain_section(spec, domains))
+        print(f"wrote the domain section of docs/models/{spec.name}.md")
+    write_tables(records())
 
 
 if __name__ == "__main__":
