@@ -302,6 +302,12 @@ def psnr_cell(f: dict | None) -> str:
     return f"{f['psnr_y']:.2f} ({f['psnr_y'] - f['bicubic_psnr_y']:+.2f})" if f else "-"
 
 
+def row_label(row: str, tta: bool = False) -> str:
+    """A domains.json row as a table names it: a name that runs other settings than its weights
+    alone (OWN_WEIGHTS) says so."""
+    return f"`{row}{' --tta' if tta else ''}`" + (" (`--denoise auto`)" if row in OWN_WEIGHTS else "")
+
+
 def gain_cell(domains: dict, row: str, split: str) -> str:
     """Gain in PSNR-Y over bicubic, and with --tta in brackets."""
     plain, tta = figure(domains, row, split), figure(domains, row, split, True)
@@ -318,7 +324,9 @@ def readme_table(shipped: dict[str, dict], domains: dict) -> str:
     splits = domains.get("splits", {})
     rows = [
         "| model | scale | parameters | val PSNR-Y / SSIM-Y | "
-        + " | ".join(f"gain (`--tta`): {s['label']}" for s in splits.values())
+        + " | ".join(
+            ("gain over bicubic (`--tta`): " if i == 0 else "") + s["label"] for i, s in enumerate(splits.values())
+        )
         + " | `fat`-degraded val PSNR-Y (gain) | scene speed, LR Mpx/s (per CPU-s) |",
         "|---|---|---|---|" + "---|" * len(splits) + "---|---|",
     ]
@@ -341,7 +349,7 @@ def readme_table(shipped: dict[str, dict], domains: dict) -> str:
                     gains = " | ".join(gain_cell(domains, name, split) for split in splits)
                     deg = f"{fat['psnr_y']:.3f} ({fat['psnr_y'] - fat['bicubic_psnr_y']:+.2f})" if fat else "-"
                     rows.append(
-                        f"| `{name}` (by its name) | x{scale} | {params} | {val['psnr_y']:.3f} / {val['ssim_y']:.4f} | "
+                        f"| {row_label(name)} | x{scale} | {params} | {val['psnr_y']:.3f} / {val['ssim_y']:.4f} | "
                         f"{gains} | {deg} | - |"
                     )
             ev, sp = info["evaluation"], info["speed"]
@@ -521,7 +529,7 @@ def domain_section(spec: Spec, domains: dict) -> list[str]:
     for row in rows:
         for tta in (False, True):
             cells = " | ".join(psnr_cell(figure(domains, row, n, tta)) for n in splits)
-            lines.append(f"| `{row}{' --tta' if tta else ''}` | {cells} |")
+            lines.append(f"| {row_label(row, tta)} | {cells} |")
     commands = [f"`{figure(domains, row, 'ucmerced-val')['command'].replace('ucmerced/val', 'SPLIT')} [--tta]`"
                 for row in rows]  # type: ignore[index]  # fmt: skip
     paths = ", ".join(f"`{s['command_path']}`" for s in splits.values())
@@ -546,7 +554,7 @@ def domain_section(spec: Spec, domains: dict) -> list[str]:
                 "| bicubic (Pillow) | "
                 + " | ".join(f"{figure(domains, x4[0], n, lr=lr)['bicubic_psnr_y']:.2f}" for n, lr in sets)  # type: ignore[index]
                 + " |",
-                *(f"| `{row}` | " + " | ".join(psnr_cell(figure(domains, row, n, lr=lr)) for n, lr in sets) + " |"
+                *(f"| {row_label(row)} | " + " | ".join(psnr_cell(figure(domains, row, n, lr=lr)) for n, lr in sets) + " |"
                   for row in x4),
             ]  # fmt: skip
     lines += [
