@@ -67,7 +67,6 @@ AUTO_DENOISE = [
 MARKERS = ("<!-- models-table:start -->", "<!-- models-table:end -->")
 DOMAINS = ROOT / "docs" / "models" / "domains.json"  # benchmarks/eval_domains.py
 DOMAIN_SECTION = "## Every domain split, with and without `--tta`"
-OLD_SECTIONS = (DOMAIN_SECTION, "## Test-time ensemble, other domains, denoise strength")
 OWN_WEIGHTS = {"fatsr-real-x4": "fatsr-real-x4 --denoise 1"}  # domains.json's row of the file's weights
 GSD_M = "0.3048"
 TRAINING_DATA = (
@@ -531,7 +530,7 @@ def domain_section(spec: Spec, domains: dict) -> list[str]:
             cells = " | ".join(psnr_cell(figure(domains, row, n, tta)) for n in splits)
             lines.append(f"| {row_label(row, tta)} | {cells} |")
     commands = [f"`{figure(domains, row, 'ucmerced-val')['command'].replace('ucmerced/val', 'SPLIT')} [--tta]`"
-                for row in rows]  # type: ignore[index]  # fmt: skip
+                for row in rows]  # fmt: skip
     paths = ", ".join(f"`{s['command_path']}`" for s in splits.values())
     lines += [
         "",
@@ -552,7 +551,7 @@ def domain_section(spec: Spec, domains: dict) -> list[str]:
                 "| | " + " | ".join(f"{splits[n]['label']}, {lr}" for n, lr in sets) + " |",
                 "|---|" + "---|" * len(sets),
                 "| bicubic (Pillow) | "
-                + " | ".join(f"{figure(domains, x4[0], n, lr=lr)['bicubic_psnr_y']:.2f}" for n, lr in sets)  # type: ignore[index]
+                + " | ".join(f"{figure(domains, x4[0], n, lr=lr)['bicubic_psnr_y']:.2f}" for n, lr in sets)
                 + " |",
                 *(f"| {row_label(row)} | " + " | ".join(psnr_cell(figure(domains, row, n, lr=lr)) for n, lr in sets) + " |"
                   for row in x4),
@@ -574,9 +573,9 @@ def domain_section(spec: Spec, domains: dict) -> list[str]:
 
 
 def put_domain_section(path: Path, section: list[str]) -> None:
-    """Replace a card's domain section (the old or the new heading, up to the next one) by ``section``."""
+    """Replace a card's domain section (its heading, up to the next one) by ``section``."""
     text = path.read_text()
-    start = min((i for i in (text.find(f"\n{h}\n") for h in OLD_SECTIONS) if i >= 0), default=-1)
+    start = text.find(f"\n{DOMAIN_SECTION}\n")
     if start < 0:
         sys.exit(f"error: {path} has no section {DOMAIN_SECTION!r}; write the card with the runs")
     end = text.find("\n## ", start + 1)
