@@ -404,7 +404,7 @@ def degraded_table(shipped: dict[str, dict]) -> list[str]:
     ]
     for name, ev in x4.items():
         lines.append(
-            f"| {name} | {ev['psnr_y']:.3f} ({gain(ev, 'psnr_y'):+.2f}) | {ev['ssim_y']:.4f} | {ev['psnr_low']:.3f} | "
+            f"| {OWN_WEIGHTS.get(name, name)} | {ev['psnr_y']:.3f} ({gain(ev, 'psnr_y'):+.2f}) | {ev['ssim_y']:.4f} | {ev['psnr_low']:.3f} | "
             f"{ev['psnr_mid']:.3f} | {ev['psnr_high']:.3f} |"
         )
     return lines
