@@ -289,6 +289,18 @@ def test_back_project_spreads_what_clips_and_names_what_cannot_hold():
     np.testing.assert_array_equal(off, [[[False, False], [False, True]]])
 
 
+def test_an_input_at_the_limit_rounded_to_float32_can_hold():
+    """A 12-bit top value mapped to a unit limit above 1 (4095 / 4068.0, say) lands a float32
+    rounding step beyond the float64 limit; it is still an input at the limit, not one beyond."""
+    high = 4095 / 4068.0
+    lr = np.full((1, 2, 2), high, np.float32)
+    assert float(lr[0, 0, 0]) > high  # the rounding this test is about
+    unit = np.full((1, 2 * SCALE, 2 * SCALE), 1.2, np.float32)
+    out, off = back_project(unit, lr, SCALE, (np.zeros((1, 1, 1)), np.full((1, 1, 1), high)))
+    assert not off.any() and out.max() <= np.float32(high)
+    np.testing.assert_allclose(block_means(out.astype(np.float64)), high, atol=1e-7)
+
+
 # --- fatsr evaluate's peak -------------------------------------------------------------------------
 
 

@@ -50,6 +50,10 @@ def back_project(
     high = np.asarray(limits[1], np.float64).reshape(-1, 1, 1, 1, 1)
     x = unit.astype(np.float64).reshape(c, h, scale, w, scale)
     target = lr.astype(np.float64)[:, :, None, :, None]
+    # an input at a limit, rounded to the LR's float32, may lie a rounding step beyond it: it is at the limit
+    step = 4 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(target))
+    clipped = np.clip(target, low, high)
+    target = np.where(np.abs(target - clipped) <= step, clipped, target)
     for _ in range(scale * scale + 1):
         x = np.clip(x, low, high)
         error = target - x.mean(axis=(2, 4), keepdims=True)
