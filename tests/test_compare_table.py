@@ -1,23 +1,20 @@
 """scripts/compare_table.py reads equal-CPU comparison runs: --at MINUTES takes each run's last
 validation within that CPU budget."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from checks import script
+
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "compare-x4.yaml"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("compare_table", ROOT / "scripts" / "compare_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("compare_table")
 
 
 def _run(folder: Path) -> Path:

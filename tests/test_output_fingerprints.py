@@ -2,18 +2,15 @@
 in tests/fixtures/output-fingerprints.txt (scripts/output_fingerprints.py writes that file; rerun
 it there only when a change is meant to alter outputs, and say so)."""
 
-import importlib.util
 from pathlib import Path
+
+from checks import script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("output_fingerprints", ROOT / "scripts" / "output_fingerprints.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("output_fingerprints")
 
 
 def test_shipped_model_outputs_are_unchanged():
