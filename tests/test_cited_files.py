@@ -1,7 +1,7 @@
 """The files and Python names that the code and docs cite exist: repository paths
 (``docs/training.md``, ``configs/recipes/fatsr-x4.yaml``, ``inference/raster.py`` in the
 package, ...) and dotted names (``fatsr.inference.windows.BBox``). Paths a user supplies
-(``runs/...``, ``UCMerced/train``, ``../shared/...``) start with no folder of the repository
+(``runs/...``, ``UCMerced/train``, a data folder beside the clone) start with no folder of the repository
 and are not looked at."""
 
 from __future__ import annotations
