@@ -21,8 +21,9 @@ from fatsr.cli import main
 from fatsr.errors import FatsrError
 from fatsr.evaluation.compare import compare_images, compare_scene, load_models
 from fatsr.inference.options import RasterOptions
+from fatsr.inference.raster import upscale_raster
 from fatsr.inference.tiling import Tiling
-from fatsr.inference.uncertainty import heat_map, sidecar_path, upscale_spread_raster
+from fatsr.inference.uncertainty import heat_map, sidecar_path
 from fatsr.models.loading import load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rasters"
@@ -139,17 +140,17 @@ def test_interrupted_runs_leave_no_sidecar(capsys, tmp_path, model_file, monkeyp
     tiling = Tiling(24, 6, batch=1, panel=48)
     sidecar = tmp_path / "o.uncertainty.tif"
     with pytest.raises(KeyboardInterrupt):  # before any checkpoint: nothing is kept
-        upscale_spread_raster(scene, sidecar, model, tiling=tiling)
+        upscale_raster(scene, sidecar, model, uncertainty=True, tiling=tiling)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "s.tif"]
     calls = 0
     with pytest.raises(KeyboardInterrupt):  # after checkpoints: only the hidden partial file and its journal
-        upscale_spread_raster(scene, sidecar, model, tiling=tiling, checkpoint_seconds=0)
+        upscale_raster(scene, sidecar, model, uncertainty=True, tiling=tiling, checkpoint_seconds=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".o.uncertainty.tif.fatsr-partial.json", ".o.uncertainty.tif.fatsr-partial.tif", "p.png", "s.tif"
     ]  # fmt: skip
     monkeypatch.undo()
-    upscale_spread_raster(scene, sidecar, model, tiling=tiling, checkpoint_seconds=0)  # resumes
-    upscale_spread_raster(scene, tmp_path / "whole.tif", model, tiling=tiling)
+    upscale_raster(scene, sidecar, model, uncertainty=True, tiling=tiling, checkpoint_seconds=0)  # resumes
+    upscale_raster(scene, tmp_path / "whole.tif", model, uncertainty=True, tiling=tiling)
     with rasterio.open(sidecar) as a, rasterio.open(tmp_path / "whole.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.uncertainty.tif", "p.png", "s.tif", "whole.tif"]
@@ -159,12 +160,12 @@ def test_a_finished_sidecar_of_the_same_job_is_kept_another_refused(capsys, tmp_
     scene = crop(tmp_path / "s.tif", 0, 0, 40, 30, nodata=255)
     model = load_model(model_file, tta=True)
     sidecar = tmp_path / "o.uncertainty.tif"
-    upscale_spread_raster(scene, sidecar, model, tiling=Tiling(24, 6))
+    upscale_raster(scene, sidecar, model, uncertainty=True, tiling=Tiling(24, 6))
     before = sidecar.stat().st_mtime_ns
-    upscale_spread_raster(scene, sidecar, model, tiling=Tiling(24, 6))
+    upscale_raster(scene, sidecar, model, uncertainty=True, tiling=Tiling(24, 6))
     assert sidecar.stat().st_mtime_ns == before and "kept" in capsys.readouterr().err
     with pytest.raises(FatsrError, match="exists; pass"):
-        upscale_spread_raster(scene, sidecar, model, tiling=Tiling(36, 6), options=RasterOptions(cog=False))
+        upscale_raster(scene, sidecar, model, uncertainty=True, tiling=Tiling(36, 6), options=RasterOptions(cog=False))
 
 
 def decode(uri: str) -> np.ndarray:

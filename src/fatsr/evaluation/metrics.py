@@ -5,14 +5,20 @@ Images are numpy arrays HW or HWC (grey, RGB, or any other number of bands, used
 an alpha channel first): uint8, uint16 (scaled to 0..255) or float in [0, 1]. Everything is computed in float64 on the 0..255 scale,
 either on BT.601 "MATLAB" luma Y (``y_channel=True``, ignored for grey images) or per RGB
 channel. ``border`` pixels are cropped from every side first. Float inputs are used as given:
-round them to 8 bit first to reproduce numbers published with that convention.
+round them to 8 bit first to reproduce numbers published with that convention. Which pixels a
+metric scores is said once, by the keywords of :class:`Region` and :class:`Scoring`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 import numpy as np
 
 from fatsr.errors import FatsrError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
 _SSIM_RADIUS = 5  # 11x11 window
@@ -43,8 +49,23 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return 16.0 + unit @ _Y_WEIGHTS
 
 
+class Region(TypedDict, total=False):
+    """The pixels a metric scores: ``border`` pixels cropped from every side (default 0) and,
+    where ``valid`` (an HW bool array) is given, only the pixels it marks."""
+
+    border: int
+    valid: np.ndarray | None
+
+
+class Scoring(Region, total=False):
+    """:class:`Region`, and ``y_channel``: score luma Y of an RGB image (default True) or
+    every band as given (False; grey images are always scored as given)."""
+
+    y_channel: bool
+
+
 def _prepare(
-    sr: np.ndarray, hr: np.ndarray, border: int, y_channel: bool, valid: np.ndarray | None = None
+    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Both images as HWC float64 on 0..255 (Y or RGB), border cropped, and the HW mask of
     pixels to score (``valid``, all where None), cropped alike."""
@@ -66,18 +87,10 @@ def _prepare(
     return a, b, mask
 
 
-def psnr(
-    sr: np.ndarray,
-    hr: np.ndarray,
-    *,
-    border: int = 0,
-    y_channel: bool = True,
-    data_range: float = 255.0,
-    valid: np.ndarray | None = None,
-) -> float:
+def psnr(sr: np.ndarray, hr: np.ndarray, *, data_range: float = 255.0, **scoring: Unpack[Scoring]) -> float:
     """Peak signal-to-noise ratio in dB; ``data_range`` is the peak on the 0..255 scale. inf if
-    equal. ``valid`` (HW bool, every metric here): only those pixels are scored."""
-    a, b, mask = _prepare(sr, hr, border, y_channel, valid)
+    equal."""
+    a, b, mask = _prepare(sr, hr, **scoring)
     return _decibels(float(np.mean((a[mask] - b[mask]) ** 2)), data_range)
 
 
@@ -113,13 +126,11 @@ def _window_valid(mask: np.ndarray) -> np.ndarray:
     return np.asarray(np.lib.stride_tricks.sliding_window_view(mask, (n, n)).all(axis=(2, 3)))
 
 
-def ssim(
-    sr: np.ndarray, hr: np.ndarray, *, border: int = 0, y_channel: bool = True, valid: np.ndarray | None = None
-) -> float:
+def ssim(sr: np.ndarray, hr: np.ndarray, **scoring: Unpack[Scoring]) -> float:
     """Structural similarity: 11x11 Gaussian window (sigma 1.5), 'valid' filtering, mean of the
     map (over windows holding valid pixels only); per-channel mean for RGB. The image after the
     border crop must be at least 11x11."""
-    a, b, mask = _prepare(sr, hr, border, y_channel, valid)
+    a, b, mask = _prepare(sr, hr, **scoring)
     if min(a.shape[:2]) < 2 * _SSIM_RADIUS + 1:
         raise FatsrError(f"SSIM needs at least 11x11 pixels after the border crop, got {a.shape[0]}x{a.shape[1]}")
     windows = _window_valid(mask)
@@ -128,10 +139,10 @@ def ssim(
     return float(np.mean([_ssim_channel(a[:, :, c], b[:, :, c], windows) for c in range(a.shape[2])]))
 
 
-def sam(sr: np.ndarray, hr: np.ndarray, *, border: int = 0, valid: np.ndarray | None = None) -> float:
+def sam(sr: np.ndarray, hr: np.ndarray, **region: Unpack[Region]) -> float:
     """Spectral angle mapper: mean over pixels of the angle between the SR and HR band vectors,
     in degrees. Pixels where either vector is zero have no angle and are left out (nan if all)."""
-    a, b, mask = _prepare(sr, hr, border, y_channel=False, valid=valid)
+    a, b, mask = _prepare(sr, hr, y_channel=False, **region)
     dot = np.sum(a * b, axis=2)
     norms = np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2)
     ok = (norms > 0) & mask
@@ -141,10 +152,10 @@ def sam(sr: np.ndarray, hr: np.ndarray, *, border: int = 0, valid: np.ndarray | 
     return float(np.degrees(np.arccos(cosine)).mean())
 
 
-def ergas(sr: np.ndarray, hr: np.ndarray, *, scale: int, border: int = 0, valid: np.ndarray | None = None) -> float:
+def ergas(sr: np.ndarray, hr: np.ndarray, *, scale: int, **region: Unpack[Region]) -> float:
     """ERGAS = 100 / scale * sqrt(mean over bands of RMSE_k^2 / mean(HR_k)^2) (lower is better);
     nan when an HR band has mean 0."""
-    a, b, mask = _prepare(sr, hr, border, y_channel=False, valid=valid)
+    a, b, mask = _prepare(sr, hr, y_channel=False, **region)
     mse = np.mean((a[mask] - b[mask]) ** 2, axis=0)
     mean_sq = np.mean(b[mask], axis=0) ** 2
     if np.any(mean_sq == 0):
@@ -163,18 +174,10 @@ def local_variance(img: np.ndarray, size: int = 7) -> np.ndarray:
     return windows.var(axis=(2, 3))
 
 
-def psnr_by_texture(
-    sr: np.ndarray,
-    hr: np.ndarray,
-    *,
-    border: int = 0,
-    y_channel: bool = True,
-    window: int = 7,
-    valid: np.ndarray | None = None,
-) -> dict[str, float]:
+def psnr_by_texture(sr: np.ndarray, hr: np.ndarray, *, window: int = 7, **scoring: Unpack[Scoring]) -> dict[str, float]:
     """PSNR in the low-, mid- and high-texture thirds of the (valid) pixels, ranked by the local
     variance (``window`` x ``window``) of the HR image (band mean when there is no Y)."""
-    a, b, mask = _prepare(sr, hr, border, y_channel, valid)
+    a, b, mask = _prepare(sr, hr, **scoring)
     variance = local_variance(b.mean(axis=2), window).ravel()
     order = np.argsort(variance, kind="stable")
     order = order[mask.ravel()[order]]

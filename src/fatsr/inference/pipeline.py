@@ -168,11 +168,11 @@ class Upscaler:
             "tags": tags,
         }
         if self.uncertainty:  # first: a finished sidecar of the same job is kept when a run resumes
-            from fatsr.inference.uncertainty import sidecar_path, upscale_spread_raster
+            from fatsr.inference.uncertainty import sidecar_path
 
             if output.exists() and not overwrite:
                 raise ArgumentError(f"{output} exists; pass {{arg}} to replace it", "overwrite", True)
-            upscale_spread_raster(source, sidecar_path(output), self.model, **run)
+            upscale_raster(source, sidecar_path(output), self.model, uncertainty=True, **run)
         upscale_raster(source, output, self.model, **run)
         return output
 

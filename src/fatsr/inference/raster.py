@@ -46,9 +46,11 @@ from fatsr.inference.reading import (
 )
 from fatsr.inference.resample import Bicubic, Nearest, TailSafe
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, upscale_blocks
+from fatsr.inference.uncertainty import spread_raster
 from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
 from fatsr.inference.writer import (
     PartialWriter,
+    job_record,
     libtiff_quiet,
     with_creation_options,
     write_block,
@@ -69,6 +71,7 @@ def upscale_raster(
     checkpoint_seconds: float = 60.0,
     window: PixelWindow | BBox | None = None,
     tags: dict[str, str] | None = None,
+    uncertainty: bool = False,
 ) -> None:
     """Write ``dst``, a Cloud-Optimized GeoTIFF (``options.cog``; else a plain tiled one):
     ``src`` super-resolved by ``model`` (an ``SRModel``), read and written one panel block at
@@ -80,15 +83,20 @@ def upscale_raster(
     is renamed onto ``dst``. Every ``checkpoint_seconds`` the partial file is flushed and its
     progress recorded, so a run that crashes or is interrupted resumes there when started
     again with the same source, model and settings. A run that fails before its first
-    checkpoint leaves nothing."""
-    src, dst, name = _paths(src, dst, overwrite)
+    checkpoint leaves nothing. ``uncertainty``: write instead the spread of the model's x8
+    test-time ensemble on the same grid (see :mod:`fatsr.inference.uncertainty`); a finished
+    ``dst`` made by the same job is then kept as it is."""
+    src, dst, name = _paths(src, dst, overwrite or uncertainty)  # a sidecar checks its own job
     with open_raster(src) as ds:
         _check_suffix(ds, dst)
         area = scene_window(ds, window, name) if window is not None else None
         if options.alpha_as_data:
             ds = alpha_as_data(ds)
+        if uncertainty:
+            return spread_raster(ds, src, dst, name, area, model, model_file, tiling, options, autocast, overwrite,
+                                 checkpoint_seconds, tags)  # fmt: skip
         plan = _plan(ds, name, model, model_file, tiling, options, area, tags)
-        job = _job(src, plan.tags, tiling, plan.options, autocast)
+        job = job_record(src, plan.tags, tiling, plan.options, autocast)
         panel_width = min(plan.profile["width"], tiling.panel * model.scale)
         block_row = BLOCK * panel_width * ds.count * np.dtype(ds.dtypes[0]).itemsize
         # Every write is checked (errors raise; the finished file is read back before it is
@@ -234,25 +242,3 @@ def _report_unmatched(src: str, projections: dict[tuple[int, ...], BackProjectio
             print(f"warning: {src}: bands {','.join(map(str, indexes))}: {projection.off} of {projection.blocks} "
                   "output blocks cannot keep their input pixel's mean under --back-project (the input value is "
                   "outside the range the output can hold)", file=sys.stderr)  # fmt: skip
-
-
-def _job(
-    src: Path | str, tags: dict[str, str], tiling: Tiling, options: RasterOptions, autocast: torch.dtype | None
-) -> dict:
-    """What a partial output was made from: a resumed run must match it exactly (a remote
-    source by its URL)."""
-    stat = src.stat() if isinstance(src, Path) else None
-    return {
-        "source": str(src.resolve()) if isinstance(src, Path) else sources.public(src),  # no credentials on disk
-        "bytes": stat.st_size if stat else None,
-        "mtime_ns": stat.st_mtime_ns if stat else None,
-        "tags": tags,
-        "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel],
-        "compress": options.compress,
-        "autocast": str(autocast),
-        "cog": options.cog,
-        "overviews": options.overviews,
-        "back_project": options.back_project,
-        "alpha_as_data": options.alpha_as_data,
-        "creation_options": [list(pair) for pair in options.creation_options],
-    }

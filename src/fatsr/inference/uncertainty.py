@@ -15,7 +15,7 @@ It is written as ``NAME.uncertainty.tif`` beside the output ``NAME.EXT``: float3
   grid, CRS and transform (or GCPs / RPCs), window, tiling and COG layout; nodata (NaN) where
   the output's pixels are invalid (nodata, masked, alpha 0, non-finite input). It goes through
   the same tiled, resumable and atomic writer as the output
-  (:class:`~fatsr.inference.raster.PartialWriter`), before the output, and a finished sidecar
+  (:class:`~fatsr.inference.writer.PartialWriter`), before the output, and a finished sidecar
   made by the same job is kept when the same command is run again (so an interrupted run
   resumes where it stopped);
 * for a picture: a plain float32 GeoTIFF without georeference, written atomically together
@@ -45,17 +45,15 @@ from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 
 from fatsr.errors import ArgumentError, FatsrError
-from fatsr.inference import sources
-from fatsr.inference.bands import alpha_as_data, band_groups, choose_bands, trained_bands
+from fatsr.inference.bands import band_groups, choose_bands, trained_bands
 from fatsr.inference.bitdepth import nbits
 from fatsr.inference.georef import output_profile, provenance
 from fatsr.inference.options import BLOCK, RasterOptions
-from fatsr.inference.raster import _job
-from fatsr.inference.reading import band_reader, open_raster, quiet, read_source, valid_mask, value_mapping
+from fatsr.inference.reading import band_reader, quiet, read_source, valid_mask, value_mapping
 from fatsr.inference.resample import TailSafe
 from fatsr.inference.tiling import DEFAULT_TILING, Tiling, image_peak, upscale_blocks, upscale_tiled
-from fatsr.inference.windows import BBox, PixelWindow, scene_window, window_profile
-from fatsr.inference.writer import PartialWriter, libtiff_quiet
+from fatsr.inference.windows import PixelWindow, window_profile
+from fatsr.inference.writer import PartialWriter, job_record, libtiff_quiet
 from fatsr.io import atomic_write
 from fatsr.models.contract import Model, Resampler
 from fatsr.models.ensemble import SelfEnsemble
@@ -142,82 +140,68 @@ def check_free(path: Path, overwrite: bool) -> None:
         raise ArgumentError(f"{path} exists; pass {{arg}} to replace it", "overwrite", True)
 
 
-def upscale_spread_raster(
-    src: str | os.PathLike,
-    dst: str | os.PathLike,
-    model: Model,
-    *,
-    model_file: str | os.PathLike | None = None,
-    tiling: Tiling = DEFAULT_TILING,
-    options: RasterOptions | None = None,
-    autocast: torch.dtype | None = None,
-    overwrite: bool = False,
-    checkpoint_seconds: float = 60.0,
-    window: PixelWindow | BBox | None = None,
-    tags: dict[str, str] | None = None,
-) -> None:
-    """Write ``dst``, the uncertainty sidecar of ``src`` upscaled by ``model`` (its x8 spread),
-    on the grid :func:`~fatsr.inference.raster.upscale_raster` gives the output with the same
-    arguments. A finished ``dst`` made by this same job is kept as it is."""
-    (src, name), dst = sources.source_and_name(src), Path(dst)
-    model = base_model(model)
+def spread_raster(
+    ds: DatasetReader, src: Path | str, dst: Path, name: str, area: PixelWindow | None, model: Resampler,
+    model_file: str | os.PathLike | None, tiling: Tiling, options: RasterOptions, autocast: torch.dtype | None,
+    overwrite: bool, checkpoint_seconds: float, tags: dict[str, str] | None,
+) -> None:  # fmt: skip
+    """``upscale_raster(..., uncertainty=True)`` once ``ds`` (the source ``src``, called ``name``)
+    is open: write ``dst``, the x8 spread of ``model`` on the grid of the output (``area``: the
+    window of the scene, None for all of it); a finished ``dst`` made by this same job is kept."""
+    model = base_model(model)  # type: ignore[arg-type]  # an ensemble is unwrapped; any model has .info
     channels = model.info.channels
-    options = replace(options or RasterOptions(), creation_options=())  # the output's --co are for its dtype and bands
-    with open_raster(src) as ds:
-        area = scene_window(ds, window, name) if window is not None else None
-        if options.alpha_as_data:
-            ds = alpha_as_data(ds)
-        options, fixed = trained_bands(ds, name, model, options)
-        options = choose_bands(ds, name, options, channels)
-        groups = [(ix, kind) for ix, kind in band_groups(ds, options, channels) if kind in ("rgb", "network")]
-        if not groups:
-            raise FatsrError(
-                f"{name}: no band goes through the network, so --uncertainty has nothing to measure; "
-                "send bands to it with --bands or --other-bands network"
-            )
-        mapping, fills = value_mapping(ds, options.value_range, fixed, nbits(ds))
-        runner = spread_model(NamedTailSafe(model))
-        tags = provenance(runner, model_file, tiling, mapping, groups) | (tags or {})
-        tags["FATSR_UNCERTAINTY"] = UNITS
-        if area is not None:
-            tags["FATSR_WINDOW"] = f"{area.describe()} (source column, row, width, height)"
-        profile = output_profile(ds, model.scale, options.compress)
-        profile.update(dtype="float32", count=len(groups), nodata=math.nan, predictor=3)
-        if area is not None:
-            profile = window_profile(profile, area, model.scale)
-        if options.cog:
-            profile.update(compress="zstd", zstd_level=1)
-        job = _job(src, tags, tiling, options, autocast)
-        tags[JOB_TAG] = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
-        if dst.exists() and not overwrite:
-            if _made_by(dst) == tags[JOB_TAG]:
-                print(f"{dst}: kept (made by the same job)", file=sys.stderr)
-                return
-            raise ArgumentError(f"{dst} exists; pass {{arg}} to replace it", "overwrite", True)
-        origin = (0, 0) if area is None else (area.row, area.col)
-        with rasterio.Env(GDAL_CACHEMAX=64 << 20):
-            writer = PartialWriter(dst, profile, job, checkpoint_seconds)
+    options = replace(options, creation_options=())  # the output's --co are for its dtype and bands
+    options, fixed = trained_bands(ds, name, model, options)
+    options = choose_bands(ds, name, options, channels)
+    groups = [(ix, kind) for ix, kind in band_groups(ds, options, channels) if kind in ("rgb", "network")]
+    if not groups:
+        raise FatsrError(
+            f"{name}: no band goes through the network, so --uncertainty has nothing to measure; "
+            "send bands to it with --bands or --other-bands network"
+        )
+    mapping, fills = value_mapping(ds, options.value_range, fixed, nbits(ds))
+    runner = spread_model(NamedTailSafe(model))
+    tags = provenance(runner, model_file, tiling, mapping, groups) | (tags or {})
+    tags["FATSR_UNCERTAINTY"] = UNITS
+    if area is not None:
+        tags["FATSR_WINDOW"] = f"{area.describe()} (source column, row, width, height)"
+    profile = output_profile(ds, model.scale, options.compress)
+    profile.update(dtype="float32", count=len(groups), nodata=math.nan, predictor=3)
+    if area is not None:
+        profile = window_profile(profile, area, model.scale)
+    if options.cog:
+        profile.update(compress="zstd", zstd_level=1)
+    job = job_record(src, tags, tiling, options, autocast)
+    tags[JOB_TAG] = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+    if dst.exists() and not overwrite:
+        if _made_by(dst) == tags[JOB_TAG]:
+            print(f"{dst}: kept (made by the same job)", file=sys.stderr)
+            return
+        raise ArgumentError(f"{dst} exists; pass {{arg}} to replace it", "overwrite", True)
+    origin = (0, 0) if area is None else (area.row, area.col)
+    with rasterio.Env(GDAL_CACHEMAX=64 << 20):
+        writer = PartialWriter(dst, profile, job, checkpoint_seconds)
 
-            def write_all() -> None:
-                for g, (indexes, _) in enumerate(groups):
-                    if g < writer.position[0]:
-                        continue
-                    resume = writer.position[1:] if g == writer.position[0] else (0, 0)
-                    read = band_reader(ds, indexes, mapping, fills)
-                    blocks = upscale_blocks(
-                        runner, read, ds.height, ds.width, tiling, autocast=autocast, resume=resume,
-                        progress=f"{Path(name).name} uncertainty of bands {','.join(map(str, indexes))}",
-                        window=None if area is None else area.area,
-                    )  # fmt: skip
-                    for block in blocks:
-                        with libtiff_quiet():
-                            _write_spread(ds, writer.dataset(), g + 1, indexes, block, model.scale, origin)
-                            writer.progress(g, block.panel, block.top + block.data.shape[1])
-                with libtiff_quiet():
-                    writer.finish(lambda out: _finish(out, tags, groups), options, overwrite=overwrite)
+        def write_all() -> None:
+            for g, (indexes, _) in enumerate(groups):
+                if g < writer.position[0]:
+                    continue
+                resume = writer.position[1:] if g == writer.position[0] else (0, 0)
+                read = band_reader(ds, indexes, mapping, fills)
+                blocks = upscale_blocks(
+                    runner, read, ds.height, ds.width, tiling, autocast=autocast, resume=resume,
+                    progress=f"{Path(name).name} uncertainty of bands {','.join(map(str, indexes))}",
+                    window=None if area is None else area.area,
+                )  # fmt: skip
+                for block in blocks:
+                    with libtiff_quiet():
+                        _write_spread(ds, writer.dataset(), g + 1, indexes, block, model.scale, origin)
+                        writer.progress(g, block.panel, block.top + block.data.shape[1])
+            with libtiff_quiet():
+                writer.finish(lambda out: _finish(out, tags, groups), options, overwrite=overwrite)
 
-            with writer.guarded():
-                writer.write_or_restart(write_all)
+        with writer.guarded():
+            writer.write_or_restart(write_all)
 
 
 def _write_spread(

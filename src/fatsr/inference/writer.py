@@ -29,11 +29,12 @@ from rasterio.shutil import copy as gdal_copy
 from rasterio.windows import Window
 
 from fatsr.errors import ArgumentError, FatsrError, SystemFailure, within
+from fatsr.inference import sources
 from fatsr.inference.bitdepth import BackProjection
 from fatsr.inference.georef import POINTS, set_georeference
 from fatsr.inference.options import BLOCK, RasterOptions
 from fatsr.inference.reading import quiet, read_source, reason
-from fatsr.inference.tiling import Block
+from fatsr.inference.tiling import Block, Tiling
 from fatsr.io import atomic_write, locked_file, private_temporary
 from fatsr.values import ValueMapping
 
@@ -367,3 +368,25 @@ def _beside(nodata: float, dtype: np.dtype) -> float:
     if np.issubdtype(dtype, np.integer):
         return nodata + 1 if nodata < np.iinfo(dtype).max else nodata - 1
     return float(np.nextafter(dtype.type(nodata), dtype.type(np.inf)))
+
+
+def job_record(
+    src: Path | str, tags: dict[str, str], tiling: Tiling, options: RasterOptions, autocast: torch.dtype | None
+) -> dict:
+    """What a partial output was made from: a resumed run must match it exactly (a remote
+    source by its URL)."""
+    stat = src.stat() if isinstance(src, Path) else None
+    return {
+        "source": str(src.resolve()) if isinstance(src, Path) else sources.public(src),  # no credentials on disk
+        "bytes": stat.st_size if stat else None,
+        "mtime_ns": stat.st_mtime_ns if stat else None,
+        "tags": tags,
+        "tiling": [tiling.tile, tiling.overlap, tiling.batch, tiling.panel],
+        "compress": options.compress,
+        "autocast": str(autocast),
+        "cog": options.cog,
+        "overviews": options.overviews,
+        "back_project": options.back_project,
+        "alpha_as_data": options.alpha_as_data,
+        "creation_options": [list(pair) for pair in options.creation_options],
+    }
