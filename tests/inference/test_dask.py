@@ -203,3 +203,28 @@ def test_a_bad_dask_address_is_one_line(address, tmp_path, capsys) -> None:
     code, _, err = upscale_cli(capsys, src, "-o", tmp_path / "o.tif", *MODEL, "--dask", address)
     assert_one_line_error(code, err, f"--dask {address}: give")
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_tile_outputs_pass_through_a_private_folder_exactly_and_leave_nothing() -> None:
+    """A worker on the client's machine leaves a batch in the drop folder: the client reads the
+    same bits (NaN and -0.0 included) and removes the file; a worker that does not see the
+    folder's token (another machine) returns the array itself; the folder goes at the end."""
+    import os
+    import stat
+
+    from fatsr.inference.distributed import Drop
+
+    batch = np.random.default_rng(0).normal(size=(2, 3, 5, 7)).astype(np.float32)
+    batch[0, 0, 0, :2] = np.nan, -0.0
+    with Drop.made() as drop:
+        folder = Path(drop.folder)
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        left = drop.put(batch)
+        assert isinstance(left, tuple) and Path(left[0]).parent == folder
+        back = Drop.take(left)
+        assert back.dtype == np.float32 and back.tobytes() == batch.tobytes()
+        assert sorted(os.listdir(folder)) == [drop.token]
+        elsewhere = Drop(drop.folder, "another-token")
+        assert elsewhere.put(batch) is batch and Drop.take(batch) is batch
+        drop.put(batch)  # never taken (a cancelled batch): removed with the folder
+    assert not folder.exists()

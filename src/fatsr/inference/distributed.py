@@ -25,7 +25,10 @@ import logging
 import os
 import queue
 import resource
+import secrets
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -107,9 +110,59 @@ def borrowed(model: Resampler) -> Iterator[Resampler]:
         spares.put(mine)
 
 
-def tile_batch(spec: JobSpec, kind: str, x: np.ndarray, autocast: torch.dtype | None) -> np.ndarray:
+@dataclass(frozen=True)
+class Drop:
+    """A private folder of the client's (``mkdtemp``: mode 0700, an unpredictable name) in
+    shared memory, where workers on the client's machine leave tile batch outputs: a 44 MB
+    float32 batch costs about a tenth of the CPU through a tmpfs file that it costs through
+    Dask's TCP transfer, on both ends. A worker that does not see the folder's ``token`` file
+    (another machine, another user) returns its output through Dask."""
+
+    folder: str
+    token: str
+
+    @classmethod
+    @contextlib.contextmanager
+    def made(cls) -> Iterator[Drop]:
+        """A new drop folder, removed with what is left in it at the end."""
+        shm = Path("/dev/shm")
+        folder = tempfile.mkdtemp(prefix="fatsr-dask-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
+        try:
+            drop = cls(folder, secrets.token_hex(8))
+            with open(os.path.join(folder, drop.token), "xb"):
+                pass
+            yield drop
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def put(self, array: np.ndarray) -> np.ndarray | tuple[str, tuple[int, ...], str]:
+        """On a worker: ``array`` left in the folder as a new file (created exclusively, never
+        through a planted link), or itself where the folder is not this worker's to see."""
+        if not os.path.isfile(os.path.join(self.folder, self.token)):
+            return array
+        path = os.path.join(self.folder, secrets.token_hex(16))
+        with open(path, "xb") as file:
+            np.ascontiguousarray(array).tofile(file)
+        return path, array.shape, array.dtype.str
+
+    @staticmethod
+    def take(result: np.ndarray | tuple[str, tuple[int, ...], str]) -> np.ndarray:
+        """On the client: the array a worker returned, read (and removed) from the folder."""
+        if isinstance(result, np.ndarray):
+            return result
+        path, shape, dtype = result
+        try:
+            return np.fromfile(path, dtype).reshape(shape)
+        finally:
+            os.unlink(path)
+
+
+def tile_batch(
+    spec: JobSpec, kind: str, x: np.ndarray, autocast: torch.dtype | None, drop: Drop | None = None
+) -> np.ndarray | tuple[str, tuple[int, ...], str]:
     """A worker task: one tile batch through the job's model (``kind`` "model") or its
-    :class:`~fatsr.inference.raster.TailSafe` wrapper ("tailsafe")."""
+    :class:`~fatsr.inference.raster.TailSafe` wrapper ("tailsafe"); the output through
+    ``drop`` where given (see :class:`Drop`)."""
     from fatsr.inference.resample import TailSafe
 
     job = prepared(spec)
@@ -119,7 +172,7 @@ def tile_batch(spec: JobSpec, kind: str, x: np.ndarray, autocast: torch.dtype | 
     with _WORKER.lock:
         _WORKER.batches += 1
         _WORKER.model_seconds += time.perf_counter() - start
-    return out
+    return out if drop is None else drop.put(out)
 
 
 def upscale_file(spec: JobSpec, src: Path | str, dst: Path, **how: Any) -> list[str]:
@@ -257,7 +310,7 @@ def _farm(client: Client, spec: JobSpec, kind: str, autocast: torch.dtype | None
         ahead = AHEAD * max(1, sum(client.nthreads().values()))
         try:
             for key, x in jobs:
-                pending.append((key, client.submit(tile_batch, spec, kind, x, autocast, pure=False)))
+                pending.append((key, client.submit(tile_batch, spec, kind, x, autocast, drop, pure=False)))
                 while len(pending) >= ahead:
                     yield _result(pending.popleft(), distributed)
             while pending:
@@ -265,13 +318,14 @@ def _farm(client: Client, spec: JobSpec, kind: str, autocast: torch.dtype | None
         finally:
             client.cancel([future for _, future in pending])
 
-    yield run
+    with Drop.made() as drop:
+        yield run
 
 
 def _result(pair: Any, distributed: Any) -> Any:
     key, future = pair
     try:
-        return key, future.result()
+        return key, Drop.take(future.result())
     except distributed.KilledWorker:
         raise SystemFailure(
             "dask: the workers computing one tile batch died one after another and Dask gave up on it; see the workers' logs "
