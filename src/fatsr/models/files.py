@@ -150,11 +150,10 @@ def checked_config(architecture: Architecture, text: str) -> dict[str, Any]:
     return config
 
 
-def check_tensors(path: Path, architecture: Architecture, config: dict[str, Any]) -> None:
-    """The file's tensors (from its header: names, shapes, dtypes) are exactly the network's
-    (built on the meta device, so nothing is allocated) and floating point."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in _build(architecture, config).state_dict().items()}
+def check_tensors(path: Path, network: Network) -> None:
+    """The file's tensors (from its header: names, shapes, dtypes) are exactly ``network``'s
+    (built from the file's checked configuration) and floating point."""
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
     for key, entry in safetensors_header(path).items():
         if key == "__metadata__":
             continue
@@ -202,14 +201,16 @@ def _load_network(path: Path) -> tuple[Network, dict[str, str]]:
         metadata = read_metadata(path)
         architecture = registry.architecture(metadata.get("architecture"))
         config = checked_config(architecture, metadata["config"]) if "config" in metadata else None
-        if config is not None:
-            check_tensors(path, architecture, config)  # from the header: before any tensor is read
+        # the network of a checked configuration (bounded in size) is built first, and the file's
+        # tensors are checked against it from the header, before any tensor is read
+        network = _build(architecture, config) if config is not None else None
+        if network is not None:
+            check_tensors(path, network)
         try:
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise FatsrError(f"{path}: not a readable .safetensors model file ({exc})") from None
-        if config is not None:
-            network = _build(architecture, config)
+        if network is not None:
             load_strict(network, tensors)
         else:  # a bare state dict in a published layout
             network = read_foreign(tensors)
