@@ -114,8 +114,8 @@ def borrowed(model: Resampler) -> Iterator[Resampler]:
 class Drop:
     """A private folder of the client's (``mkdtemp``: mode 0700, an unpredictable name) in
     shared memory, where workers on the client's machine leave tile batch outputs: a 44 MB
-    float32 batch costs about a tenth of the CPU through a tmpfs file that it costs through
-    Dask's TCP transfer, on both ends. A worker that does not see the folder's ``token`` file
+    float32 batch costs a third to a half of the CPU through a tmpfs file that it costs
+    through Dask's TCP transfer (both ends together). A worker that does not see the folder's ``token`` file
     (another machine, another user) returns its output through Dask."""
 
     folder: str
