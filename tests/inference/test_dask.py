@@ -205,7 +205,7 @@ def test_a_bad_dask_address_is_one_line(address, tmp_path, capsys) -> None:
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_tile_outputs_pass_through_a_private_folder_exactly_and_leave_nothing() -> None:
+def test_tile_outputs_pass_through_a_private_folder_exactly_and_leave_nothing(monkeypatch) -> None:
     """A worker on the client's machine leaves a batch in the drop folder: the client reads the
     same bits (NaN and -0.0 included) and removes the file; a worker that does not see the
     folder's token (another machine) returns the array itself; the folder goes at the end."""
@@ -227,4 +227,14 @@ def test_tile_outputs_pass_through_a_private_folder_exactly_and_leave_nothing() 
         elsewhere = Drop(drop.folder, "another-token")
         assert elsewhere.put(batch) is batch and Drop.take(batch) is batch
         drop.put(batch)  # never taken (a cancelled batch): removed with the folder
+        import fatsr.inference.distributed as dist
+
+        def full(path, mode):  # a full /dev/shm: the file is created, the write fails
+            handle = open(path, mode)  # noqa: SIM115
+            handle.close()
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(dist, "open", full, raising=False)
+        before = set(os.listdir(folder))
+        assert drop.put(batch) is batch and set(os.listdir(folder)) == before  # through Dask, nothing left
     assert not folder.exists()

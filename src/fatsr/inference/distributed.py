@@ -137,12 +137,18 @@ class Drop:
 
     def put(self, array: np.ndarray) -> np.ndarray | tuple[str, tuple[int, ...], str]:
         """On a worker: ``array`` left in the folder as a new file (created exclusively, never
-        through a planted link), or itself where the folder is not this worker's to see."""
+        through a planted link), or itself where the folder is not this worker's to see or has
+        no room (a container's /dev/shm is often 64 MB)."""
         if not os.path.isfile(os.path.join(self.folder, self.token)):
             return array
         path = os.path.join(self.folder, secrets.token_hex(16))
-        with open(path, "xb") as file:
-            np.ascontiguousarray(array).tofile(file)
+        try:
+            with open(path, "xb") as file:
+                np.ascontiguousarray(array).tofile(file)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return array
         return path, array.shape, array.dtype.str
 
     @staticmethod
